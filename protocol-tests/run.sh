@@ -125,7 +125,7 @@ node_rc=0
 py_rc=0
 if [ "$run_node" = 1 ]; then
   echo "protocol-tests: node --test (pusher-js $(node -p 'require("pusher-js/package.json").version'), pusher $(node -p 'require("pusher/package.json").version'))"
-  node --test --test-concurrency=2 --test-reporter=spec "${node_files[@]}" || node_rc=$?
+  node --test --test-concurrency=2 --test-force-exit --test-timeout=90000 --test-reporter=spec "${node_files[@]}" || node_rc=$?
 fi
 if [ "$run_py" = 1 ]; then
   echo "protocol-tests: pytest"

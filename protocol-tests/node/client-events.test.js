@@ -30,7 +30,7 @@ test('private channel: a client event reaches the other client, not the sender',
 
 test('presence channel: a client event carries the sender user_id as metadata', T, async (t) => {
   const { ach, bch } = await pair(t, 'presence-chat', h.APPS.main, ['u-sender', 'u-receiver']);
-  const got = h.waitEvent(bch, 'client-wave', { filter: (d, m) => m !== undefined });
+  const got = h.waitEvent(bch, 'client-wave', { withMeta: true });
   ach.trigger('client-wave', { hi: true });
   const { data, meta } = await got;
   assert.deepEqual(data, { hi: true });

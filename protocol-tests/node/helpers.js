@@ -167,14 +167,17 @@ function client(app = APPS.main, { server = heraldFromEnv(), auth, params = {}, 
   return new PusherJS(app.key, opts);
 }
 
-/** Wait for one emission of `event` on a pusher-js bindable (channel, connection, user, ...). */
-function waitEvent(target, event, { timeout = DEFAULT_TIMEOUT, filter = () => true } = {}) {
+/**
+ * Wait for one emission of `event` on a pusher-js bindable (channel, connection, user, ...).
+ * Resolves with the data, or with {data, meta} when `withMeta` (channel events' metadata).
+ */
+function waitEvent(target, event, { timeout = DEFAULT_TIMEOUT, filter = () => true, withMeta = false } = {}) {
   return new Promise((resolve, reject) => {
     const handler = (data, meta) => {
       if (!filter(data, meta)) return;
       clearTimeout(timer);
       target.unbind(event, handler);
-      resolve(meta === undefined ? data : { data, meta });
+      resolve(withMeta ? { data, meta } : data);
     };
     const timer = setTimeout(() => {
       target.unbind(event, handler);
@@ -185,9 +188,9 @@ function waitEvent(target, event, { timeout = DEFAULT_TIMEOUT, filter = () => tr
 }
 
 /** Record every emission of `event` on a pusher-js bindable. */
-function record(target, event) {
+function record(target, event, { withMeta = false } = {}) {
   const seen = [];
-  target.bind(event, (data, meta) => seen.push(meta === undefined ? data : { data, meta }));
+  target.bind(event, (data, meta) => seen.push(withMeta ? { data, meta } : data));
   return seen;
 }
 
