@@ -1,0 +1,120 @@
+//! Apps: each [`App`] is its configuration (credentials, switches, limits) plus the state it
+//! owns (channels, signed-in users, webhook front, connection count); [`Apps`] finds them by id
+//! and by key. Apps are fixed at start-up, so the lookup maps need no lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::config::{AppConfig, Config};
+use crate::webhook::{AppTarget, Hooks, Queued};
+use crate::{channel, user};
+
+/// One app and its state.
+#[derive(Debug)]
+pub struct App {
+    /// Credentials, switches and limits.
+    pub config: AppConfig,
+    /// Longest channel name accepted (a server-wide setting).
+    pub channel_name_max_length: usize,
+    /// The app's channels.
+    pub channels: channel::Registry,
+    /// The app's signed-in users.
+    pub users: user::Registry,
+    /// The app's webhook front.
+    pub hooks: Hooks,
+    /// Open connections, for `max_connections`.
+    connections: AtomicUsize,
+}
+
+/// A counted connection; the count drops with it.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    app: Arc<App>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.app.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl App {
+    /// Builds an app whose webhooks go into `webhooks`.
+    pub fn new(config: AppConfig, channel_name_max_length: usize, webhooks: mpsc::Sender<Queued>) -> Self {
+        let settings = channel::Settings {
+            max_presence_members: config.max_presence_members,
+            subscription_count: config.subscription_count,
+            cache_ttl: config.cache_ttl,
+        };
+        let target = AppTarget {
+            app_id: config.id.clone(),
+            key: config.key.clone(),
+            secret: config.secret.clone(),
+            targets: config.webhooks.clone(),
+        };
+        App {
+            channels: channel::Registry::new(settings),
+            users: user::Registry::new(),
+            hooks: Hooks::new(target, webhooks),
+            connections: AtomicUsize::new(0),
+            channel_name_max_length,
+            config,
+        }
+    }
+
+    /// Takes a connection slot, or `None` when the app is at `max_connections`.
+    pub fn connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let max = self.config.max_connections;
+        let taken = self.connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (max == 0 || n < max).then_some(n + 1)
+        });
+        taken.ok().map(|_| ConnectionSlot { app: self.clone() })
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// All apps, by id and by key.
+#[derive(Debug, Default)]
+pub struct Apps {
+    by_id: HashMap<String, Arc<App>>,
+    by_key: HashMap<String, Arc<App>>,
+}
+
+impl Apps {
+    /// Builds every configured app.
+    pub fn new(config: &Config, webhooks: mpsc::Sender<Queued>) -> Self {
+        let mut apps = Apps::default();
+        for app_config in &config.apps {
+            let app = Arc::new(App::new(
+                app_config.clone(),
+                config.server.channel_name_max_length,
+                webhooks.clone(),
+            ));
+            apps.by_id.insert(app.config.id.clone(), app.clone());
+            apps.by_key.insert(app.config.key.clone(), app);
+        }
+        apps
+    }
+
+    /// The app with this id.
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    /// The app with this key.
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    /// Every app.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+}

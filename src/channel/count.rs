@@ -1,0 +1,65 @@
+//! The `subscription_count` throttle: counts go out on every change while a channel has at most
+//! 100 subscribers, and at most every 5 seconds above that, the last value always delivered.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Above this many subscribers, counts are throttled.
+const THROTTLE_ABOVE: usize = 100;
+/// The minimum gap between two counts of a busy channel.
+const MIN_GAP: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+pub(super) struct CountState {
+    /// When the last count went out.
+    last_sent: Option<Instant>,
+    /// A throttled count waiting for [`CountState::due`].
+    pending: Option<usize>,
+}
+
+impl CountState {
+    /// Records a new count; true if it should be sent now.
+    pub(super) fn changed(&mut self, n: usize) -> bool {
+        let now = Instant::now();
+        let recent = self.last_sent.is_some_and(|t| now.duration_since(t) < MIN_GAP);
+        if n > THROTTLE_ABOVE && recent {
+            self.pending = Some(n);
+            return false;
+        }
+        self.pending = None;
+        self.last_sent = Some(now);
+        true
+    }
+
+    /// A pending count whose gap has passed, marked as sent.
+    pub(super) fn due(&mut self) -> Option<usize> {
+        let n = self.pending?;
+        let now = Instant::now();
+        if self.last_sent.is_some_and(|t| now.duration_since(t) < MIN_GAP) {
+            return None;
+        }
+        self.pending = None;
+        self.last_sent = Some(now);
+        Some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_channels_are_throttled_and_the_last_value_arrives() {
+        let mut s = CountState::default();
+        assert!(s.changed(5));
+        assert!(s.changed(6));
+        assert!(!s.changed(101), "a busy channel waits 5 s after the last count");
+        assert!(!s.changed(102));
+        assert!(!s.changed(103));
+        assert_eq!(s.due(), None);
+        tokio::time::advance(MIN_GAP).await;
+        assert_eq!(s.due(), Some(103));
+        assert_eq!(s.due(), None);
+    }
+}

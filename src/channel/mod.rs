@@ -1,0 +1,352 @@
+//! Per-app channel state: which connections are subscribed to which channel, presence members,
+//! the cached event of cache channels and the throttled `subscription_count`.
+//!
+//! The [`Registry`] owns that state behind methods. Mutations return what changed
+//! ([`Subscribed`], [`Unsubscribed`]) so callers decide about webhooks; the frames that must be
+//! ordered with a subscription (`subscription_succeeded`, the cached event or `cache_miss`,
+//! `member_added`/`member_removed`, `subscription_count`) are queued here, under the channel's
+//! lock, so no event can overtake them. Nothing here awaits, knows actix, sockets or HTTP.
+
+mod count;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use crate::connection::{ConnectionHandle, Frame};
+use crate::protocol::server::PresenceList;
+use crate::protocol::{ChannelKind, ChannelName, ServerMessage, SocketId, UserId};
+use count::CountState;
+
+/// The settings of one app that shape channel behaviour.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Most members in a presence channel.
+    pub max_presence_members: usize,
+    /// Whether `pusher_internal:subscription_count` is sent.
+    pub subscription_count: bool,
+    /// How long a cache channel's event lives.
+    pub cache_ttl: Duration,
+}
+
+/// All channels of one app.
+#[derive(Debug)]
+pub struct Registry {
+    /// Channel name → its state. Entries exist while a channel has subscribers or a live cache.
+    channels: DashMap<ChannelName, Channel>,
+    /// The app's settings, fixed at start.
+    settings: Settings,
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    /// Subscribed connections.
+    subscribers: HashMap<SocketId, Subscriber>,
+    /// Presence members by user id (several connections of one user are one member).
+    members: HashMap<UserId, Member>,
+    /// The last API event, for cache channels.
+    cache: Option<CachedEvent>,
+    /// Whether a `cache_miss` webhook went out since the cache was last empty.
+    miss_reported: bool,
+    /// Throttle state of `subscription_count`.
+    count: CountState,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    handle: ConnectionHandle,
+    /// The member this connection joined as, on presence channels.
+    user_id: Option<UserId>,
+}
+
+#[derive(Debug)]
+struct Member {
+    info: Option<Arc<RawValue>>,
+    connections: usize,
+}
+
+/// An event kept by a cache channel.
+#[derive(Debug, Clone)]
+pub struct CachedEvent {
+    /// The event name.
+    pub event: Arc<str>,
+    /// The data string.
+    pub data: Arc<str>,
+    /// The frame as delivered, re-sent to new subscribers.
+    pub frame: Frame,
+    /// When it was stored.
+    pub stored: Instant,
+}
+
+/// A connection joining a channel.
+#[derive(Debug, Clone)]
+pub struct Joining<'a> {
+    /// The connection.
+    pub handle: &'a ConnectionHandle,
+    /// For presence channels: the member's id and `user_info`.
+    pub member: Option<(UserId, Option<Arc<RawValue>>)>,
+}
+
+/// Why a subscription was refused (hosted-style texts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The connection is already subscribed.
+    #[error("Existing subscription to channel {0}")]
+    Existing(String),
+    /// The presence channel has its maximum of members.
+    #[error("Cannot subscribe to {channel}: presence channel is full ({max} members)")]
+    PresenceFull {
+        /// The channel.
+        channel: String,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// What a successful subscription changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    /// The channel went from 0 to 1 subscriber.
+    pub occupied: bool,
+    /// A new presence member appeared.
+    pub member_added: Option<UserId>,
+    /// A cache channel had nothing cached and this miss should be reported.
+    pub cache_miss: bool,
+    /// A `subscription_count` went out with this value.
+    pub count: Option<usize>,
+}
+
+/// What an unsubscription changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unsubscribed {
+    /// The channel has no subscribers left.
+    pub vacated: bool,
+    /// The user's last connection left the presence channel.
+    pub member_removed: Option<UserId>,
+    /// A `subscription_count` went out with this value.
+    pub count: Option<usize>,
+}
+
+/// Counts for the HTTP API.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelInfo {
+    /// Subscribed connections.
+    pub subscription_count: usize,
+    /// Distinct presence members.
+    pub user_count: usize,
+    /// The cached event and its remaining lifetime.
+    pub cache: Option<(CachedEvent, Duration)>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(settings: Settings) -> Self {
+        Registry { channels: DashMap::new(), settings }
+    }
+
+    /// Adds a connection to a channel and queues, in order, `subscription_succeeded`, then the
+    /// cached event or `cache_miss`; tells the other members about a new member.
+    pub fn subscribe(&self, name: &ChannelName, joining: Joining<'_>) -> Result<Subscribed, SubscribeError> {
+        let mut entry = self.channels.entry(name.clone()).or_default();
+        let channel = entry.value_mut();
+        let socket_id = joining.handle.socket_id();
+        if channel.subscribers.contains_key(socket_id) {
+            return Err(SubscribeError::Existing(name.to_string()));
+        }
+        let mut out = Subscribed { occupied: channel.subscribers.is_empty(), ..Subscribed::default() };
+        let user_id = joining.member.as_ref().map(|(id, _)| id.clone());
+        if let Some((id, info)) = joining.member {
+            if let Some(member) = channel.members.get_mut(&id) {
+                member.connections += 1;
+                member.info = info;
+            } else if channel.members.len() >= self.settings.max_presence_members {
+                return Err(SubscribeError::PresenceFull {
+                    channel: name.to_string(),
+                    max: self.settings.max_presence_members,
+                });
+            } else {
+                channel.members.insert(id.clone(), Member { info, connections: 1 });
+                out.member_added = Some(id);
+            }
+        }
+        channel.subscribers.insert(
+            socket_id.clone(),
+            Subscriber { handle: joining.handle.clone(), user_id: user_id.clone() },
+        );
+        joining.handle.send(succeeded_frame(name, channel, user_id.is_some()));
+        if name.is_cache() {
+            out.cache_miss = self.send_cache(name, channel, joining.handle);
+        }
+        if let Some(id) = &out.member_added {
+            let info = channel.members.get(id).and_then(|m| m.info.as_deref());
+            let msg = ServerMessage::MemberAdded { channel: name.as_str(), user_id: id.as_str(), user_info: info };
+            fan_out(&channel.subscribers, &msg.encode().into(), Some(socket_id));
+        }
+        out.count = self.count_changed(name, channel);
+        Ok(out)
+    }
+
+    /// Queues the cached event (or `cache_miss`); returns whether a miss should be reported.
+    fn send_cache(&self, name: &ChannelName, channel: &mut Channel, handle: &ConnectionHandle) -> bool {
+        match &channel.cache {
+            Some(cached) if cached.stored.elapsed() < self.settings.cache_ttl => {
+                handle.send(cached.frame.clone());
+                false
+            }
+            _ => {
+                channel.cache = None;
+                handle.send(ServerMessage::CacheMiss { channel: name.as_str() }.encode().into());
+                !std::mem::replace(&mut channel.miss_reported, true)
+            }
+        }
+    }
+
+    /// Removes a connection from a channel; `None` if it was not subscribed.
+    pub fn unsubscribe(&self, name: &ChannelName, socket_id: &SocketId) -> Option<Unsubscribed> {
+        let mut entry = self.channels.get_mut(name)?;
+        let channel = entry.value_mut();
+        let subscriber = channel.subscribers.remove(socket_id)?;
+        let mut out = Unsubscribed { vacated: channel.subscribers.is_empty(), ..Unsubscribed::default() };
+        if let Some(id) = subscriber.user_id {
+            let last = channel.members.get_mut(&id).map(|m| {
+                m.connections -= 1;
+                m.connections == 0
+            });
+            if last == Some(true) {
+                channel.members.remove(&id);
+                let msg = ServerMessage::MemberRemoved { channel: name.as_str(), user_id: id.as_str() };
+                fan_out(&channel.subscribers, &msg.encode().into(), None);
+                out.member_removed = Some(id);
+            }
+        }
+        if !out.vacated {
+            out.count = self.count_changed(name, channel);
+        }
+        drop(entry);
+        if out.vacated {
+            self.channels.remove_if(name, |_, ch| ch.subscribers.is_empty() && ch.cache.is_none());
+        }
+        Some(out)
+    }
+
+    /// Queues `frame` for every subscriber but `except`; stores it first on cache channels.
+    /// Returns how many connections it was queued for.
+    pub fn publish(&self, name: &ChannelName, frame: &Frame, except: Option<&SocketId>, cache: Option<CachedEvent>) -> usize {
+        match cache {
+            Some(cached) => {
+                let mut entry = self.channels.entry(name.clone()).or_default();
+                entry.cache = Some(cached);
+                entry.miss_reported = false;
+                fan_out(&entry.subscribers, frame, except)
+            }
+            None => match self.channels.get(name) {
+                Some(channel) => fan_out(&channel.subscribers, frame, except),
+                None => 0,
+            },
+        }
+    }
+
+    /// Counts (and the cache) of one channel.
+    pub fn info(&self, name: &ChannelName) -> ChannelInfo {
+        let Some(channel) = self.channels.get(name) else {
+            return ChannelInfo::default();
+        };
+        let cache = channel.cache.as_ref().and_then(|c| {
+            let age = c.stored.elapsed();
+            (age < self.settings.cache_ttl).then(|| (c.clone(), self.settings.cache_ttl - age))
+        });
+        ChannelInfo {
+            subscription_count: channel.subscribers.len(),
+            user_count: channel.members.len(),
+            cache,
+        }
+    }
+
+    /// Occupied channels whose name starts with `prefix`, with their counts.
+    pub fn occupied(&self, prefix: &str) -> Vec<(ChannelName, ChannelInfo)> {
+        self.channels
+            .iter()
+            .filter(|e| !e.subscribers.is_empty() && e.key().as_str().starts_with(prefix))
+            .map(|e| {
+                let info = ChannelInfo {
+                    subscription_count: e.subscribers.len(),
+                    user_count: e.members.len(),
+                    cache: None,
+                };
+                (e.key().clone(), info)
+            })
+            .collect()
+    }
+
+    /// The user ids of a presence channel's members.
+    pub fn members(&self, name: &ChannelName) -> Vec<UserId> {
+        self.channels
+            .get(name)
+            .map(|c| c.members.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Periodic upkeep: sends throttled `subscription_count`s that are due, drops expired cache
+    /// entries and channels left empty. Returns the counts sent, for webhooks.
+    pub fn sweep(&self) -> Vec<(ChannelName, usize)> {
+        let mut sent = Vec::new();
+        let ttl = self.settings.cache_ttl;
+        for mut entry in self.channels.iter_mut() {
+            let (name, channel) = entry.pair_mut();
+            if channel.cache.as_ref().is_some_and(|c| c.stored.elapsed() >= ttl) {
+                channel.cache = None;
+            }
+            if let Some(n) = channel.count.due() {
+                broadcast_count(name, channel, n);
+                sent.push((name.clone(), n));
+            }
+        }
+        self.channels.retain(|_, ch| !ch.subscribers.is_empty() || ch.cache.is_some());
+        sent
+    }
+
+    fn count_changed(&self, name: &ChannelName, channel: &mut Channel) -> Option<usize> {
+        if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
+            return None;
+        }
+        let n = channel.subscribers.len();
+        if channel.count.changed(n) {
+            broadcast_count(name, channel, n);
+            Some(n)
+        } else {
+            None
+        }
+    }
+}
+
+fn broadcast_count(name: &ChannelName, channel: &Channel, n: usize) {
+    let frame: Frame = ServerMessage::SubscriptionCount { channel: name.as_str(), count: n }.encode().into();
+    fan_out(&channel.subscribers, &frame, None);
+}
+
+fn succeeded_frame(name: &ChannelName, channel: &Channel, presence: bool) -> Frame {
+    let members: Vec<(&str, Option<&RawValue>)> = if presence {
+        channel.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref())).collect()
+    } else {
+        Vec::new()
+    };
+    let presence = presence.then_some(PresenceList { members: &members });
+    ServerMessage::SubscriptionSucceeded { channel: name.as_str(), presence }.encode().into()
+}
+
+fn fan_out(subscribers: &HashMap<SocketId, Subscriber>, frame: &Frame, except: Option<&SocketId>) -> usize {
+    let mut queued = 0;
+    for (socket_id, subscriber) in subscribers {
+        if Some(socket_id) != except && subscriber.handle.send(frame.clone()) {
+            queued += 1;
+        }
+    }
+    queued
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,474 @@
+//! The one typed configuration, loaded once at start-up: built-in defaults, then a TOML file,
+//! then `HERALD_*` environment variables, then [`Config::validate`].
+//!
+//! This is the only module that reads the environment; the loader takes the environment as a
+//! function so tests pass a map. It must not start anything or touch the network.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration was refused; the message names the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file does not parse or has unknown keys or wrong types.
+    #[error("config file: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// An environment variable has a bad value.
+    #[error("environment variable {name}: {problem}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// The key, e.g. `apps[0].secret`.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Everything herald is configured with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listener and connection settings.
+    pub server: ServerConfig,
+    /// Webhook delivery settings shared by all apps.
+    pub webhooks: WebhookConfig,
+    /// The apps this server hosts.
+    pub apps: Vec<AppConfig>,
+    /// Set when no app was configured and the development app was created.
+    #[serde(skip)]
+    pub development_app: bool,
+}
+
+/// Listener and per-connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1`; env `HERALD_HOST`.
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one. Default 6001; env `HERALD_PORT`.
+    pub port: u16,
+    /// Sent to clients in `connection_established`; the server pings after this much silence.
+    /// Whole seconds, at least 1. Default 120 s.
+    #[serde(with = "humantime_serde")]
+    pub activity_timeout: Duration,
+    /// How long to wait for any frame after a ping before closing with 4201. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub pong_timeout: Duration,
+    /// How long shutdown waits for connections to close. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Largest WebSocket frame accepted, in bytes; larger ones close with 1009. Default 262144.
+    pub max_frame_bytes: usize,
+    /// Frames queued per connection before it counts as a slow consumer (4100). Default 1024.
+    pub outbound_queue: usize,
+    /// Longest channel name accepted, in characters. Default 200.
+    pub channel_name_max_length: usize,
+    /// HTTP worker threads; 0 = one per core. Default 0.
+    pub workers: usize,
+    /// Log filter (tracing `EnvFilter` syntax). Default `info`; env `HERALD_LOG`.
+    pub log: String,
+}
+
+/// Webhook delivery settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// How long `channel_vacated` / `member_removed` are held back. Default 3 s.
+    #[serde(with = "humantime_serde")]
+    pub vacated_delay: Duration,
+    /// Per-request timeout. Default 4 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long a failing delivery is retried, with exponential backoff. Default 5 min.
+    #[serde(with = "humantime_serde")]
+    pub retry_for: Duration,
+    /// Webhook events queued before new ones are dropped (and counted). Default 10000.
+    pub queue: usize,
+    /// Longest time a batching endpoint's events wait to be sent together. Default 250 ms.
+    #[serde(with = "humantime_serde")]
+    pub batch_window: Duration,
+}
+
+/// One app: credentials, switches and limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// App id, used in API paths.
+    pub id: String,
+    /// App key, used in WebSocket paths and signatures.
+    pub key: String,
+    /// App secret.
+    pub secret: String,
+    /// Disabled apps refuse connections (4003) and API calls (403). Default true.
+    pub enabled: bool,
+    /// Whether clients may send `client-*` events. Default true.
+    pub client_events: bool,
+    /// Whether `pusher:signin` is accepted. Default true.
+    pub user_authentication: bool,
+    /// Close connections that neither sign in nor join a private/presence channel in time. Default false.
+    pub authorized_connections: bool,
+    /// The deadline for `authorized_connections`. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub authorization_timeout: Duration,
+    /// Send `pusher_internal:subscription_count` to subscribers. Default false.
+    pub subscription_count: bool,
+    /// Send watchlist online/offline events to signed-in users. Default true.
+    pub watchlist_events: bool,
+    /// Most simultaneous connections; 0 = unlimited. Default 0.
+    pub max_connections: usize,
+    /// Largest event `data`, in bytes (API and client events). Default 10240.
+    pub max_event_data_bytes: usize,
+    /// Most channels in one trigger. Default 100.
+    pub max_channels_per_trigger: usize,
+    /// Most events in one batch. Default 10.
+    pub max_batch_events: usize,
+    /// Most members in one presence channel. Default 100.
+    pub max_presence_members: usize,
+    /// Largest presence `user_info`, in bytes. Default 1024.
+    pub max_presence_user_info_bytes: usize,
+    /// Longest presence user id, in characters. Default 128.
+    pub max_presence_user_id_length: usize,
+    /// Client events per second per connection. Default 10.
+    pub max_client_events_per_second: u32,
+    /// Most user ids in a watchlist. Default 100.
+    pub max_watchlist_size: usize,
+    /// How long a cache channel keeps its last event. Default 30 min.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// Where this app's webhooks go.
+    pub webhooks: Vec<WebhookTarget>,
+}
+
+/// One webhook endpoint and the event kinds it wants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Event kinds: `channel_occupied`, `channel_vacated`, `member_added`, `member_removed`,
+    /// `client_event`, `cache_miss`, `subscription_count`. Default: all.
+    #[serde(default = "all_webhook_events")]
+    pub events: Vec<String>,
+    /// Send several events per request. Default false.
+    #[serde(default)]
+    pub batch: bool,
+}
+
+/// The webhook event kinds herald knows.
+pub const WEBHOOK_EVENTS: [&str; 7] = [
+    "channel_occupied",
+    "channel_vacated",
+    "member_added",
+    "member_removed",
+    "client_event",
+    "cache_miss",
+    "subscription_count",
+];
+
+fn all_webhook_events() -> Vec<String> {
+    WEBHOOK_EVENTS.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 6001,
+            activity_timeout: Duration::from_secs(120),
+            pong_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            max_frame_bytes: 256 * 1024,
+            outbound_queue: 1024,
+            channel_name_max_length: 200,
+            workers: 0,
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            vacated_delay: Duration::from_secs(3),
+            timeout: Duration::from_secs(4),
+            retry_for: Duration::from_secs(300),
+            queue: 10_000,
+            batch_window: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            id: String::new(),
+            key: String::new(),
+            secret: String::new(),
+            enabled: true,
+            client_events: true,
+            user_authentication: true,
+            authorized_connections: false,
+            authorization_timeout: Duration::from_secs(30),
+            subscription_count: false,
+            watchlist_events: true,
+            max_connections: 0,
+            max_event_data_bytes: 10_240,
+            max_channels_per_trigger: 100,
+            max_batch_events: 10,
+            max_presence_members: 100,
+            max_presence_user_info_bytes: 1024,
+            max_presence_user_id_length: 128,
+            max_client_events_per_second: 10,
+            max_watchlist_size: 100,
+            cache_ttl: Duration::from_secs(30 * 60),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            webhooks: WebhookConfig::default(),
+            apps: Vec::new(),
+            development_app: false,
+        }
+    }
+}
+
+impl AppConfig {
+    /// The development app created when nothing is configured.
+    pub fn development() -> Self {
+        AppConfig {
+            id: "app-id".into(),
+            key: "app-key".into(),
+            secret: "app-secret".into(),
+            ..AppConfig::default()
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (TOML text), then the environment, then validation.
+    pub fn load(
+        file: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(text) => toml::from_str(text)?,
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        if config.apps.is_empty() {
+            config.apps.push(AppConfig::development());
+            config.development_app = true;
+            config.server.host = IpAddr::from([127, 0, 0, 1]);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads the process environment (the only place herald does).
+    pub fn process_env(name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(host) = env("HERALD_HOST") {
+            self.server.host = host.parse().map_err(|e| ConfigError::Env {
+                name: "HERALD_HOST",
+                problem: format!("{host:?} is not an IP address ({e})"),
+            })?;
+        }
+        if let Some(port) = env("HERALD_PORT") {
+            self.server.port = port.parse().map_err(|e| ConfigError::Env {
+                name: "HERALD_PORT",
+                problem: format!("{port:?} is not a port number ({e})"),
+            })?;
+        }
+        if let Some(log) = env("HERALD_LOG") {
+            self.server.log = log;
+        }
+        let id = env("HERALD_APP_ID");
+        let key = env("HERALD_APP_KEY");
+        let secret = env("HERALD_APP_SECRET");
+        match (id, key, secret) {
+            (None, None, None) => {}
+            (Some(id), Some(key), Some(secret)) => {
+                self.apps.retain(|a| a.id != id);
+                self.apps.push(AppConfig { id, key, secret, ..AppConfig::default() });
+            }
+            _ => {
+                return Err(ConfigError::Env {
+                    name: "HERALD_APP_ID",
+                    problem: "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together"
+                        .into(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ranges and consistency; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, problem: &str| ConfigError::Invalid { key, problem: problem.into() };
+        let s = &self.server;
+        if s.activity_timeout < Duration::from_secs(1) || s.activity_timeout.subsec_nanos() != 0 {
+            return Err(invalid("server.activity_timeout".into(), "must be a whole number of seconds, at least 1s"));
+        }
+        if s.pong_timeout.is_zero() {
+            return Err(invalid("server.pong_timeout".into(), "must be more than 0"));
+        }
+        if s.max_frame_bytes < 1024 {
+            return Err(invalid("server.max_frame_bytes".into(), "must be at least 1024"));
+        }
+        if s.outbound_queue == 0 {
+            return Err(invalid("server.outbound_queue".into(), "must be at least 1"));
+        }
+        if s.channel_name_max_length == 0 {
+            return Err(invalid("server.channel_name_max_length".into(), "must be at least 1"));
+        }
+        if self.webhooks.queue == 0 {
+            return Err(invalid("webhooks.queue".into(), "must be at least 1"));
+        }
+        let mut ids = HashSet::new();
+        let mut keys = HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let key = |field: &str| format!("apps[{i}].{field}");
+            for (field, value) in [("id", &app.id), ("key", &app.key), ("secret", &app.secret)] {
+                if value.is_empty() {
+                    return Err(invalid(key(field), "must not be empty"));
+                }
+                if value.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
+                    return Err(invalid(key(field), "must not contain whitespace, '/' or ':'"));
+                }
+            }
+            if !ids.insert(&app.id) {
+                return Err(invalid(key("id"), "is used by two apps"));
+            }
+            if !keys.insert(&app.key) {
+                return Err(invalid(key("key"), "is used by two apps"));
+            }
+            let positive = [
+                ("max_event_data_bytes", app.max_event_data_bytes),
+                ("max_channels_per_trigger", app.max_channels_per_trigger),
+                ("max_batch_events", app.max_batch_events),
+                ("max_presence_members", app.max_presence_members),
+                ("max_presence_user_id_length", app.max_presence_user_id_length),
+                ("max_client_events_per_second", app.max_client_events_per_second as usize),
+            ];
+            for (field, value) in positive {
+                if value == 0 {
+                    return Err(invalid(key(field), "must be at least 1"));
+                }
+            }
+            for (j, hook) in app.webhooks.iter().enumerate() {
+                let hook_key = |field: &str| format!("apps[{i}].webhooks[{j}].{field}");
+                let url = reqwest::Url::parse(&hook.url)
+                    .map_err(|e| invalid(hook_key("url"), &format!("{:?} is not a URL ({e})", hook.url)))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(invalid(hook_key("url"), "must be an http:// or https:// URL"));
+                }
+                if let Some(bad) = hook.events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+                    return Err(invalid(
+                        hook_key("events"),
+                        &format!("unknown event {bad:?}; known: {}", WEBHOOK_EVENTS.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (for `--print-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_create_the_development_app_on_loopback() {
+        let c = Config::load(Some("[server]\nhost = \"0.0.0.0\"\n"), &env(&[])).unwrap();
+        assert!(c.development_app);
+        assert_eq!(c.apps[0].key, "app-key");
+        assert_eq!(c.server.host, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.server.port, 6001);
+        assert_eq!(c.server.activity_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn file_then_env() {
+        let file = r#"
+            [server]
+            port = 7000
+            activity_timeout = "2s"
+            [[apps]]
+            id = "1"
+            key = "k"
+            secret = "s"
+            client_events = false
+            [[apps.webhooks]]
+            url = "http://127.0.0.1:9/hook"
+            events = ["channel_occupied"]
+        "#;
+        let c = Config::load(Some(file), &env(&[("HERALD_PORT", "7001")])).unwrap();
+        assert_eq!(c.server.port, 7001);
+        assert_eq!(c.server.activity_timeout, Duration::from_secs(2));
+        assert!(!c.apps[0].client_events);
+        assert!(!c.development_app);
+        assert_eq!(c.apps[0].webhooks[0].events, vec!["channel_occupied"]);
+        let c = Config::load(
+            None,
+            &env(&[("HERALD_APP_ID", "9"), ("HERALD_APP_KEY", "kk"), ("HERALD_APP_SECRET", "ss")]),
+        )
+        .unwrap();
+        assert_eq!((c.apps.len(), c.apps[0].id.as_str()), (1, "9"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |file: &str, e: &[(&str, &str)]| Config::load(Some(file), &env(e)).unwrap_err().to_string();
+        assert!(err("[server]\nprot = 1\n", &[]).contains("prot"));
+        assert!(err("[server]\nport = \"x\"\n", &[]).contains("port"));
+        assert!(err("", &[("HERALD_PORT", "99999")]).contains("HERALD_PORT"));
+        assert!(err("", &[("HERALD_APP_ID", "1")]).contains("HERALD_APP_KEY"));
+        assert!(err("[[apps]]\nid=\"1\"\nkey=\"k\"\n", &[]).contains("apps[0].secret"));
+        assert!(err("[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\n[[apps]]\nid=\"1\"\nkey=\"k2\"\nsecret=\"s\"\n", &[])
+            .contains("apps[1].id"));
+        assert!(err("[server]\nactivity_timeout = \"500ms\"\n", &[]).contains("server.activity_timeout"));
+        assert!(err(
+            "[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\n[[apps.webhooks]]\nurl=\"http://x/\"\nevents=[\"nope\"]\n",
+            &[]
+        )
+        .contains("apps[0].webhooks[0].events"));
+    }
+
+    #[test]
+    fn printed_config_loads_back() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        let again = Config::load(Some(&c.to_toml()), &env(&[])).unwrap();
+        assert_eq!(again.apps[0].key, "app-key");
+    }
+}

@@ -1,0 +1,48 @@
+//! [`ApiError`]: every way an API request fails, and the one mapping to an HTTP status with a
+//! plain-text body, as hosted Pusher answers.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::auth::api::ApiAuthError;
+
+/// A failed API request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or breaks a rule.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: the signature check failed.
+    #[error("{0}")]
+    Unauthorized(#[from] ApiAuthError),
+    /// 403: the app is disabled.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such app.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413: event data over the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).content_type("text/plain; charset=utf-8").body(format!("{self}\n"))
+    }
+}
+
+/// Shorthand for a 400.
+pub fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into())
+}

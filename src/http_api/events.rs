@@ -1,0 +1,216 @@
+//! Triggering: `POST /apps/{id}/events`, `POST /apps/{id}/batch_events` and the 2011
+//! `POST /apps/{id}/channels/{channel}/events`. Every event of a request is validated before any
+//! is published; each is encoded once per channel by the adapter.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::error::bad_request;
+use super::signed::authenticate;
+use super::{ok_json, ApiError};
+use crate::adapter::Publication;
+use crate::app::App;
+use crate::auth::api::param;
+use crate::protocol::{ChannelKind, ChannelName, EventName, SocketId};
+use crate::state::State;
+
+/// An event as the SDKs send it (`channels` or the PHP SDK's singular `channel`).
+#[derive(Debug, Deserialize)]
+struct EventBody {
+    name: Option<String>,
+    data: Option<Value>,
+    channels: Option<Vec<String>>,
+    channel: Option<String>,
+    socket_id: Option<String>,
+    info: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchBody {
+    batch: Option<Vec<EventBody>>,
+}
+
+/// Attributes a trigger may ask for.
+#[derive(Debug, Default, Clone, Copy)]
+struct Info {
+    user_count: bool,
+    subscription_count: bool,
+}
+
+/// An event that passed every check.
+#[derive(Debug)]
+struct Valid {
+    name: EventName,
+    data: String,
+    channels: Vec<ChannelName>,
+    socket_id: Option<SocketId>,
+    info: Option<Info>,
+}
+
+pub(super) async fn trigger(req: HttpRequest, body: web::Bytes, path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let signed = authenticate(&req, &body, &state, Some(&path))?;
+    let event: EventBody = parse_json(&body)?;
+    let valid = validate(&signed.app, event, true)?;
+    publish(&state, &signed.app, &valid);
+    Ok(ok_json(match valid.info {
+        Some(info) => json!({ "channels": channel_infos(&signed.app, &valid.channels, info) }),
+        None => json!({}),
+    }))
+}
+
+pub(super) async fn batch(req: HttpRequest, body: web::Bytes, path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let signed = authenticate(&req, &body, &state, Some(&path))?;
+    let batch: BatchBody = parse_json(&body)?;
+    let events = batch.batch.ok_or_else(|| bad_request("Missing parameter: batch"))?;
+    let max = signed.app.config.max_batch_events;
+    if events.len() > max {
+        return Err(bad_request(format!("Batch too large: {} events (the maximum is {max})", events.len())));
+    }
+    let valid: Vec<Valid> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| validate(&signed.app, e, false).map_err(|err| in_batch(i, err)))
+        .collect::<Result<_, _>>()?;
+    for event in &valid {
+        publish(&state, &signed.app, event);
+    }
+    if valid.iter().all(|v| v.info.is_none()) {
+        return Ok(ok_json(json!({})));
+    }
+    let infos: Vec<Value> = valid
+        .iter()
+        .map(|v| match (v.info, v.channels.first()) {
+            (Some(info), Some(channel)) => Value::Object(channel_info(&signed.app, channel, info)),
+            _ => json!({}),
+        })
+        .collect();
+    Ok(ok_json(json!({ "batch": infos })))
+}
+
+/// The 2011 endpoint: name and socket_id in the query, the raw data as the body; 202 `{}`.
+pub(super) async fn legacy(req: HttpRequest, body: web::Bytes, path: web::Path<(String, String)>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let (app_id, channel) = path.into_inner();
+    let signed = authenticate(&req, &body, &state, Some(&app_id))?;
+    let data = std::str::from_utf8(&body).map_err(|_| bad_request("The body must be valid UTF-8"))?;
+    let event = EventBody {
+        name: param(&signed.query, "name").map(str::to_owned),
+        data: Some(Value::String(data.to_owned())),
+        channels: Some(vec![channel]),
+        channel: None,
+        socket_id: param(&signed.query, "socket_id").map(str::to_owned),
+        info: None,
+    };
+    let valid = validate(&signed.app, event, true)?;
+    publish(&state, &signed.app, &valid);
+    Ok(HttpResponse::Accepted().content_type("application/json").body("{}"))
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("Invalid JSON body: {e}")))
+}
+
+fn in_batch(index: usize, err: ApiError) -> ApiError {
+    match err {
+        ApiError::BadRequest(m) => ApiError::BadRequest(format!("batch[{index}]: {m}")),
+        ApiError::PayloadTooLarge(m) => ApiError::PayloadTooLarge(format!("batch[{index}]: {m}")),
+        other => other,
+    }
+}
+
+fn validate(app: &App, body: EventBody, many_channels: bool) -> Result<Valid, ApiError> {
+    let config = &app.config;
+    let name = body.name.ok_or_else(|| bad_request("Missing parameter: name"))?;
+    let name = EventName::parse(&name).map_err(|e| bad_request(e.to_string()))?;
+    if name.is_reserved() {
+        return Err(bad_request(format!("Event name {} is reserved for Pusher", name.as_str())));
+    }
+    let data = match body.data {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(bad_request("data must be a string (JSON-encode it first)")),
+        None => return Err(bad_request("Missing parameter: data")),
+    };
+    if data.len() > config.max_event_data_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "The data content of this event exceeds the allowed maximum ({} bytes).",
+            config.max_event_data_bytes
+        )));
+    }
+    let names = match (body.channels, body.channel) {
+        (Some(list), _) if many_channels => list,
+        (Some(_), _) => return Err(bad_request("A batch event takes a single channel")),
+        (None, Some(one)) => vec![one],
+        (None, None) => return Err(bad_request("Missing parameter: channels")),
+    };
+    if names.is_empty() {
+        return Err(bad_request("Missing parameter: channels"));
+    }
+    let max = config.max_channels_per_trigger;
+    if names.len() > max {
+        return Err(bad_request(format!("Too many channels: {} (the maximum is {max})", names.len())));
+    }
+    let mut channels = Vec::with_capacity(names.len());
+    for n in &names {
+        let channel = ChannelName::parse(n, app.channel_name_max_length).map_err(|e| bad_request(e.to_string()))?;
+        if !channels.contains(&channel) {
+            channels.push(channel);
+        }
+    }
+    if channels.len() > 1 && channels.iter().any(|c| c.kind() == ChannelKind::PrivateEncrypted) {
+        return Err(bad_request("Cannot trigger to several channels when one of them is encrypted"));
+    }
+    let socket_id = match body.socket_id {
+        Some(s) => Some(SocketId::parse(&s).map_err(|e| bad_request(e.to_string()))?),
+        None => None,
+    };
+    let info = body.info.as_deref().map(parse_info).transpose()?;
+    Ok(Valid { name, data, channels, socket_id, info })
+}
+
+fn parse_info(list: &str) -> Result<Info, ApiError> {
+    let mut info = Info::default();
+    for attr in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match attr {
+            "user_count" => info.user_count = true,
+            "subscription_count" => info.subscription_count = true,
+            other => return Err(bad_request(format!("Unknown info attribute: {other}"))),
+        }
+    }
+    Ok(info)
+}
+
+fn publish(state: &State, app: &App, event: &Valid) {
+    for channel in &event.channels {
+        state.adapter.publish(
+            app,
+            Publication {
+                channel,
+                event: event.name.as_str(),
+                data: &event.data,
+                user_id: None,
+                except: event.socket_id.as_ref(),
+                cacheable: true,
+            },
+        );
+    }
+}
+
+fn channel_infos(app: &App, channels: &[ChannelName], info: Info) -> Map<String, Value> {
+    channels
+        .iter()
+        .filter(|c| c.kind() != ChannelKind::ServerToUser)
+        .map(|c| (c.to_string(), Value::Object(channel_info(app, c, info))))
+        .collect()
+}
+
+fn channel_info(app: &App, channel: &ChannelName, info: Info) -> Map<String, Value> {
+    let counts = app.channels.info(channel);
+    let mut out = Map::new();
+    if info.user_count && channel.kind() == ChannelKind::Presence {
+        out.insert("user_count".into(), counts.user_count.into());
+    }
+    if info.subscription_count {
+        out.insert("subscription_count".into(), counts.subscription_count.into());
+    }
+    out
+}

@@ -1,0 +1,42 @@
+//! herald: a self-hosted server that speaks the Pusher Channels protocol, so unmodified pusher-js
+//! clients and the official Pusher server SDKs use it as a drop-in replacement.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`protocol`] | wire messages (decode/encode), close codes, validated names — pure |
+//! | [`auth`] | every signature: channel auth, sign-in, HTTP API, webhooks — pure |
+//! | [`config`] | the typed configuration: defaults → TOML → env, validated |
+//! | [`connection`] | a connection's handle: socket id, bounded outbound queue, close request |
+//! | [`channel`] | per-app channels: subscribers, presence members, cache, subscription counts |
+//! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
+//! | [`app`] | apps (config + their registries) and the lookup by id and key |
+//! | [`adapter`] | the fan-out contract and the local implementation |
+//! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
+//! | [`ws`] | the WebSocket endpoint and per-connection session loop |
+//! | [`http_api`] | the signed REST API |
+//! | [`state`], [`shutdown`], [`server`] | shared state, the shutdown signal, the wiring |
+//!
+//! # Dependency rule
+//!
+//! `protocol` and `auth` depend on nothing of ours. `connection`, `channel`, `user`, `app` and
+//! `adapter` know no actix, sockets or HTTP. Only `ws` and `http_api` touch actix; nothing
+//! imports them but `server`. Only `config` reads the environment.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod adapter;
+pub mod app;
+pub mod auth;
+pub mod channel;
+pub mod config;
+pub mod connection;
+pub mod http_api;
+pub mod protocol;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+pub mod user;
+pub mod webhook;
+pub mod ws;

@@ -1,0 +1,62 @@
+//! The `herald` binary: parse the command line, load the configuration, set up logging, bind the
+//! listener and run the server until SIGTERM/SIGINT.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use herald::config::Config;
+use herald::shutdown::Shutdown;
+
+/// A self-hosted Pusher Channels server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (see the README for every key).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let text = match &args.config {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    let config = Config::load(text.as_deref(), &Config::process_env).context("invalid configuration")?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.server.log).unwrap_or_else(|_| "info".into()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(config.server.host, config.server.port);
+    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    if config.development_app {
+        tracing::warn!(
+            "no app configured: serving the DEVELOPMENT app (id app-id, key app-key, secret app-secret) on loopback only"
+        );
+    }
+    for app in &config.apps {
+        tracing::info!(app_id = %app.id, key = %app.key, "app ready");
+    }
+    tracing::info!("herald listening on http://{bound}");
+    println!("herald listening on http://{bound}");
+    let shutdown = Shutdown::new();
+    tokio::spawn(shutdown.clone().on_signals());
+    herald::server::run(listener, config, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

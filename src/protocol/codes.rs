@@ -1,0 +1,101 @@
+//! Close and error codes of the Pusher protocol (4000–4399) and how herald uses them.
+//!
+//! pusher-js decides whether to reconnect from the code alone: 4000–4099 stop, 4100–4199 back
+//! off, 4200–4299 reconnect at once, 4300 and above stop. Codes meant only for `pusher:error`
+//! events (4301, 4302) must never be used to close a socket.
+
+/// A WebSocket close code herald sends, with the message that goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// 4001: the app key is unknown.
+    AppNotFound,
+    /// 4003: the app is disabled.
+    AppDisabled,
+    /// 4004: the app is over its connection quota.
+    OverQuota,
+    /// 4007: the client speaks a protocol version herald does not support.
+    UnsupportedProtocol,
+    /// 4009: the connection is not (or no longer) authorized.
+    Unauthorized,
+    /// 4100: the server is over capacity; used for slow consumers whose queue is full.
+    OverCapacity,
+    /// 4200: reconnect immediately (server shutting down or draining).
+    Reconnect,
+    /// 4201: no pong arrived after the server's ping.
+    PongNotReceived,
+    /// 1009: a frame larger than the configured maximum.
+    MessageTooBig,
+}
+
+impl CloseCode {
+    /// The numeric code sent in the close frame and in `pusher:error`.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::AppNotFound => 4001,
+            CloseCode::AppDisabled => 4003,
+            CloseCode::OverQuota => 4004,
+            CloseCode::UnsupportedProtocol => 4007,
+            CloseCode::Unauthorized => 4009,
+            CloseCode::OverCapacity => 4100,
+            CloseCode::Reconnect => 4200,
+            CloseCode::PongNotReceived => 4201,
+            CloseCode::MessageTooBig => 1009,
+        }
+    }
+
+    /// Maps a numeric code back; `None` for codes herald never closes with.
+    pub fn from_code(code: u16) -> Option<Self> {
+        [
+            CloseCode::AppNotFound,
+            CloseCode::AppDisabled,
+            CloseCode::OverQuota,
+            CloseCode::UnsupportedProtocol,
+            CloseCode::Unauthorized,
+            CloseCode::OverCapacity,
+            CloseCode::Reconnect,
+            CloseCode::PongNotReceived,
+            CloseCode::MessageTooBig,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+}
+
+/// 4301: a client event was rejected by the rate limit (sent as `pusher:error` only).
+pub const CLIENT_EVENT_RATE_LIMIT: u16 = 4301;
+/// 4302: the watchlist was longer than allowed (sent as `pusher:error` only).
+pub const WATCHLIST_LIMIT: u16 = 4302;
+
+/// Truncates a close reason to the 123 bytes a WebSocket close frame allows, on a char boundary.
+pub fn close_reason(message: &str) -> &str {
+    if message.len() <= 123 {
+        return message;
+    }
+    let mut end = 123;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for code in [4001, 4003, 4004, 4007, 4009, 4100, 4200, 4201, 1009] {
+            assert_eq!(CloseCode::from_code(code).map(CloseCode::code), Some(code));
+        }
+        assert_eq!(CloseCode::from_code(4301), None);
+    }
+
+    #[test]
+    fn close_reason_is_cut_on_a_char_boundary() {
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= 123);
+        assert_eq!(cut.len() % 2, 0);
+        assert_eq!(close_reason("short"), "short");
+    }
+}

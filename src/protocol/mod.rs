@@ -1,0 +1,18 @@
+//! The Pusher wire protocol, as pure data: what clients send ([`ClientMessage`]), what the
+//! server sends ([`ServerMessage`]), close and error codes ([`codes`]) and validated names
+//! ([`SocketId`], [`ChannelName`], [`EventName`]).
+//!
+//! This module owns the protocol's one quirk, the JSON-encoded-string `data` field: it is
+//! decoded in [`client`] and encoded in [`server`], nowhere else. It does no I/O and knows
+//! nothing of actix, tokio or our shared state.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod codes;
+pub mod names;
+pub mod server;
+
+pub use client::{ClientMessage, DecodeError};
+pub use codes::CloseCode;
+pub use names::{ChannelKind, ChannelName, EventName, NameError, SocketId, UserId};
+pub use server::ServerMessage;

@@ -1,0 +1,396 @@
+//! What a connection does with each client message: one function per Pusher event
+//! (`on_subscribe`, `on_unsubscribe`, `on_client_event`, `on_signin`, `on_ping`). Replies are
+//! queued on the connection's own handle, so they keep their order with fan-out traffic; nothing
+//! here awaits. Failures are hosted-style `pusher:error` frames with `code: null` and the
+//! connection stays open.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use crate::adapter::{Adapter, Publication};
+use crate::app::App;
+use crate::auth;
+use crate::channel::{Joining, Subscribed, Unsubscribed};
+use crate::connection::ConnectionHandle;
+use crate::protocol::client::Subscribe;
+use crate::protocol::{codes, ChannelKind, ChannelName, ClientMessage, EventName, ServerMessage, UserId};
+use crate::webhook::WebhookEvent;
+
+/// The longest user id accepted at sign-in (what the SDKs allow).
+const MAX_SIGNIN_USER_ID: usize = 200;
+
+/// A connection's protocol state.
+pub(super) struct Connection {
+    app: Arc<App>,
+    adapter: Arc<dyn Adapter>,
+    handle: ConnectionHandle,
+    /// Subscribed channels, with the member id on presence channels.
+    subscriptions: HashMap<ChannelName, Option<UserId>>,
+    /// The signed-in user and its watchlist.
+    user: Option<(UserId, Vec<UserId>)>,
+    /// Signed in, or subscribed to a private or presence channel (authorized connections).
+    authorized: bool,
+    /// Client-event rate window: its start and the events counted in it.
+    rate: (Instant, u32),
+}
+
+impl Connection {
+    pub(super) fn new(app: Arc<App>, adapter: Arc<dyn Adapter>, handle: ConnectionHandle) -> Self {
+        Connection {
+            app,
+            adapter,
+            handle,
+            subscriptions: HashMap::new(),
+            user: None,
+            authorized: false,
+            rate: (Instant::now(), 0),
+        }
+    }
+
+    pub(super) fn handle(&self) -> &ConnectionHandle {
+        &self.handle
+    }
+
+    /// The authorized-connections deadline, when the app wants one.
+    pub(super) fn authorization_timeout(&self) -> Option<Duration> {
+        self.app.config.authorized_connections.then_some(self.app.config.authorization_timeout)
+    }
+
+    pub(super) fn is_authorized(&self) -> bool {
+        self.authorized
+    }
+
+    /// Queues `pusher:error`.
+    pub(super) fn error(&self, code: Option<u16>, message: &str) {
+        self.handle.send(ServerMessage::Error { code, message }.encode().into());
+    }
+
+    /// Decodes and handles one text frame.
+    pub(super) fn on_text(&mut self, text: &str) {
+        match ClientMessage::decode(text) {
+            Ok(ClientMessage::Subscribe(sub)) => self.on_subscribe(sub),
+            Ok(ClientMessage::Unsubscribe { channel }) => self.on_unsubscribe(&channel),
+            Ok(ClientMessage::Ping) => self.on_ping(),
+            Ok(ClientMessage::Pong) => {}
+            Ok(ClientMessage::Signin { auth, user_data }) => self.on_signin(&auth, &user_data),
+            Ok(ClientMessage::ClientEvent { event, channel, data }) => self.on_client_event(&event, &channel, data),
+            Ok(ClientMessage::Unknown { event }) => {
+                self.error(None, &format!("Unsupported event received on socket: {event}"))
+            }
+            Err(e) => self.error(None, &e.to_string()),
+        }
+    }
+
+    fn on_ping(&self) {
+        self.handle.send(ServerMessage::Pong.encode().into());
+    }
+
+    fn on_subscribe(&mut self, sub: Subscribe) {
+        if let Err(message) = self.subscribe(sub) {
+            self.error(None, &message);
+        }
+    }
+
+    fn subscribe(&mut self, sub: Subscribe) -> Result<(), String> {
+        let name = ChannelName::parse(&sub.channel, self.app.channel_name_max_length).map_err(|e| e.to_string())?;
+        if self.subscriptions.contains_key(&name) {
+            return Err(format!("Existing subscription to channel {name}"));
+        }
+        if name.kind() == ChannelKind::ServerToUser {
+            return self.subscribe_inbox(name);
+        }
+        let member = match name.kind() {
+            ChannelKind::Presence => Some(self.presence_member(&name, &sub)?),
+            ChannelKind::Private | ChannelKind::PrivateEncrypted => {
+                let config = &self.app.config;
+                let socket_id = self.handle.socket_id().as_str();
+                auth::verify_channel_auth(&config.key, &config.secret, socket_id, name.as_str(), None, sub.auth.as_deref())
+                    .map_err(|e| e.to_string())?;
+                None
+            }
+            _ => None,
+        };
+        let user_id = member.as_ref().map(|(id, _)| id.clone());
+        let joining = Joining { handle: &self.handle, member };
+        let subscribed = self.app.channels.subscribe(&name, joining).map_err(|e| e.to_string())?;
+        self.authorized |= name.needs_auth();
+        self.subscribed_hooks(&name, subscribed);
+        self.subscriptions.insert(name, user_id);
+        Ok(())
+    }
+
+    /// `#server-to-user-<id>`: only for the connection signed in as `<id>`. Deliveries go through
+    /// the user registry, so this only confirms.
+    fn subscribe_inbox(&mut self, name: ChannelName) -> Result<(), String> {
+        let mine = self.user.as_ref().map(|(id, _)| id.as_str());
+        if mine.is_none() || mine != name.server_to_user_id() {
+            return Err(format!("Cannot subscribe to {name}: the connection is not signed in as that user"));
+        }
+        let msg = ServerMessage::SubscriptionSucceeded { channel: name.as_str(), presence: None };
+        self.handle.send(msg.encode().into());
+        self.subscriptions.insert(name, None);
+        Ok(())
+    }
+
+    /// Verifies a presence subscription and returns the member it joins as.
+    fn presence_member(&self, name: &ChannelName, sub: &Subscribe) -> Result<(UserId, Option<Arc<RawValue>>), String> {
+        let config = &self.app.config;
+        let socket_id = self.handle.socket_id().as_str();
+        let Some(channel_data) = sub.channel_data.as_deref() else {
+            // pusher-js may leave channel_data out for signed-in users: the member is the user.
+            let (user, _) = self.user.as_ref().ok_or_else(|| {
+                format!("Presence subscription to {name} requires channel_data (or a signed-in user)")
+            })?;
+            auth::verify_channel_auth(&config.key, &config.secret, socket_id, name.as_str(), None, sub.auth.as_deref())
+                .map_err(|e| e.to_string())?;
+            return Ok((user.clone(), None));
+        };
+        auth::verify_channel_auth(&config.key, &config.secret, socket_id, name.as_str(), Some(channel_data), sub.auth.as_deref())
+            .map_err(|e| e.to_string())?;
+        parse_member(channel_data, config.max_presence_user_id_length, config.max_presence_user_info_bytes)
+    }
+
+    fn subscribed_hooks(&self, name: &ChannelName, s: Subscribed) {
+        let hooks = &self.app.hooks;
+        let channel = || name.to_string();
+        if s.occupied {
+            hooks.emit(WebhookEvent::ChannelOccupied { channel: channel() });
+        }
+        if let Some(user_id) = s.member_added {
+            hooks.emit(WebhookEvent::MemberAdded { channel: channel(), user_id: user_id.to_string() });
+        }
+        if s.cache_miss {
+            hooks.emit(WebhookEvent::CacheMiss { channel: channel() });
+        }
+        if let Some(n) = s.count {
+            hooks.emit(WebhookEvent::SubscriptionCount { channel: channel(), subscription_count: n });
+        }
+    }
+
+    fn on_unsubscribe(&mut self, channel: &str) {
+        let Ok(name) = ChannelName::parse(channel, usize::MAX) else { return };
+        if self.subscriptions.remove(&name).is_some() {
+            self.leave(&name);
+        }
+    }
+
+    fn leave(&self, name: &ChannelName) {
+        if name.kind() == ChannelKind::ServerToUser {
+            return;
+        }
+        if let Some(left) = self.app.channels.unsubscribe(name, self.handle.socket_id()) {
+            self.unsubscribed_hooks(name, left);
+        }
+    }
+
+    fn unsubscribed_hooks(&self, name: &ChannelName, u: Unsubscribed) {
+        let hooks = &self.app.hooks;
+        let channel = || name.to_string();
+        if let Some(user_id) = u.member_removed {
+            hooks.emit(WebhookEvent::MemberRemoved { channel: channel(), user_id: user_id.to_string() });
+        }
+        if u.vacated {
+            hooks.emit(WebhookEvent::ChannelVacated { channel: channel() });
+        }
+        if let Some(n) = u.count {
+            hooks.emit(WebhookEvent::SubscriptionCount { channel: channel(), subscription_count: n });
+        }
+    }
+
+    fn on_client_event(&mut self, event: &str, channel: &str, data: String) {
+        match self.check_client_event(event, channel, &data) {
+            Ok((name, user_id)) => {
+                let publication = Publication {
+                    channel: &name,
+                    event,
+                    data: &data,
+                    user_id: user_id.as_ref().map(|u| u.as_str()),
+                    except: Some(self.handle.socket_id()),
+                    cacheable: false,
+                };
+                self.adapter.publish(&self.app, publication);
+                self.app.hooks.emit(WebhookEvent::ClientEvent {
+                    channel: name.to_string(),
+                    event: event.to_owned(),
+                    data,
+                    socket_id: self.handle.socket_id().to_string(),
+                    user_id: user_id.map(|u| u.to_string()),
+                });
+            }
+            Err((code, message)) => self.error(code, &message),
+        }
+    }
+
+    /// The client-event rules, in the order hosted Pusher applies them.
+    fn check_client_event(&mut self, event: &str, channel: &str, data: &str) -> Result<(ChannelName, Option<UserId>), (Option<u16>, String)> {
+        let reject = |m: String| (None, m);
+        let name = EventName::parse(event).map_err(|e| reject(e.to_string()))?;
+        if !name.is_client_event() {
+            return Err(reject(format!("Unsupported event received on socket: {event}")));
+        }
+        if !self.app.config.client_events {
+            return Err(reject(
+                "To send client events, you must enable this feature in the Settings page of your dashboard.".into(),
+            ));
+        }
+        let channel = ChannelName::parse(channel, self.app.channel_name_max_length).map_err(|e| reject(e.to_string()))?;
+        if !matches!(channel.kind(), ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence) {
+            return Err(reject("Client event rejected - only supported on private and presence channels".into()));
+        }
+        let Some(user_id) = self.subscriptions.get(&channel) else {
+            return Err(reject(format!(
+                "Cannot broadcast client event (connection not subscribed to channel {channel})"
+            )));
+        };
+        let max = self.app.config.max_event_data_bytes;
+        if data.len() > max {
+            return Err(reject(format!(
+                "Client event rejected - data is {} bytes, the maximum is {max} bytes",
+                data.len()
+            )));
+        }
+        let user_id = user_id.clone();
+        if !self.take_rate_token() {
+            return Err((Some(codes::CLIENT_EVENT_RATE_LIMIT), "Client event rejected due to rate limit".into()));
+        }
+        Ok((channel, user_id))
+    }
+
+    /// A fixed one-second window of `max_client_events_per_second` events.
+    fn take_rate_token(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.rate.0) >= Duration::from_secs(1) {
+            self.rate = (now, 0);
+        }
+        if self.rate.1 >= self.app.config.max_client_events_per_second {
+            return false;
+        }
+        self.rate.1 += 1;
+        true
+    }
+
+    fn on_signin(&mut self, auth_value: &str, user_data: &str) {
+        if let Err(message) = self.signin(auth_value, user_data) {
+            self.error(None, &message);
+        }
+    }
+
+    fn signin(&mut self, auth_value: &str, user_data: &str) -> Result<(), String> {
+        let config = &self.app.config;
+        if !config.user_authentication {
+            return Err("User authentication is not enabled for this app".into());
+        }
+        let socket_id = self.handle.socket_id().as_str();
+        auth::verify_signin(&config.key, &config.secret, socket_id, user_data, auth_value).map_err(|e| e.to_string())?;
+        let (user, mut watchlist) = parse_user_data(user_data)?;
+        if let Some((current, _)) = &self.user {
+            if *current != user {
+                return Err(format!("Connection is already signed in as user {current}"));
+            }
+            self.handle.send(ServerMessage::SigninSuccess { user_data }.encode().into());
+            return Ok(());
+        }
+        let max = config.max_watchlist_size;
+        let over = watchlist.len() > max;
+        watchlist.truncate(max);
+        self.handle.send(ServerMessage::SigninSuccess { user_data }.encode().into());
+        self.app.users.sign_in(&user, &self.handle, &watchlist, config.watchlist_events);
+        if over {
+            let message = format!("Watchlist limit exceeded; only the first {max} user ids were accepted");
+            self.error(Some(codes::WATCHLIST_LIMIT), &message);
+        }
+        self.user = Some((user, watchlist));
+        self.authorized = true;
+        Ok(())
+    }
+
+    /// Leaves every channel and signs out; the session's one cleanup path.
+    pub(super) fn disconnect(&mut self) {
+        for name in std::mem::take(&mut self.subscriptions).into_keys() {
+            self.leave(&name);
+        }
+        if let Some((user, watchlist)) = self.user.take() {
+            let events = self.app.config.watchlist_events;
+            self.app.users.sign_out(&user, self.handle.socket_id(), &watchlist, events);
+        }
+    }
+}
+
+/// `channel_data` → member id and `user_info`, with the presence limits.
+fn parse_member(channel_data: &str, max_id: usize, max_info: usize) -> Result<(UserId, Option<Arc<RawValue>>), String> {
+    #[derive(serde::Deserialize)]
+    struct ChannelData {
+        user_id: Option<serde_json::Value>,
+        user_info: Option<Box<RawValue>>,
+    }
+    let data: ChannelData = serde_json::from_str(channel_data)
+        .map_err(|e| format!("Invalid channel_data: it must be a JSON object ({e})"))?;
+    let id = data.user_id.ok_or("Invalid channel_data: user_id is required")?;
+    let user_id = UserId::from_json(&id, max_id).map_err(|e| format!("Invalid channel_data: {e}"))?;
+    let info = match data.user_info {
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) if !raw.get().starts_with('{') => {
+            return Err("user_info supplied to presence subscription is invalid - if supplied it must be a type of hash".into())
+        }
+        Some(raw) if raw.get().len() > max_info => {
+            return Err(format!("user_info is {} bytes, the maximum is {max_info} bytes", raw.get().len()))
+        }
+        Some(raw) => Some(Arc::from(raw)),
+        None => None,
+    };
+    Ok((user_id, info))
+}
+
+/// `user_data` → user id and watchlist.
+fn parse_user_data(user_data: &str) -> Result<(UserId, Vec<UserId>), String> {
+    #[derive(serde::Deserialize)]
+    struct UserData {
+        id: Option<serde_json::Value>,
+        watchlist: Option<Vec<serde_json::Value>>,
+    }
+    let data: UserData =
+        serde_json::from_str(user_data).map_err(|e| format!("Invalid user_data: it must be a JSON object ({e})"))?;
+    let id = match data.id {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s,
+        _ => return Err("Invalid user_data: id must be a non-empty string".into()),
+    };
+    let user = UserId::parse(&id, MAX_SIGNIN_USER_ID).map_err(|e| format!("Invalid user_data: {e}"))?;
+    let watchlist = data
+        .watchlist
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| UserId::from_json(v, MAX_SIGNIN_USER_ID).ok())
+        .collect();
+    Ok((user, watchlist))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_from_channel_data() {
+        let (id, info) = parse_member(r#"{"user_id":10,"user_info":{"name":"A"}}"#, 128, 1024).unwrap();
+        assert_eq!(id.as_str(), "10");
+        assert_eq!(info.unwrap().get(), r#"{"name":"A"}"#);
+        assert!(parse_member(r#"{"user_info":{}}"#, 128, 1024).is_err());
+        assert!(parse_member(r#"{"user_id":"1","user_info":"x"}"#, 128, 1024).unwrap_err().contains("type of hash"));
+        assert!(parse_member(&format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129)), 128, 1024).is_err());
+        let big = format!(r#"{{"user_id":"1","user_info":{{"a":"{}"}}}}"#, "x".repeat(1100));
+        assert!(parse_member(&big, 128, 1024).unwrap_err().contains("maximum is 1024"));
+        assert!(parse_member("nope", 128, 1024).is_err());
+    }
+
+    #[test]
+    fn user_data() {
+        let (id, watch) = parse_user_data(r#"{"id":"12345","watchlist":["1",2]}"#).unwrap();
+        assert_eq!(id.as_str(), "12345");
+        assert_eq!(watch.len(), 2);
+        assert!(parse_user_data(r#"{"id":""}"#).is_err());
+        assert!(parse_user_data(r#"{"id":5}"#).is_err());
+    }
+}

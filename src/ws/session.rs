@@ -1,0 +1,174 @@
+//! One connection's task: a single `select!` over shutdown, close requests, the outbound queue,
+//! inbound frames and the liveness timers, with one exit path that unsubscribes everything,
+//! signs the user out, then flushes the queue and closes with a Pusher code.
+
+use std::sync::Arc;
+
+use actix_ws::{Message, MessageStream, ProtocolError};
+use tokio::time::{sleep, Instant};
+use tracing::Instrument;
+
+use super::close_reason;
+use super::dispatch::Connection;
+use crate::app::{App, ConnectionSlot};
+use crate::connection::{ConnectionHandle, Outbound};
+use crate::protocol::{CloseCode, ServerMessage, SocketId};
+use crate::state::State;
+
+/// How long closing a connection may take (flush, error, close frame).
+const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How a session ended.
+enum Exit {
+    /// The peer went away (close frame, EOF, transport error): nothing more to send.
+    Gone,
+    /// We close, after `pusher:error` with this code and message.
+    Close(CloseCode, String),
+}
+
+/// Runs a connection until it ends.
+pub(super) async fn run(
+    state: Arc<State>,
+    app: Arc<App>,
+    slot: ConnectionSlot,
+    ws: actix_ws::Session,
+    stream: MessageStream,
+) {
+    let socket_id = SocketId::generate();
+    let span = tracing::debug_span!("connection", app_id = %app.config.id, socket_id = %socket_id);
+    async move {
+        let (handle, outbound) = ConnectionHandle::new(socket_id.clone(), state.server.outbound_queue);
+        let established = ServerMessage::ConnectionEstablished {
+            socket_id: socket_id.as_str(),
+            activity_timeout: state.server.activity_timeout.as_secs(),
+        };
+        handle.send(established.encode().into());
+        let mut conn = Connection::new(app, state.adapter.clone(), handle);
+        tracing::debug!("connected");
+        let mut io = Io { ws, stream, outbound };
+        let exit = io.run(&state, &mut conn).await;
+        conn.disconnect();
+        io.finish(exit).await;
+        drop(slot);
+        tracing::debug!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Io {
+    ws: actix_ws::Session,
+    stream: MessageStream,
+    outbound: Outbound,
+}
+
+impl Io {
+    async fn run(&mut self, state: &State, conn: &mut Connection) -> Exit {
+        let activity_timeout = state.server.activity_timeout;
+        let pong_timeout = state.server.pong_timeout;
+        let mut last_seen = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
+        let liveness = sleep(activity_timeout);
+        tokio::pin!(liveness);
+        let authorization = conn.authorization_timeout();
+        let auth_deadline = sleep(authorization.unwrap_or_default());
+        tokio::pin!(auth_deadline);
+        let mut auth_pending = authorization.is_some();
+        let handle = conn.handle().clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = state.shutdown.triggered() => {
+                    return Exit::Close(CloseCode::Reconnect, "Server is restarting; reconnect".into());
+                }
+                (code, message) = handle.closed() => return Exit::Close(code, message),
+                frame = self.outbound.recv() => {
+                    let Some(frame) = frame else { return Exit::Gone };
+                    // A client that stops reading blocks this write; a close request (4100 once
+                    // its queue is full) or shutdown still ends the session.
+                    tokio::select! {
+                        sent = self.ws.text(frame) => if sent.is_err() { return Exit::Gone },
+                        (code, message) = handle.closed() => return Exit::Close(code, message),
+                        _ = state.shutdown.triggered() => {
+                            return Exit::Close(CloseCode::Reconnect, "Server is restarting; reconnect".into());
+                        }
+                    }
+                }
+                inbound = self.stream.recv() => {
+                    last_seen = Instant::now();
+                    ping_sent = None;
+                    if let Some(exit) = self.on_inbound(inbound, conn).await {
+                        return exit;
+                    }
+                }
+                _ = &mut liveness => {
+                    let now = Instant::now();
+                    if let Some(sent) = ping_sent {
+                        if now >= sent + pong_timeout {
+                            return Exit::Close(CloseCode::PongNotReceived, "Pong reply not received".into());
+                        }
+                        liveness.as_mut().reset(sent + pong_timeout);
+                    } else if now >= last_seen + activity_timeout {
+                        if self.ws.ping(b"").await.is_err() {
+                            return Exit::Gone;
+                        }
+                        ping_sent = Some(now);
+                        liveness.as_mut().reset(now + pong_timeout);
+                    } else {
+                        liveness.as_mut().reset(last_seen + activity_timeout);
+                    }
+                }
+                _ = &mut auth_deadline, if auth_pending => {
+                    auth_pending = false;
+                    if !conn.is_authorized() {
+                        return Exit::Close(CloseCode::Unauthorized, "Connection not authorized within timeout".into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one inbound item; `Some` ends the session.
+    async fn on_inbound(&mut self, inbound: Option<Result<Message, ProtocolError>>, conn: &mut Connection) -> Option<Exit> {
+        match inbound {
+            None | Some(Ok(Message::Close(_))) => Some(Exit::Gone),
+            Some(Err(ProtocolError::Overflow)) => {
+                Some(Exit::Close(CloseCode::MessageTooBig, "Message too big".into()))
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket protocol error");
+                Some(Exit::Gone)
+            }
+            Some(Ok(Message::Text(text))) => {
+                conn.on_text(&text);
+                None
+            }
+            Some(Ok(Message::Binary(_))) => {
+                conn.error(None, "Binary frames are not supported; send JSON text frames");
+                None
+            }
+            Some(Ok(Message::Ping(bytes))) => self.ws.pong(&bytes).await.err().map(|_| Exit::Gone),
+            Some(Ok(Message::Pong(_) | Message::Continuation(_) | Message::Nop)) => None,
+        }
+    }
+
+    /// Flushes what is queued (not for slow consumers), sends `pusher:error`, closes; bounded
+    /// in time, since the peer may not be reading.
+    async fn finish(self, exit: Exit) {
+        let Exit::Close(code, message) = exit else { return };
+        let _ = tokio::time::timeout(FINISH_TIMEOUT, self.close(code, message)).await;
+    }
+
+    async fn close(mut self, code: CloseCode, message: String) {
+        while code != CloseCode::OverCapacity {
+            let Ok(frame) = self.outbound.try_recv() else { break };
+            if self.ws.text(frame).await.is_err() {
+                return;
+            }
+        }
+        let error = ServerMessage::Error { code: Some(code.code()), message: &message }.encode();
+        if self.ws.text(error).await.is_ok() {
+            let _ = self.ws.close(Some(close_reason(code, &message))).await;
+        }
+    }
+}
