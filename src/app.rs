@@ -43,7 +43,11 @@ impl Drop for ConnectionSlot {
 
 impl App {
     /// Builds an app whose webhooks go into `webhooks`.
-    pub fn new(config: AppConfig, channel_name_max_length: usize, webhooks: mpsc::Sender<Queued>) -> Self {
+    pub fn new(
+        config: AppConfig,
+        channel_name_max_length: usize,
+        webhooks: mpsc::Sender<Queued>,
+    ) -> Self {
         let settings = channel::Settings {
             max_presence_members: config.max_presence_members,
             subscription_count: config.subscription_count,
@@ -68,9 +72,11 @@ impl App {
     /// Takes a connection slot, or `None` when the app is at `max_connections`.
     pub fn connect(self: &Arc<Self>) -> Option<ConnectionSlot> {
         let max = self.config.max_connections;
-        let taken = self.connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (max == 0 || n < max).then_some(n + 1)
-        });
+        let taken = self
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            });
         taken.ok().map(|_| ConnectionSlot { app: self.clone() })
     }
 

@@ -35,7 +35,7 @@ pub enum ConfigError {
 }
 
 /// Everything herald is configured with.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listener and connection settings.
@@ -236,17 +236,6 @@ impl Default for AppConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            webhooks: WebhookConfig::default(),
-            apps: Vec::new(),
-            development_app: false,
-        }
-    }
-}
-
 impl AppConfig {
     /// The development app created when nothing is configured.
     pub fn development() -> Self {
@@ -307,13 +296,19 @@ impl Config {
             (None, None, None) => {}
             (Some(id), Some(key), Some(secret)) => {
                 self.apps.retain(|a| a.id != id);
-                self.apps.push(AppConfig { id, key, secret, ..AppConfig::default() });
+                self.apps.push(AppConfig {
+                    id,
+                    key,
+                    secret,
+                    ..AppConfig::default()
+                });
             }
             _ => {
                 return Err(ConfigError::Env {
                     name: "HERALD_APP_ID",
-                    problem: "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together"
-                        .into(),
+                    problem:
+                        "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together"
+                            .into(),
                 })
             }
         }
@@ -322,22 +317,37 @@ impl Config {
 
     /// Checks ranges and consistency; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: String, problem: &str| ConfigError::Invalid { key, problem: problem.into() };
+        let invalid = |key: String, problem: &str| ConfigError::Invalid {
+            key,
+            problem: problem.into(),
+        };
         let s = &self.server;
         if s.activity_timeout < Duration::from_secs(1) || s.activity_timeout.subsec_nanos() != 0 {
-            return Err(invalid("server.activity_timeout".into(), "must be a whole number of seconds, at least 1s"));
+            return Err(invalid(
+                "server.activity_timeout".into(),
+                "must be a whole number of seconds, at least 1s",
+            ));
         }
         if s.pong_timeout.is_zero() {
             return Err(invalid("server.pong_timeout".into(), "must be more than 0"));
         }
         if s.max_frame_bytes < 1024 {
-            return Err(invalid("server.max_frame_bytes".into(), "must be at least 1024"));
+            return Err(invalid(
+                "server.max_frame_bytes".into(),
+                "must be at least 1024",
+            ));
         }
         if s.outbound_queue == 0 {
-            return Err(invalid("server.outbound_queue".into(), "must be at least 1"));
+            return Err(invalid(
+                "server.outbound_queue".into(),
+                "must be at least 1",
+            ));
         }
         if s.channel_name_max_length == 0 {
-            return Err(invalid("server.channel_name_max_length".into(), "must be at least 1"));
+            return Err(invalid(
+                "server.channel_name_max_length".into(),
+                "must be at least 1",
+            ));
         }
         if self.webhooks.queue == 0 {
             return Err(invalid("webhooks.queue".into(), "must be at least 1"));
@@ -351,7 +361,10 @@ impl Config {
                     return Err(invalid(key(field), "must not be empty"));
                 }
                 if value.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
-                    return Err(invalid(key(field), "must not contain whitespace, '/' or ':'"));
+                    return Err(invalid(
+                        key(field),
+                        "must not contain whitespace, '/' or ':'",
+                    ));
                 }
             }
             if !ids.insert(&app.id) {
@@ -365,8 +378,14 @@ impl Config {
                 ("max_channels_per_trigger", app.max_channels_per_trigger),
                 ("max_batch_events", app.max_batch_events),
                 ("max_presence_members", app.max_presence_members),
-                ("max_presence_user_id_length", app.max_presence_user_id_length),
-                ("max_client_events_per_second", app.max_client_events_per_second as usize),
+                (
+                    "max_presence_user_id_length",
+                    app.max_presence_user_id_length,
+                ),
+                (
+                    "max_client_events_per_second",
+                    app.max_client_events_per_second as usize,
+                ),
             ];
             for (field, value) in positive {
                 if value == 0 {
@@ -375,15 +394,29 @@ impl Config {
             }
             for (j, hook) in app.webhooks.iter().enumerate() {
                 let hook_key = |field: &str| format!("apps[{i}].webhooks[{j}].{field}");
-                let url = reqwest::Url::parse(&hook.url)
-                    .map_err(|e| invalid(hook_key("url"), &format!("{:?} is not a URL ({e})", hook.url)))?;
+                let url = reqwest::Url::parse(&hook.url).map_err(|e| {
+                    invalid(
+                        hook_key("url"),
+                        &format!("{:?} is not a URL ({e})", hook.url),
+                    )
+                })?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(invalid(hook_key("url"), "must be an http:// or https:// URL"));
+                    return Err(invalid(
+                        hook_key("url"),
+                        "must be an http:// or https:// URL",
+                    ));
                 }
-                if let Some(bad) = hook.events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+                if let Some(bad) = hook
+                    .events
+                    .iter()
+                    .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+                {
                     return Err(invalid(
                         hook_key("events"),
-                        &format!("unknown event {bad:?}; known: {}", WEBHOOK_EVENTS.join(", ")),
+                        &format!(
+                            "unknown event {bad:?}; known: {}",
+                            WEBHOOK_EVENTS.join(", ")
+                        ),
                     ));
                 }
             }
@@ -403,8 +436,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -441,7 +476,11 @@ mod tests {
         assert_eq!(c.apps[0].webhooks[0].events, vec!["channel_occupied"]);
         let c = Config::load(
             None,
-            &env(&[("HERALD_APP_ID", "9"), ("HERALD_APP_KEY", "kk"), ("HERALD_APP_SECRET", "ss")]),
+            &env(&[
+                ("HERALD_APP_ID", "9"),
+                ("HERALD_APP_KEY", "kk"),
+                ("HERALD_APP_SECRET", "ss"),
+            ]),
         )
         .unwrap();
         assert_eq!((c.apps.len(), c.apps[0].id.as_str()), (1, "9"));
@@ -449,7 +488,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let err = |file: &str, e: &[(&str, &str)]| Config::load(Some(file), &env(e)).unwrap_err().to_string();
+        let err = |file: &str, e: &[(&str, &str)]| {
+            Config::load(Some(file), &env(e)).unwrap_err().to_string()
+        };
         assert!(err("[server]\nprot = 1\n", &[]).contains("prot"));
         assert!(err("[server]\nport = \"x\"\n", &[]).contains("port"));
         assert!(err("", &[("HERALD_PORT", "99999")]).contains("HERALD_PORT"));
@@ -457,7 +498,8 @@ mod tests {
         assert!(err("[[apps]]\nid=\"1\"\nkey=\"k\"\n", &[]).contains("apps[0].secret"));
         assert!(err("[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\n[[apps]]\nid=\"1\"\nkey=\"k2\"\nsecret=\"s\"\n", &[])
             .contains("apps[1].id"));
-        assert!(err("[server]\nactivity_timeout = \"500ms\"\n", &[]).contains("server.activity_timeout"));
+        assert!(err("[server]\nactivity_timeout = \"500ms\"\n", &[])
+            .contains("server.activity_timeout"));
         assert!(err(
             "[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\n[[apps.webhooks]]\nurl=\"http://x/\"\nevents=[\"nope\"]\n",
             &[]

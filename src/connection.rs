@@ -51,7 +51,12 @@ impl ConnectionHandle {
             close: CancellationToken::new(),
             reason: Mutex::new(None),
         };
-        (ConnectionHandle { inner: Arc::new(inner) }, rx)
+        (
+            ConnectionHandle {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
     }
 
     /// The connection's socket id.
@@ -66,7 +71,10 @@ impl ConnectionHandle {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 SLOW_CONSUMERS.fetch_add(1, Ordering::Relaxed);
-                self.close(CloseCode::OverCapacity, "Over capacity: the connection is not reading fast enough");
+                self.close(
+                    CloseCode::OverCapacity,
+                    "Over capacity: the connection is not reading fast enough",
+                );
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -126,6 +134,9 @@ mod tests {
         let (handle, _rx) = ConnectionHandle::new(SocketId::generate(), 1);
         handle.close(CloseCode::Unauthorized, "bye");
         handle.close(CloseCode::Reconnect, "later");
-        assert_eq!(handle.closed().await, (CloseCode::Unauthorized, "bye".to_owned()));
+        assert_eq!(
+            handle.closed().await,
+            (CloseCode::Unauthorized, "bye".to_owned())
+        );
     }
 }

@@ -24,18 +24,26 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let text = match &args.config {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
         None => None,
     };
-    let config = Config::load(text.as_deref(), &Config::process_env).context("invalid configuration")?;
+    let config =
+        Config::load(text.as_deref(), &Config::process_env).context("invalid configuration")?;
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.server.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.server.log)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(config))
 }
 

@@ -31,7 +31,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
     });
     let drain_for = config.server.shutdown_timeout;
     let worker_token = tokio_util::sync::CancellationToken::new();
-    let worker = tokio::spawn(webhook::worker::run(webhook_rx, config.webhooks.clone(), worker_token.clone(), drain_for));
+    let worker = tokio::spawn(webhook::worker::run(
+        webhook_rx,
+        config.webhooks.clone(),
+        worker_token.clone(),
+        drain_for,
+    ));
     let sweeper = tokio::spawn(sweep(state.clone()));
 
     let data = web::Data::from(state.clone());
@@ -74,7 +79,10 @@ async fn sweep(state: Arc<State>) {
         tick.tick().await;
         for app in state.apps.iter() {
             for (channel, n) in app.channels.sweep() {
-                app.hooks.emit(WebhookEvent::SubscriptionCount { channel: channel.to_string(), subscription_count: n });
+                app.hooks.emit(WebhookEvent::SubscriptionCount {
+                    channel: channel.to_string(),
+                    subscription_count: n,
+                });
             }
         }
     }

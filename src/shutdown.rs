@@ -41,14 +41,19 @@ impl Shutdown {
     }
 
     /// Tracks a task that shutdown should wait for.
-    pub fn track<F: std::future::Future>(&self, future: F) -> tokio_util::task::task_tracker::TrackedFuture<F> {
+    pub fn track<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> tokio_util::task::task_tracker::TrackedFuture<F> {
         self.tracker.track_future(future)
     }
 
     /// Waits for every tracked task, at most `deadline`; returns whether they all finished.
     pub async fn drain(&self, deadline: Duration) -> bool {
         self.tracker.close();
-        tokio::time::timeout(deadline, self.tracker.wait()).await.is_ok()
+        tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_ok()
     }
 
     /// Fires the signal on SIGTERM or SIGINT.

@@ -38,7 +38,13 @@ impl Registry {
     /// Registers a signed-in connection and its watchlist. When `watchlist_events` is on, tells
     /// the user's watchers it came online (first connection) and sends the connection the current
     /// status of its watchlist.
-    pub fn sign_in(&self, user: &UserId, handle: &ConnectionHandle, watchlist: &[UserId], watchlist_events: bool) -> SignedIn {
+    pub fn sign_in(
+        &self,
+        user: &UserId,
+        handle: &ConnectionHandle,
+        watchlist: &[UserId],
+        watchlist_events: bool,
+    ) -> SignedIn {
         let came_online = {
             let mut sockets = self.users.entry(user.clone()).or_default();
             let first = sockets.is_empty();
@@ -52,24 +58,41 @@ impl Registry {
             self.notify_watchers(user, "online");
         }
         for watched in watchlist {
-            self.watchers.entry(watched.clone()).or_default().insert(handle.socket_id().clone(), handle.clone());
+            self.watchers
+                .entry(watched.clone())
+                .or_default()
+                .insert(handle.socket_id().clone(), handle.clone());
         }
         if !watchlist.is_empty() {
-            let (online, offline): (Vec<&UserId>, Vec<&UserId>) =
-                watchlist.iter().partition(|id| self.users.get(*id).is_some_and(|s| !s.is_empty()));
+            let (online, offline): (Vec<&UserId>, Vec<&UserId>) = watchlist
+                .iter()
+                .partition(|id| self.users.get(*id).is_some_and(|s| !s.is_empty()));
             let mut events = Vec::new();
             for (name, ids) in [("online", online), ("offline", offline)] {
                 if !ids.is_empty() {
-                    events.push(WatchlistEvent { name, user_ids: ids.iter().map(|id| id.as_str()).collect() });
+                    events.push(WatchlistEvent {
+                        name,
+                        user_ids: ids.iter().map(|id| id.as_str()).collect(),
+                    });
                 }
             }
-            handle.send(ServerMessage::WatchlistEvents { events: &events }.encode().into());
+            handle.send(
+                ServerMessage::WatchlistEvents { events: &events }
+                    .encode()
+                    .into(),
+            );
         }
         SignedIn { came_online }
     }
 
     /// Removes a signed-in connection; tells watchers the user went offline after its last one.
-    pub fn sign_out(&self, user: &UserId, socket_id: &SocketId, watchlist: &[UserId], watchlist_events: bool) {
+    pub fn sign_out(
+        &self,
+        user: &UserId,
+        socket_id: &SocketId,
+        watchlist: &[UserId],
+        watchlist_events: bool,
+    ) {
         let went_offline = match self.users.get_mut(user) {
             Some(mut sockets) => sockets.remove(socket_id).is_some() && sockets.is_empty(),
             None => false,
@@ -89,9 +112,16 @@ impl Registry {
     }
 
     fn notify_watchers(&self, user: &UserId, name: &'static str) {
-        let Some(watchers) = self.watchers.get(user) else { return };
-        let events = [WatchlistEvent { name, user_ids: vec![user.as_str()] }];
-        let frame: Frame = ServerMessage::WatchlistEvents { events: &events }.encode().into();
+        let Some(watchers) = self.watchers.get(user) else {
+            return;
+        };
+        let events = [WatchlistEvent {
+            name,
+            user_ids: vec![user.as_str()],
+        }];
+        let frame: Frame = ServerMessage::WatchlistEvents { events: &events }
+            .encode()
+            .into();
         for handle in watchers.values() {
             handle.send(frame.clone());
         }
@@ -99,8 +129,12 @@ impl Registry {
 
     /// Queues `frame` on every connection signed in as `user` but `except`; returns how many.
     pub fn send_to_user(&self, user: &str, frame: &Frame, except: Option<&SocketId>) -> usize {
-        let Ok(user) = UserId::parse(user, usize::MAX) else { return 0 };
-        let Some(sockets) = self.users.get(&user) else { return 0 };
+        let Ok(user) = UserId::parse(user, usize::MAX) else {
+            return 0;
+        };
+        let Some(sockets) = self.users.get(&user) else {
+            return 0;
+        };
         sockets
             .iter()
             .filter(|(id, _)| Some(*id) != except)
@@ -154,21 +188,31 @@ mod tests {
         reg.sign_in(&id("w"), &watcher, &[id("a"), id("b")], true);
         let initial = drain(&mut wrx);
         assert_eq!(initial.len(), 1);
-        assert!(initial[0].contains(r#"{\"name\":\"offline\",\"user_ids\":[\"a\",\"b\"]}"#), "{initial:?}");
+        assert!(
+            initial[0].contains(r#"{\"name\":\"offline\",\"user_ids\":[\"a\",\"b\"]}"#),
+            "{initial:?}"
+        );
 
         let (a1, _r1) = conn();
         let (a2, _r2) = conn();
         assert!(reg.sign_in(&id("a"), &a1, &[], true).came_online);
         assert!(!reg.sign_in(&id("a"), &a2, &[], true).came_online);
         let got = drain(&mut wrx);
-        assert_eq!(got.len(), 1, "online only for the first connection: {got:?}");
+        assert_eq!(
+            got.len(),
+            1,
+            "online only for the first connection: {got:?}"
+        );
         assert!(got[0].contains(r#"\"name\":\"online\",\"user_ids\":[\"a\"]"#));
 
         reg.sign_out(&id("a"), a1.socket_id(), &[], true);
         assert!(drain(&mut wrx).is_empty());
         reg.sign_out(&id("a"), a2.socket_id(), &[], true);
         let got = drain(&mut wrx);
-        assert!(got.len() == 1 && got[0].contains(r#"\"name\":\"offline\",\"user_ids\":[\"a\"]"#), "{got:?}");
+        assert!(
+            got.len() == 1 && got[0].contains(r#"\"name\":\"offline\",\"user_ids\":[\"a\"]"#),
+            "{got:?}"
+        );
         assert!(!reg.is_online(&id("a")));
     }
 

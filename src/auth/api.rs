@@ -83,7 +83,10 @@ fn decode(s: &str) -> String {
 
 /// The value of the first parameter named `key`.
 pub fn param<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `METHOD\npath\nsorted query without auth_signature`.
@@ -95,7 +98,12 @@ pub fn string_to_sign(method: &str, path: &str, query: &[(String, String)]) -> S
         .collect();
     pairs.sort();
     let canonical: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, canonical.join("&"))
+    format!(
+        "{}\n{}\n{}",
+        method.to_ascii_uppercase(),
+        path,
+        canonical.join("&")
+    )
 }
 
 /// Lower-case hex MD5 of a body.
@@ -130,7 +138,10 @@ pub fn verify(secret: &str, req: Request<'_>, now: u64) -> Result<(), ApiAuthErr
         Some(given) => {
             let expected = body_md5(req.body);
             if !given.eq_ignore_ascii_case(&expected) {
-                return Err(ApiAuthError::BodyMd5Mismatch { expected, given: given.to_owned() });
+                return Err(ApiAuthError::BodyMd5Mismatch {
+                    expected,
+                    given: given.to_owned(),
+                });
             }
         }
         None if !req.body.is_empty() => return Err(ApiAuthError::BodyMd5Required),
@@ -148,7 +159,10 @@ pub fn verify(secret: &str, req: Request<'_>, now: u64) -> Result<(), ApiAuthErr
             return Ok(());
         }
     }
-    Err(ApiAuthError::Signature { signed, given: given.to_owned() })
+    Err(ApiAuthError::Signature {
+        signed,
+        given: given.to_owned(),
+    })
 }
 
 fn check_timestamp(ts: &str, now: u64) -> Result<(), ApiAuthError> {
@@ -176,7 +190,10 @@ mod tests {
     const TS: u64 = 1353088179;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -188,16 +205,36 @@ mod tests {
             ("auth_timestamp", "1353088179"),
             ("auth_version", "1.0"),
             ("body_md5", "ec365a775a4cd0599faeb73354201b6f"),
-            ("auth_signature", "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c"),
+            (
+                "auth_signature",
+                "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c",
+            ),
         ]);
-        let req = Request { method: "POST", path: "/apps/3/events", query: &query, body };
+        let req = Request {
+            method: "POST",
+            path: "/apps/3/events",
+            query: &query,
+            body,
+        };
         assert_eq!(verify(SECRET, req, TS), Ok(()));
         assert_eq!(verify(SECRET, req, TS + 599), Ok(()));
-        assert!(matches!(verify(SECRET, req, TS + 600), Err(ApiAuthError::TimestampExpired { .. })));
-        assert!(matches!(verify(SECRET, req, TS - 600), Err(ApiAuthError::TimestampExpired { .. })));
-        assert!(matches!(verify("wrong", req, TS), Err(ApiAuthError::Signature { .. })));
+        assert!(matches!(
+            verify(SECRET, req, TS + 600),
+            Err(ApiAuthError::TimestampExpired { .. })
+        ));
+        assert!(matches!(
+            verify(SECRET, req, TS - 600),
+            Err(ApiAuthError::TimestampExpired { .. })
+        ));
+        assert!(matches!(
+            verify("wrong", req, TS),
+            Err(ApiAuthError::Signature { .. })
+        ));
         let tampered = Request { body: b"{}", ..req };
-        assert!(matches!(verify(SECRET, tampered, TS), Err(ApiAuthError::BodyMd5Mismatch { .. })));
+        assert!(matches!(
+            verify(SECRET, tampered, TS),
+            Err(ApiAuthError::BodyMd5Mismatch { .. })
+        ));
     }
 
     #[test]
@@ -205,7 +242,12 @@ mod tests {
         let query = parse_query(
             "auth_key=278d425bdf160c739803&auth_timestamp=1353088179&auth_version=1.0&filter_by_prefix=presence-&info=user%5Fcount&auth_signature=16819168891cb5dfd72b5c7a5d3d602605b26c6ba1930033b5e2eeeb65010291",
         );
-        let req = Request { method: "GET", path: "/apps/3/channels", query: &query, body: b"" };
+        let req = Request {
+            method: "GET",
+            path: "/apps/3/channels",
+            query: &query,
+            body: b"",
+        };
         assert_eq!(verify(SECRET, req, TS), Ok(()));
     }
 
@@ -216,9 +258,17 @@ mod tests {
             ("auth_timestamp", "1353088179"),
             ("auth_version", "1.0"),
             ("body_md5", "99914b932bd37a50b983c5e7c90ae93b"),
-            ("auth_signature", "880052344e56f2b29dd6ae66856b69f1d496d6a262d22ccd4f50f94a6d98bf6a"),
+            (
+                "auth_signature",
+                "880052344e56f2b29dd6ae66856b69f1d496d6a262d22ccd4f50f94a6d98bf6a",
+            ),
         ]);
-        let req = Request { method: "POST", path: "/apps/3/users/user-1/terminate_connections", query: &query, body: b"{}" };
+        let req = Request {
+            method: "POST",
+            path: "/apps/3/users/user-1/terminate_connections",
+            query: &query,
+            body: b"{}",
+        };
         assert_eq!(verify(SECRET, req, TS), Ok(()));
     }
 
@@ -230,21 +280,54 @@ mod tests {
             ("auth_version", "1.0"),
             ("body_md5", "d41d8cd98f00b204e9800998ecf8427e"),
             ("foo", "bar"),
-            ("auth_signature", "5c49f04a95eedc9028b1e0e8de7c2c7ad63504a0e3b5c145d2accaef6c14dbac"),
+            (
+                "auth_signature",
+                "5c49f04a95eedc9028b1e0e8de7c2c7ad63504a0e3b5c145d2accaef6c14dbac",
+            ),
         ]);
-        let req = Request { method: "GET", path: "/some/obscure/api", query: &query, body: b"" };
+        let req = Request {
+            method: "GET",
+            path: "/some/obscure/api",
+            query: &query,
+            body: b"",
+        };
         assert_eq!(verify("secret", req, 1000), Ok(()));
     }
 
     #[test]
     fn hosted_texts_and_order() {
         let none = q(&[]);
-        let req = Request { method: "GET", path: "/apps/3/channels", query: &none, body: b"" };
-        assert_eq!(verify(SECRET, req, TS).unwrap_err().to_string(), "Version required");
+        let req = Request {
+            method: "GET",
+            path: "/apps/3/channels",
+            query: &none,
+            body: b"",
+        };
+        assert_eq!(
+            verify(SECRET, req, TS).unwrap_err().to_string(),
+            "Version required"
+        );
         let v2 = q(&[("auth_version", "2.0")]);
-        assert_eq!(verify(SECRET, Request { query: &v2, ..req }, TS).unwrap_err().to_string(), "Version not supported");
+        assert_eq!(
+            verify(SECRET, Request { query: &v2, ..req }, TS)
+                .unwrap_err()
+                .to_string(),
+            "Version not supported"
+        );
         let no_ts = q(&[("auth_version", "1.0")]);
-        assert_eq!(verify(SECRET, Request { query: &no_ts, ..req }, TS).unwrap_err().to_string(), "Timestamp required");
+        assert_eq!(
+            verify(
+                SECRET,
+                Request {
+                    query: &no_ts,
+                    ..req
+                },
+                TS
+            )
+            .unwrap_err()
+            .to_string(),
+            "Timestamp required"
+        );
         let old = q(&[("auth_version", "1.0"), ("auth_timestamp", "1749435123")]);
         assert_eq!(
             verify(SECRET, Request { query: &old, ..req }, 1749381114).unwrap_err().to_string(),
@@ -252,14 +335,30 @@ mod tests {
         );
         let no_md5 = q(&[("auth_version", "1.0"), ("auth_timestamp", "1353088179")]);
         assert_eq!(
-            verify(SECRET, Request { query: &no_md5, body: b"{}", ..req }, TS),
+            verify(
+                SECRET,
+                Request {
+                    query: &no_md5,
+                    body: b"{}",
+                    ..req
+                },
+                TS
+            ),
             Err(ApiAuthError::BodyMd5Required)
         );
     }
 
     #[test]
     fn canonical_string() {
-        let query = q(&[("b", "2"), ("A", "1"), ("auth_signature", "x"), ("info", "a,b")]);
-        assert_eq!(string_to_sign("get", "/p", &query), "GET\n/p\na=1&b=2&info=a,b");
+        let query = q(&[
+            ("b", "2"),
+            ("A", "1"),
+            ("auth_signature", "x"),
+            ("info", "a,b"),
+        ]);
+        assert_eq!(
+            string_to_sign("get", "/p", &query),
+            "GET\n/p\na=1&b=2&info=a,b"
+        );
     }
 }

@@ -46,7 +46,9 @@ pub enum AuthError {
         channel: String,
     },
     /// `auth` is not `key:signature`.
-    #[error("Auth value for subscription to {channel} is invalid: should be of format 'key:signature'")]
+    #[error(
+        "Auth value for subscription to {channel} is invalid: should be of format 'key:signature'"
+    )]
     Format {
         /// The channel being subscribed.
         channel: String,
@@ -85,7 +87,11 @@ pub enum AuthError {
 }
 
 /// The string a channel subscription signs: `socket_id:channel[:channel_data]`.
-pub fn channel_string_to_sign(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+pub fn channel_string_to_sign(
+    socket_id: &str,
+    channel: &str,
+    channel_data: Option<&str>,
+) -> String {
     match channel_data {
         Some(data) => format!("{socket_id}:{channel}:{data}"),
         None => format!("{socket_id}:{channel}"),
@@ -101,20 +107,27 @@ pub fn verify_channel_auth(
     channel_data: Option<&str>,
     auth: Option<&str>,
 ) -> Result<(), AuthError> {
-    let auth = auth.filter(|a| !a.is_empty()).ok_or_else(|| AuthError::Missing {
-        channel: channel.to_owned(),
-    })?;
+    let auth = auth
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| AuthError::Missing {
+            channel: channel.to_owned(),
+        })?;
     let (given_key, signature) = split_auth(auth).ok_or_else(|| AuthError::Format {
         channel: channel.to_owned(),
     })?;
     if given_key != key {
-        return Err(AuthError::Key { key: given_key.to_owned() });
+        return Err(AuthError::Key {
+            key: given_key.to_owned(),
+        });
     }
     let signed = channel_string_to_sign(socket_id, channel, channel_data);
     if verify(secret, signed.as_bytes(), signature) {
         Ok(())
     } else {
-        Err(AuthError::Signature { signed, signature: signature.to_owned() })
+        Err(AuthError::Signature {
+            signed,
+            signature: signature.to_owned(),
+        })
     }
 }
 
@@ -128,13 +141,18 @@ pub fn verify_signin(
 ) -> Result<(), AuthError> {
     let (given_key, signature) = split_auth(auth).ok_or(AuthError::SigninFormat)?;
     if given_key != key {
-        return Err(AuthError::SigninKey { key: given_key.to_owned() });
+        return Err(AuthError::SigninKey {
+            key: given_key.to_owned(),
+        });
     }
     let signed = format!("{socket_id}::user::{user_data}");
     if verify(secret, signed.as_bytes(), signature) {
         Ok(())
     } else {
-        Err(AuthError::SigninSignature { signed, signature: signature.to_owned() })
+        Err(AuthError::SigninSignature {
+            signed,
+            signature: signature.to_owned(),
+        })
     }
 }
 
@@ -158,10 +176,20 @@ mod tests {
     #[test]
     fn private_channel_vector() {
         let sig = sign(SECRET, b"1234.1234:private-foobar");
-        assert_eq!(sig, "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4");
+        assert_eq!(
+            sig,
+            "58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
+        );
         let auth = format!("{KEY}:{sig}");
         assert_eq!(
-            verify_channel_auth(KEY, SECRET, "1234.1234", "private-foobar", None, Some(&auth)),
+            verify_channel_auth(
+                KEY,
+                SECRET,
+                "1234.1234",
+                "private-foobar",
+                None,
+                Some(&auth)
+            ),
             Ok(())
         );
     }
@@ -169,23 +197,44 @@ mod tests {
     #[test]
     fn presence_vector_corrected() {
         let data = r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#;
-        let auth = format!("{KEY}:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80");
+        let auth =
+            format!("{KEY}:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80");
         assert_eq!(
-            verify_channel_auth(KEY, SECRET, "1234.1234", "presence-foobar", Some(data), Some(&auth)),
+            verify_channel_auth(
+                KEY,
+                SECRET,
+                "1234.1234",
+                "presence-foobar",
+                Some(data),
+                Some(&auth)
+            ),
             Ok(())
         );
     }
 
     #[test]
     fn encrypted_vector() {
-        let auth = format!("{KEY}:e85caab4331194145d44feae15aea9539ea50631afacbc593a9555ceadc42357");
-        assert!(verify_channel_auth(KEY, SECRET, "1234.1234", "private-encrypted-foo", None, Some(&auth)).is_ok());
+        let auth =
+            format!("{KEY}:e85caab4331194145d44feae15aea9539ea50631afacbc593a9555ceadc42357");
+        assert!(verify_channel_auth(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "private-encrypted-foo",
+            None,
+            Some(&auth)
+        )
+        .is_ok());
     }
 
     #[test]
     fn signin_vector() {
-        let auth = format!("{KEY}:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba");
-        assert_eq!(verify_signin(KEY, SECRET, "1234.1234", r#"{"id":"12345"}"#, &auth), Ok(()));
+        let auth =
+            format!("{KEY}:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba");
+        assert_eq!(
+            verify_signin(KEY, SECRET, "1234.1234", r#"{"id":"12345"}"#, &auth),
+            Ok(())
+        );
         assert_eq!(
             verify_signin(KEY, SECRET, "1234.1234", r#"{"id":"12345"}"#, "nocolon"),
             Err(AuthError::SigninFormat)
@@ -196,15 +245,26 @@ mod tests {
     fn hosted_error_texts() {
         let ch = "private-foobar";
         let err = |auth: Option<&str>| {
-            verify_channel_auth(KEY, SECRET, "1.1", ch, None, auth).unwrap_err().to_string()
+            verify_channel_auth(KEY, SECRET, "1.1", ch, None, auth)
+                .unwrap_err()
+                .to_string()
         };
-        assert_eq!(err(None), "Auth info required to subscribe to private-foobar");
-        assert_eq!(err(Some("")), "Auth info required to subscribe to private-foobar");
+        assert_eq!(
+            err(None),
+            "Auth info required to subscribe to private-foobar"
+        );
+        assert_eq!(
+            err(Some("")),
+            "Auth info required to subscribe to private-foobar"
+        );
         assert_eq!(
             err(Some("nocolon")),
             "Auth value for subscription to private-foobar is invalid: should be of format 'key:signature'"
         );
-        assert_eq!(err(Some("other:abc")), "Invalid key in subscription auth data: 'other'");
+        assert_eq!(
+            err(Some("other:abc")),
+            "Invalid key in subscription auth data: 'other'"
+        );
         assert_eq!(
             err(Some(&format!("{KEY}:abc"))),
             "Invalid signature: Expected HMAC SHA256 hex digest of 1.1:private-foobar, but got abc"

@@ -22,7 +22,9 @@ impl CountState {
     /// Records a new count; true if it should be sent now.
     pub(super) fn changed(&mut self, n: usize) -> bool {
         let now = Instant::now();
-        let recent = self.last_sent.is_some_and(|t| now.duration_since(t) < MIN_GAP);
+        let recent = self
+            .last_sent
+            .is_some_and(|t| now.duration_since(t) < MIN_GAP);
         if n > THROTTLE_ABOVE && recent {
             self.pending = Some(n);
             return false;
@@ -36,7 +38,10 @@ impl CountState {
     pub(super) fn due(&mut self) -> Option<usize> {
         let n = self.pending?;
         let now = Instant::now();
-        if self.last_sent.is_some_and(|t| now.duration_since(t) < MIN_GAP) {
+        if self
+            .last_sent
+            .is_some_and(|t| now.duration_since(t) < MIN_GAP)
+        {
             return None;
         }
         self.pending = None;
@@ -54,7 +59,10 @@ mod tests {
         let mut s = CountState::default();
         assert!(s.changed(5));
         assert!(s.changed(6));
-        assert!(!s.changed(101), "a busy channel waits 5 s after the last count");
+        assert!(
+            !s.changed(101),
+            "a busy channel waits 5 s after the last count"
+        );
         assert!(!s.changed(102));
         assert!(!s.changed(103));
         assert_eq!(s.due(), None);

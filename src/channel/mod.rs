@@ -145,19 +145,29 @@ pub struct ChannelInfo {
 impl Registry {
     /// An empty registry.
     pub fn new(settings: Settings) -> Self {
-        Registry { channels: DashMap::new(), settings }
+        Registry {
+            channels: DashMap::new(),
+            settings,
+        }
     }
 
     /// Adds a connection to a channel and queues, in order, `subscription_succeeded`, then the
     /// cached event or `cache_miss`; tells the other members about a new member.
-    pub fn subscribe(&self, name: &ChannelName, joining: Joining<'_>) -> Result<Subscribed, SubscribeError> {
+    pub fn subscribe(
+        &self,
+        name: &ChannelName,
+        joining: Joining<'_>,
+    ) -> Result<Subscribed, SubscribeError> {
         let mut entry = self.channels.entry(name.clone()).or_default();
         let channel = entry.value_mut();
         let socket_id = joining.handle.socket_id();
         if channel.subscribers.contains_key(socket_id) {
             return Err(SubscribeError::Existing(name.to_string()));
         }
-        let mut out = Subscribed { occupied: channel.subscribers.is_empty(), ..Subscribed::default() };
+        let mut out = Subscribed {
+            occupied: channel.subscribers.is_empty(),
+            ..Subscribed::default()
+        };
         let user_id = joining.member.as_ref().map(|(id, _)| id.clone());
         if let Some((id, info)) = joining.member {
             if let Some(member) = channel.members.get_mut(&id) {
@@ -169,21 +179,36 @@ impl Registry {
                     max: self.settings.max_presence_members,
                 });
             } else {
-                channel.members.insert(id.clone(), Member { info, connections: 1 });
+                channel.members.insert(
+                    id.clone(),
+                    Member {
+                        info,
+                        connections: 1,
+                    },
+                );
                 out.member_added = Some(id);
             }
         }
         channel.subscribers.insert(
             socket_id.clone(),
-            Subscriber { handle: joining.handle.clone(), user_id: user_id.clone() },
+            Subscriber {
+                handle: joining.handle.clone(),
+                user_id: user_id.clone(),
+            },
         );
-        joining.handle.send(succeeded_frame(name, channel, user_id.is_some()));
+        joining
+            .handle
+            .send(succeeded_frame(name, channel, user_id.is_some()));
         if name.is_cache() {
             out.cache_miss = self.send_cache(name, channel, joining.handle);
         }
         if let Some(id) = &out.member_added {
             let info = channel.members.get(id).and_then(|m| m.info.as_deref());
-            let msg = ServerMessage::MemberAdded { channel: name.as_str(), user_id: id.as_str(), user_info: info };
+            let msg = ServerMessage::MemberAdded {
+                channel: name.as_str(),
+                user_id: id.as_str(),
+                user_info: info,
+            };
             fan_out(&channel.subscribers, &msg.encode().into(), Some(socket_id));
         }
         out.count = self.count_changed(name, channel);
@@ -191,7 +216,12 @@ impl Registry {
     }
 
     /// Queues the cached event (or `cache_miss`); returns whether a miss should be reported.
-    fn send_cache(&self, name: &ChannelName, channel: &mut Channel, handle: &ConnectionHandle) -> bool {
+    fn send_cache(
+        &self,
+        name: &ChannelName,
+        channel: &mut Channel,
+        handle: &ConnectionHandle,
+    ) -> bool {
         match &channel.cache {
             Some(cached) if cached.stored.elapsed() < self.settings.cache_ttl => {
                 handle.send(cached.frame.clone());
@@ -199,7 +229,13 @@ impl Registry {
             }
             _ => {
                 channel.cache = None;
-                handle.send(ServerMessage::CacheMiss { channel: name.as_str() }.encode().into());
+                handle.send(
+                    ServerMessage::CacheMiss {
+                        channel: name.as_str(),
+                    }
+                    .encode()
+                    .into(),
+                );
                 !std::mem::replace(&mut channel.miss_reported, true)
             }
         }
@@ -210,7 +246,10 @@ impl Registry {
         let mut entry = self.channels.get_mut(name)?;
         let channel = entry.value_mut();
         let subscriber = channel.subscribers.remove(socket_id)?;
-        let mut out = Unsubscribed { vacated: channel.subscribers.is_empty(), ..Unsubscribed::default() };
+        let mut out = Unsubscribed {
+            vacated: channel.subscribers.is_empty(),
+            ..Unsubscribed::default()
+        };
         if let Some(id) = subscriber.user_id {
             let last = channel.members.get_mut(&id).map(|m| {
                 m.connections -= 1;
@@ -218,7 +257,10 @@ impl Registry {
             });
             if last == Some(true) {
                 channel.members.remove(&id);
-                let msg = ServerMessage::MemberRemoved { channel: name.as_str(), user_id: id.as_str() };
+                let msg = ServerMessage::MemberRemoved {
+                    channel: name.as_str(),
+                    user_id: id.as_str(),
+                };
                 fan_out(&channel.subscribers, &msg.encode().into(), None);
                 out.member_removed = Some(id);
             }
@@ -228,14 +270,22 @@ impl Registry {
         }
         drop(entry);
         if out.vacated {
-            self.channels.remove_if(name, |_, ch| ch.subscribers.is_empty() && ch.cache.is_none());
+            self.channels.remove_if(name, |_, ch| {
+                ch.subscribers.is_empty() && ch.cache.is_none()
+            });
         }
         Some(out)
     }
 
     /// Queues `frame` for every subscriber but `except`; stores it first on cache channels.
     /// Returns how many connections it was queued for.
-    pub fn publish(&self, name: &ChannelName, frame: &Frame, except: Option<&SocketId>, cache: Option<CachedEvent>) -> usize {
+    pub fn publish(
+        &self,
+        name: &ChannelName,
+        frame: &Frame,
+        except: Option<&SocketId>,
+        cache: Option<CachedEvent>,
+    ) -> usize {
         match cache {
             Some(cached) => {
                 let mut entry = self.channels.entry(name.clone()).or_default();
@@ -297,7 +347,11 @@ impl Registry {
         let ttl = self.settings.cache_ttl;
         for mut entry in self.channels.iter_mut() {
             let (name, channel) = entry.pair_mut();
-            if channel.cache.as_ref().is_some_and(|c| c.stored.elapsed() >= ttl) {
+            if channel
+                .cache
+                .as_ref()
+                .is_some_and(|c| c.stored.elapsed() >= ttl)
+            {
                 channel.cache = None;
             }
             if let Some(n) = channel.count.due() {
@@ -305,7 +359,8 @@ impl Registry {
                 sent.push((name.clone(), n));
             }
         }
-        self.channels.retain(|_, ch| !ch.subscribers.is_empty() || ch.cache.is_some());
+        self.channels
+            .retain(|_, ch| !ch.subscribers.is_empty() || ch.cache.is_some());
         sent
     }
 
@@ -324,21 +379,39 @@ impl Registry {
 }
 
 fn broadcast_count(name: &ChannelName, channel: &Channel, n: usize) {
-    let frame: Frame = ServerMessage::SubscriptionCount { channel: name.as_str(), count: n }.encode().into();
+    let frame: Frame = ServerMessage::SubscriptionCount {
+        channel: name.as_str(),
+        count: n,
+    }
+    .encode()
+    .into();
     fan_out(&channel.subscribers, &frame, None);
 }
 
 fn succeeded_frame(name: &ChannelName, channel: &Channel, presence: bool) -> Frame {
     let members: Vec<(&str, Option<&RawValue>)> = if presence {
-        channel.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref())).collect()
+        channel
+            .members
+            .iter()
+            .map(|(id, m)| (id.as_str(), m.info.as_deref()))
+            .collect()
     } else {
         Vec::new()
     };
     let presence = presence.then_some(PresenceList { members: &members });
-    ServerMessage::SubscriptionSucceeded { channel: name.as_str(), presence }.encode().into()
+    ServerMessage::SubscriptionSucceeded {
+        channel: name.as_str(),
+        presence,
+    }
+    .encode()
+    .into()
 }
 
-fn fan_out(subscribers: &HashMap<SocketId, Subscriber>, frame: &Frame, except: Option<&SocketId>) -> usize {
+fn fan_out(
+    subscribers: &HashMap<SocketId, Subscriber>,
+    frame: &Frame,
+    except: Option<&SocketId>,
+) -> usize {
     let mut queued = 0;
     for (socket_id, subscriber) in subscribers {
         if Some(socket_id) != except && subscriber.handle.send(frame.clone()) {

@@ -22,7 +22,12 @@ struct Attrs {
 
 fn attrs(query: &[(String, String)]) -> Result<Attrs, ApiError> {
     let mut attrs = Attrs::default();
-    for attr in param(query, "info").unwrap_or("").split(',').map(str::trim).filter(|a| !a.is_empty()) {
+    for attr in param(query, "info")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
         match attr {
             "user_count" => attrs.user_count = true,
             "subscription_count" => attrs.subscription_count = true,
@@ -33,7 +38,12 @@ fn attrs(query: &[(String, String)]) -> Result<Attrs, ApiError> {
     Ok(attrs)
 }
 
-pub(super) async fn list(req: HttpRequest, body: web::Bytes, path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn list(
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
     let prefix = param(&signed.query, "filter_by_prefix").unwrap_or("");
     let attrs = attrs(&signed.query)?;
@@ -43,7 +53,9 @@ pub(super) async fn list(req: HttpRequest, body: web::Bytes, path: web::Path<Str
         ));
     }
     if attrs.cache {
-        return Err(bad_request("cache may only be requested for a single channel"));
+        return Err(bad_request(
+            "cache may only be requested for a single channel",
+        ));
     }
     let mut channels = Map::new();
     for (name, info) in signed.app.channels.occupied(prefix) {
@@ -59,13 +71,21 @@ pub(super) async fn list(req: HttpRequest, body: web::Bytes, path: web::Path<Str
     Ok(ok_json(json!({ "channels": channels })))
 }
 
-pub(super) async fn show(req: HttpRequest, body: web::Bytes, path: web::Path<(String, String)>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn show(
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<(String, String)>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let (app_id, channel) = path.into_inner();
     let signed = authenticate(&req, &body, &state, Some(&app_id))?;
-    let name = ChannelName::parse(&channel, signed.app.channel_name_max_length).map_err(|e| bad_request(e.to_string()))?;
+    let name = ChannelName::parse(&channel, signed.app.channel_name_max_length)
+        .map_err(|e| bad_request(e.to_string()))?;
     let attrs = attrs(&signed.query)?;
     if attrs.user_count && name.kind() != ChannelKind::Presence {
-        return Err(bad_request("user_count is only available for presence channels"));
+        return Err(bad_request(
+            "user_count is only available for presence channels",
+        ));
     }
     if attrs.cache && !name.is_cache() {
         return Err(bad_request("cache is only available for cache channels"));
@@ -81,7 +101,9 @@ pub(super) async fn show(req: HttpRequest, body: web::Bytes, path: web::Path<(St
     }
     if attrs.cache {
         let cache = match &info.cache {
-            Some((event, ttl)) => json!({ "event": &*event.event, "data": &*event.data, "ttl": ttl.as_secs() }),
+            Some((event, ttl)) => {
+                json!({ "event": &*event.event, "data": &*event.data, "ttl": ttl.as_secs() })
+            }
             None => Value::Null,
         };
         out.insert("cache".into(), cache);
@@ -89,13 +111,27 @@ pub(super) async fn show(req: HttpRequest, body: web::Bytes, path: web::Path<(St
     Ok(ok_json(Value::Object(out)))
 }
 
-pub(super) async fn users(req: HttpRequest, body: web::Bytes, path: web::Path<(String, String)>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn users(
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<(String, String)>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let (app_id, channel) = path.into_inner();
     let signed = authenticate(&req, &body, &state, Some(&app_id))?;
-    let name = ChannelName::parse(&channel, signed.app.channel_name_max_length).map_err(|e| bad_request(e.to_string()))?;
+    let name = ChannelName::parse(&channel, signed.app.channel_name_max_length)
+        .map_err(|e| bad_request(e.to_string()))?;
     if name.kind() != ChannelKind::Presence {
-        return Err(bad_request("Users can only be listed for presence channels"));
+        return Err(bad_request(
+            "Users can only be listed for presence channels",
+        ));
     }
-    let users: Vec<Value> = signed.app.channels.members(&name).iter().map(|id| json!({ "id": id.as_str() })).collect();
+    let users: Vec<Value> = signed
+        .app
+        .channels
+        .members(&name)
+        .iter()
+        .map(|id| json!({ "id": id.as_str() }))
+        .collect();
     Ok(ok_json(json!({ "users": users })))
 }

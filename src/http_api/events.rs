@@ -48,7 +48,12 @@ struct Valid {
     info: Option<Info>,
 }
 
-pub(super) async fn trigger(req: HttpRequest, body: web::Bytes, path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn trigger(
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
     let event: EventBody = parse_json(&body)?;
     let valid = validate(&signed.app, event, true)?;
@@ -59,13 +64,23 @@ pub(super) async fn trigger(req: HttpRequest, body: web::Bytes, path: web::Path<
     }))
 }
 
-pub(super) async fn batch(req: HttpRequest, body: web::Bytes, path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn batch(
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
     let batch: BatchBody = parse_json(&body)?;
-    let events = batch.batch.ok_or_else(|| bad_request("Missing parameter: batch"))?;
+    let events = batch
+        .batch
+        .ok_or_else(|| bad_request("Missing parameter: batch"))?;
     let max = signed.app.config.max_batch_events;
     if events.len() > max {
-        return Err(bad_request(format!("Batch too large: {} events (the maximum is {max})", events.len())));
+        return Err(bad_request(format!(
+            "Batch too large: {} events (the maximum is {max})",
+            events.len()
+        )));
     }
     let valid: Vec<Valid> = events
         .into_iter()
@@ -89,10 +104,16 @@ pub(super) async fn batch(req: HttpRequest, body: web::Bytes, path: web::Path<St
 }
 
 /// The 2011 endpoint: name and socket_id in the query, the raw data as the body; 202 `{}`.
-pub(super) async fn legacy(req: HttpRequest, body: web::Bytes, path: web::Path<(String, String)>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn legacy(
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<(String, String)>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let (app_id, channel) = path.into_inner();
     let signed = authenticate(&req, &body, &state, Some(&app_id))?;
-    let data = std::str::from_utf8(&body).map_err(|_| bad_request("The body must be valid UTF-8"))?;
+    let data =
+        std::str::from_utf8(&body).map_err(|_| bad_request("The body must be valid UTF-8"))?;
     let event = EventBody {
         name: param(&signed.query, "name").map(str::to_owned),
         data: Some(Value::String(data.to_owned())),
@@ -103,7 +124,9 @@ pub(super) async fn legacy(req: HttpRequest, body: web::Bytes, path: web::Path<(
     };
     let valid = validate(&signed.app, event, true)?;
     publish(&state, &signed.app, &valid);
-    Ok(HttpResponse::Accepted().content_type("application/json").body("{}"))
+    Ok(HttpResponse::Accepted()
+        .content_type("application/json")
+        .body("{}"))
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
@@ -120,10 +143,15 @@ fn in_batch(index: usize, err: ApiError) -> ApiError {
 
 fn validate(app: &App, body: EventBody, many_channels: bool) -> Result<Valid, ApiError> {
     let config = &app.config;
-    let name = body.name.ok_or_else(|| bad_request("Missing parameter: name"))?;
+    let name = body
+        .name
+        .ok_or_else(|| bad_request("Missing parameter: name"))?;
     let name = EventName::parse(&name).map_err(|e| bad_request(e.to_string()))?;
     if name.is_reserved() {
-        return Err(bad_request(format!("Event name {} is reserved for Pusher", name.as_str())));
+        return Err(bad_request(format!(
+            "Event name {} is reserved for Pusher",
+            name.as_str()
+        )));
     }
     let data = match body.data {
         Some(Value::String(s)) => s,
@@ -147,24 +175,40 @@ fn validate(app: &App, body: EventBody, many_channels: bool) -> Result<Valid, Ap
     }
     let max = config.max_channels_per_trigger;
     if names.len() > max {
-        return Err(bad_request(format!("Too many channels: {} (the maximum is {max})", names.len())));
+        return Err(bad_request(format!(
+            "Too many channels: {} (the maximum is {max})",
+            names.len()
+        )));
     }
     let mut channels = Vec::with_capacity(names.len());
     for n in &names {
-        let channel = ChannelName::parse(n, app.channel_name_max_length).map_err(|e| bad_request(e.to_string()))?;
+        let channel = ChannelName::parse(n, app.channel_name_max_length)
+            .map_err(|e| bad_request(e.to_string()))?;
         if !channels.contains(&channel) {
             channels.push(channel);
         }
     }
-    if channels.len() > 1 && channels.iter().any(|c| c.kind() == ChannelKind::PrivateEncrypted) {
-        return Err(bad_request("Cannot trigger to several channels when one of them is encrypted"));
+    if channels.len() > 1
+        && channels
+            .iter()
+            .any(|c| c.kind() == ChannelKind::PrivateEncrypted)
+    {
+        return Err(bad_request(
+            "Cannot trigger to several channels when one of them is encrypted",
+        ));
     }
     let socket_id = match body.socket_id {
         Some(s) => Some(SocketId::parse(&s).map_err(|e| bad_request(e.to_string()))?),
         None => None,
     };
     let info = body.info.as_deref().map(parse_info).transpose()?;
-    Ok(Valid { name, data, channels, socket_id, info })
+    Ok(Valid {
+        name,
+        data,
+        channels,
+        socket_id,
+        info,
+    })
 }
 
 fn parse_info(list: &str) -> Result<Info, ApiError> {
@@ -210,7 +254,10 @@ fn channel_info(app: &App, channel: &ChannelName, info: Info) -> Map<String, Val
         out.insert("user_count".into(), counts.user_count.into());
     }
     if info.subscription_count {
-        out.insert("subscription_count".into(), counts.subscription_count.into());
+        out.insert(
+            "subscription_count".into(),
+            counts.subscription_count.into(),
+        );
     }
     out
 }

@@ -19,17 +19,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(health))
         .route("/apps/{app_id}/events", web::post().to(events::trigger))
         .route("/apps/{app_id}/batch_events", web::post().to(events::batch))
-        .route("/apps/{app_id}/channels/{channel}/events", web::post().to(events::legacy))
+        .route(
+            "/apps/{app_id}/channels/{channel}/events",
+            web::post().to(events::legacy),
+        )
         .route("/apps/{app_id}/channels", web::get().to(channels::list))
-        .route("/apps/{app_id}/channels/{channel}", web::get().to(channels::show))
-        .route("/apps/{app_id}/channels/{channel}/users", web::get().to(channels::users))
-        .route("/apps/{app_id}/users/{user_id}/terminate_connections", web::post().to(users::terminate))
-        .route("/users/{user_id}/terminate_connections", web::post().to(users::terminate_short));
+        .route(
+            "/apps/{app_id}/channels/{channel}",
+            web::get().to(channels::show),
+        )
+        .route(
+            "/apps/{app_id}/channels/{channel}/users",
+            web::get().to(channels::users),
+        )
+        .route(
+            "/apps/{app_id}/users/{user_id}/terminate_connections",
+            web::post().to(users::terminate),
+        )
+        .route(
+            "/users/{user_id}/terminate_connections",
+            web::post().to(users::terminate_short),
+        );
 }
 
 /// The fallback for unknown routes, as hosted Pusher answers them.
 pub async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().content_type("text/plain").body("404 NOT FOUND\n")
+    HttpResponse::NotFound()
+        .content_type("text/plain")
+        .body("404 NOT FOUND\n")
 }
 
 async fn health() -> HttpResponse {
@@ -38,5 +55,7 @@ async fn health() -> HttpResponse {
 
 /// A JSON object response with status 200.
 fn ok_json(value: serde_json::Value) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(value.to_string())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(value.to_string())
 }

@@ -20,12 +20,20 @@ pub struct Signed {
 }
 
 /// Verifies `req` with `body`; `path_app_id` is the `{app_id}` of the route, if it has one.
-pub fn authenticate(req: &HttpRequest, body: &[u8], state: &State, path_app_id: Option<&str>) -> Result<Signed, ApiError> {
+pub fn authenticate(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &State,
+    path_app_id: Option<&str>,
+) -> Result<Signed, ApiError> {
     let query = parse_query(req.query_string());
     let key = param(&query, "auth_key").ok_or(ApiAuthError::KeyRequired)?;
     let app = match path_app_id {
         Some(id) => {
-            let app = state.apps.by_id(id).ok_or_else(|| ApiError::NotFound(format!("Unknown app id {id}")))?;
+            let app = state
+                .apps
+                .by_id(id)
+                .ok_or_else(|| ApiError::NotFound(format!("Unknown app id {id}")))?;
             if app.config.key != key {
                 return Err(ApiAuthError::UnknownKey.into());
             }
@@ -33,11 +41,22 @@ pub fn authenticate(req: &HttpRequest, body: &[u8], state: &State, path_app_id: 
         }
         None => state.apps.by_key(key).ok_or(ApiAuthError::UnknownKey)?,
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let request = api::Request { method: req.method().as_str(), path: req.uri().path(), query: &query, body };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let request = api::Request {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: &query,
+        body,
+    };
     api::verify(&app.config.secret, request, now)?;
     if !app.config.enabled {
         return Err(ApiError::Forbidden("Application disabled".into()));
     }
-    Ok(Signed { app: app.clone(), query })
+    Ok(Signed {
+        app: app.clone(),
+        query,
+    })
 }

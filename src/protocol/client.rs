@@ -101,7 +101,10 @@ impl ClientMessage {
         let env: Envelope<'_> =
             serde_json::from_str(text).map_err(|e| DecodeError::Json(e.to_string()))?;
         let event = env.event.ok_or(DecodeError::MissingEvent)?;
-        let field = |field| DecodeError::Field { event: event.clone(), field };
+        let field = |field| DecodeError::Field {
+            event: event.clone(),
+            field,
+        };
         match event.as_str() {
             "pusher:ping" => Ok(ClientMessage::Ping),
             "pusher:pong" => Ok(ClientMessage::Pong),
@@ -109,7 +112,11 @@ impl ClientMessage {
                 let data: SubscribeData = object_data(env.data).ok_or_else(|| field("data"))?;
                 let channel = data.channel.ok_or_else(|| field("channel"))?;
                 let channel_data = data.channel_data.as_deref().map(raw_to_string);
-                Ok(ClientMessage::Subscribe(Subscribe { channel, auth: data.auth, channel_data }))
+                Ok(ClientMessage::Subscribe(Subscribe {
+                    channel,
+                    auth: data.auth,
+                    channel_data,
+                }))
             }
             "pusher:unsubscribe" => {
                 let data: SubscribeData = object_data(env.data).ok_or_else(|| field("data"))?;
@@ -128,7 +135,11 @@ impl ClientMessage {
             _ => {
                 let channel = env.channel.ok_or_else(|| field("channel"))?;
                 let data = env.data.map(raw_to_string).unwrap_or_default();
-                Ok(ClientMessage::ClientEvent { event, channel, data })
+                Ok(ClientMessage::ClientEvent {
+                    event,
+                    channel,
+                    data,
+                })
             }
         }
     }
@@ -220,26 +231,46 @@ mod tests {
         let msg = r#"{"event":"pusher:signin","data":{"auth":"k:s","user_data":"{\"id\":\"1\"}"}}"#;
         assert_eq!(
             ClientMessage::decode(msg).unwrap(),
-            ClientMessage::Signin { auth: "k:s".into(), user_data: r#"{"id":"1"}"#.into() }
+            ClientMessage::Signin {
+                auth: "k:s".into(),
+                user_data: r#"{"id":"1"}"#.into()
+            }
         );
     }
 
     #[test]
     fn errors() {
-        assert!(matches!(ClientMessage::decode("{nope"), Err(DecodeError::Json(_))));
-        assert!(matches!(ClientMessage::decode("[1]"), Err(DecodeError::Json(_))));
-        assert_eq!(ClientMessage::decode(r#"{"data":1}"#), Err(DecodeError::MissingEvent));
+        assert!(matches!(
+            ClientMessage::decode("{nope"),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            ClientMessage::decode("[1]"),
+            Err(DecodeError::Json(_))
+        ));
+        assert_eq!(
+            ClientMessage::decode(r#"{"data":1}"#),
+            Err(DecodeError::MissingEvent)
+        );
         assert!(matches!(
             ClientMessage::decode(r#"{"event":"pusher:subscribe","data":{}}"#),
-            Err(DecodeError::Field { field: "channel", .. })
+            Err(DecodeError::Field {
+                field: "channel",
+                ..
+            })
         ));
         assert!(matches!(
             ClientMessage::decode(r#"{"event":"client-x","data":{}}"#),
-            Err(DecodeError::Field { field: "channel", .. })
+            Err(DecodeError::Field {
+                field: "channel",
+                ..
+            })
         ));
         assert_eq!(
             ClientMessage::decode(r#"{"event":"pusher:foo"}"#).unwrap(),
-            ClientMessage::Unknown { event: "pusher:foo".into() }
+            ClientMessage::Unknown {
+                event: "pusher:foo".into()
+            }
         );
     }
 }

@@ -111,7 +111,11 @@ impl ChannelName {
         check_name(what, body, max_len)?;
         let len = name.chars().count();
         if len > max_len {
-            return Err(NameError::TooLong { what, len, max: max_len });
+            return Err(NameError::TooLong {
+                what,
+                len,
+                max: max_len,
+            });
         }
         Ok(ChannelName(name.into()))
     }
@@ -146,9 +150,14 @@ impl ChannelName {
     /// `private-encrypted-cache-`, `presence-cache-`).
     pub fn is_cache(&self) -> bool {
         let n = self.as_str();
-        ["cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-"]
-            .iter()
-            .any(|p| n.starts_with(p))
+        [
+            "cache-",
+            "private-cache-",
+            "private-encrypted-cache-",
+            "presence-cache-",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
     }
 
     /// Whether subscribing needs a signature.
@@ -177,11 +186,18 @@ fn check_name(what: &'static str, name: &str, max_len: usize) -> Result<(), Name
     }
     let allowed = |c: char| c.is_ascii_alphanumeric() || "_-=@,.;".contains(c);
     if !name.chars().all(allowed) {
-        return Err(NameError::BadCharacters { what, name: name.to_owned() });
+        return Err(NameError::BadCharacters {
+            what,
+            name: name.to_owned(),
+        });
     }
     let len = name.chars().count();
     if len > max_len {
-        return Err(NameError::TooLong { what, len, max: max_len });
+        return Err(NameError::TooLong {
+            what,
+            len,
+            max: max_len,
+        });
     }
     Ok(())
 }
@@ -202,7 +218,11 @@ impl EventName {
         }
         let len = name.chars().count();
         if len > MAX_EVENT_NAME {
-            return Err(NameError::TooLong { what, len, max: MAX_EVENT_NAME });
+            return Err(NameError::TooLong {
+                what,
+                len,
+                max: MAX_EVENT_NAME,
+            });
         }
         Ok(EventName(name.into()))
     }
@@ -241,7 +261,11 @@ impl UserId {
         }
         let len = text.chars().count();
         if len > max_len {
-            return Err(NameError::TooLong { what, len, max: max_len });
+            return Err(NameError::TooLong {
+                what,
+                len,
+                max: max_len,
+            });
         }
         Ok(UserId(text.into()))
     }
@@ -277,7 +301,16 @@ mod tests {
             assert!(is_socket_id(id.as_str()), "{id}");
         }
         assert!(SocketId::parse("123.456").is_ok());
-        for bad in ["", "123", "123.", ".456", "1.2.3", "a.1", "undefined", "1 .2"] {
+        for bad in [
+            "",
+            "123",
+            "123.",
+            ".456",
+            "1.2.3",
+            "a.1",
+            "undefined",
+            "1 .2",
+        ] {
             assert!(SocketId::parse(bad).is_err(), "{bad}");
         }
     }
@@ -293,7 +326,9 @@ mod tests {
         assert_eq!(kind("#server-to-user-42"), ChannelKind::ServerToUser);
         assert_eq!(kind("my-private-x"), ChannelKind::Public);
         let cache = |n: &str| ChannelName::parse(n, 200).unwrap().is_cache();
-        assert!(cache("cache-x") && cache("presence-cache-x") && cache("private-encrypted-cache-x"));
+        assert!(
+            cache("cache-x") && cache("presence-cache-x") && cache("private-encrypted-cache-x")
+        );
         assert!(!cache("my-cache-x") && !cache("private-x"));
     }
 
@@ -307,7 +342,11 @@ mod tests {
         assert!(ChannelName::parse(&"a".repeat(200), 200).is_ok());
         assert!(matches!(
             ChannelName::parse(&"a".repeat(201), 200),
-            Err(NameError::TooLong { len: 201, max: 200, .. })
+            Err(NameError::TooLong {
+                len: 201,
+                max: 200,
+                ..
+            })
         ));
     }
 

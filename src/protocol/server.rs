@@ -171,17 +171,28 @@ fn json<T: Serialize>(value: &T) -> String {
 }
 
 fn frame<D: Serialize>(event: &str, channel: Option<&str>, data: D) -> String {
-    json(&Frame { event, channel, data, user_id: None })
+    json(&Frame {
+        event,
+        channel,
+        data,
+        user_id: None,
+    })
 }
 
 impl ServerMessage<'_> {
     /// The frame's JSON text.
     pub fn encode(&self) -> String {
         match *self {
-            ServerMessage::ConnectionEstablished { socket_id, activity_timeout } => frame(
+            ServerMessage::ConnectionEstablished {
+                socket_id,
+                activity_timeout,
+            } => frame(
                 "pusher:connection_established",
                 None,
-                json(&Established { socket_id, activity_timeout }),
+                json(&Established {
+                    socket_id,
+                    activity_timeout,
+                }),
             ),
             ServerMessage::Error { code, message } => {
                 frame("pusher:error", None, ErrorData { code, message })
@@ -199,7 +210,11 @@ impl ServerMessage<'_> {
                     channel,
                 })
             }
-            ServerMessage::MemberAdded { channel, user_id, user_info } => frame(
+            ServerMessage::MemberAdded {
+                channel,
+                user_id,
+                user_info,
+            } => frame(
                 "pusher_internal:member_added",
                 Some(channel),
                 json(&Member { user_id, user_info }),
@@ -207,22 +222,37 @@ impl ServerMessage<'_> {
             ServerMessage::MemberRemoved { channel, user_id } => frame(
                 "pusher_internal:member_removed",
                 Some(channel),
-                json(&Member { user_id, user_info: None }),
+                json(&Member {
+                    user_id,
+                    user_info: None,
+                }),
             ),
-            ServerMessage::ChannelEvent { event, channel, data, user_id } => {
-                json(&Frame { event, channel: Some(channel), data, user_id })
-            }
+            ServerMessage::ChannelEvent {
+                event,
+                channel,
+                data,
+                user_id,
+            } => json(&Frame {
+                event,
+                channel: Some(channel),
+                data,
+                user_id,
+            }),
             ServerMessage::SubscriptionCount { channel, count } => frame(
                 "pusher_internal:subscription_count",
                 Some(channel),
-                json(&Count { subscription_count: count }),
+                json(&Count {
+                    subscription_count: count,
+                }),
             ),
             ServerMessage::SigninSuccess { user_data } => {
                 frame("pusher:signin_success", None, Signin { user_data })
             }
-            ServerMessage::WatchlistEvents { events } => {
-                frame("pusher_internal:watchlist_events", None, json(&Watchlist { events }))
-            }
+            ServerMessage::WatchlistEvents { events } => frame(
+                "pusher_internal:watchlist_events",
+                None,
+                json(&Watchlist { events }),
+            ),
             ServerMessage::CacheMiss { channel } => frame("pusher:cache_miss", Some(channel), "{}"),
         }
     }
@@ -253,40 +283,73 @@ mod tests {
     fn golden_frames() {
         let cases: Vec<(ServerMessage<'_>, &str)> = vec![
             (
-                ServerMessage::ConnectionEstablished { socket_id: "1.2", activity_timeout: 120 },
+                ServerMessage::ConnectionEstablished {
+                    socket_id: "1.2",
+                    activity_timeout: 120,
+                },
                 r#"{"event":"pusher:connection_established","data":"{\"socket_id\":\"1.2\",\"activity_timeout\":120}"}"#,
             ),
             (
-                ServerMessage::Error { code: Some(4001), message: "nope" },
+                ServerMessage::Error {
+                    code: Some(4001),
+                    message: "nope",
+                },
                 r#"{"event":"pusher:error","data":{"code":4001,"message":"nope"}}"#,
             ),
             (
-                ServerMessage::Error { code: None, message: "x" },
+                ServerMessage::Error {
+                    code: None,
+                    message: "x",
+                },
                 r#"{"event":"pusher:error","data":{"code":null,"message":"x"}}"#,
             ),
-            (ServerMessage::Pong, r#"{"event":"pusher:pong","data":"{}"}"#),
             (
-                ServerMessage::SubscriptionSucceeded { channel: "c", presence: None },
+                ServerMessage::Pong,
+                r#"{"event":"pusher:pong","data":"{}"}"#,
+            ),
+            (
+                ServerMessage::SubscriptionSucceeded {
+                    channel: "c",
+                    presence: None,
+                },
                 r#"{"event":"pusher_internal:subscription_succeeded","data":"{}","channel":"c"}"#,
             ),
             (
-                ServerMessage::ChannelEvent { event: "e", channel: "c", data: "{\"a\":1}", user_id: None },
+                ServerMessage::ChannelEvent {
+                    event: "e",
+                    channel: "c",
+                    data: "{\"a\":1}",
+                    user_id: None,
+                },
                 r#"{"event":"e","channel":"c","data":"{\"a\":1}"}"#,
             ),
             (
-                ServerMessage::ChannelEvent { event: "client-e", channel: "presence-c", data: "x", user_id: Some("7") },
+                ServerMessage::ChannelEvent {
+                    event: "client-e",
+                    channel: "presence-c",
+                    data: "x",
+                    user_id: Some("7"),
+                },
                 r#"{"event":"client-e","channel":"presence-c","data":"x","user_id":"7"}"#,
             ),
             (
-                ServerMessage::MemberRemoved { channel: "presence-c", user_id: "1" },
+                ServerMessage::MemberRemoved {
+                    channel: "presence-c",
+                    user_id: "1",
+                },
                 r#"{"event":"pusher_internal:member_removed","channel":"presence-c","data":"{\"user_id\":\"1\"}"}"#,
             ),
             (
-                ServerMessage::SubscriptionCount { channel: "c", count: 3 },
+                ServerMessage::SubscriptionCount {
+                    channel: "c",
+                    count: 3,
+                },
                 r#"{"event":"pusher_internal:subscription_count","channel":"c","data":"{\"subscription_count\":3}"}"#,
             ),
             (
-                ServerMessage::SigninSuccess { user_data: "{\"id\":\"1\"}" },
+                ServerMessage::SigninSuccess {
+                    user_data: "{\"id\":\"1\"}",
+                },
                 r#"{"event":"pusher:signin_success","data":{"user_data":"{\"id\":\"1\"}"}}"#,
             ),
             (
@@ -311,7 +374,11 @@ mod tests {
             msg.encode(),
             r#"{"event":"pusher_internal:subscription_succeeded","data":"{\"presence\":{\"ids\":[\"1\",\"2\"],\"hash\":{\"1\":{\"name\":\"A\"},\"2\":null},\"count\":2}}","channel":"presence-r"}"#
         );
-        let added = ServerMessage::MemberAdded { channel: "presence-r", user_id: "1", user_info: Some(&info) };
+        let added = ServerMessage::MemberAdded {
+            channel: "presence-r",
+            user_id: "1",
+            user_info: Some(&info),
+        };
         assert_eq!(
             added.encode(),
             r#"{"event":"pusher_internal:member_added","channel":"presence-r","data":"{\"user_id\":\"1\",\"user_info\":{\"name\":\"A\"}}"}"#
@@ -321,8 +388,14 @@ mod tests {
     #[test]
     fn watchlist() {
         let events = [
-            WatchlistEvent { name: "online", user_ids: vec!["1"] },
-            WatchlistEvent { name: "offline", user_ids: vec!["2", "3"] },
+            WatchlistEvent {
+                name: "online",
+                user_ids: vec!["1"],
+            },
+            WatchlistEvent {
+                name: "offline",
+                user_ids: vec!["2", "3"],
+            },
         ];
         assert_eq!(
             ServerMessage::WatchlistEvents { events: &events }.encode(),

@@ -130,12 +130,20 @@ impl Hooks {
     /// Hooks for `app` that queue into `queue`.
     pub fn new(app: AppTarget, queue: mpsc::Sender<Queued>) -> Self {
         let queue = (!app.targets.is_empty()).then_some(queue);
-        Hooks { app: Arc::new(app), queue }
+        Hooks {
+            app: Arc::new(app),
+            queue,
+        }
     }
 
     /// Whether some target wants events named `name`.
     pub fn wants(&self, name: &str) -> bool {
-        self.queue.is_some() && self.app.targets.iter().any(|t| t.events.iter().any(|e| e == name))
+        self.queue.is_some()
+            && self
+                .app
+                .targets
+                .iter()
+                .any(|t| t.events.iter().any(|e| e == name))
     }
 
     /// Queues an event without waiting; drops (and counts) it when the queue is full.
@@ -144,7 +152,11 @@ impl Hooks {
         if !self.wants(event.name()) {
             return;
         }
-        let queued = Queued { app: self.app.clone(), event, time_ms: now_ms() };
+        let queued = Queued {
+            app: self.app.clone(),
+            event,
+            time_ms: now_ms(),
+        };
         if queue.try_send(queued).is_err() {
             let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
@@ -156,7 +168,10 @@ impl Hooks {
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -165,8 +180,14 @@ mod tests {
 
     #[test]
     fn event_json_shapes() {
-        let e = WebhookEvent::MemberAdded { channel: "presence-x".into(), user_id: "1".into() };
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"name":"member_added","channel":"presence-x","user_id":"1"}"#);
+        let e = WebhookEvent::MemberAdded {
+            channel: "presence-x".into(),
+            user_id: "1".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"name":"member_added","channel":"presence-x","user_id":"1"}"#
+        );
         let e = WebhookEvent::ClientEvent {
             channel: "private-c".into(),
             event: "client-typing".into(),
@@ -178,22 +199,48 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"name":"client_event","channel":"private-c","event":"client-typing","data":"{\"who\":\"me\"}","socket_id":"123.456"}"#
         );
-        let e = WebhookEvent::SubscriptionCount { channel: "c".into(), subscription_count: 13 };
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"name":"subscription_count","channel":"c","subscription_count":13}"#);
+        let e = WebhookEvent::SubscriptionCount {
+            channel: "c".into(),
+            subscription_count: 13,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"name":"subscription_count","channel":"c","subscription_count":13}"#
+        );
     }
 
     #[test]
     fn only_wanted_events_are_queued_and_full_queues_drop() {
         let (tx, mut rx) = mpsc::channel(1);
-        let target = WebhookTarget { url: "http://127.0.0.1:1/".into(), events: vec!["channel_occupied".into()], batch: false };
-        let app = AppTarget { app_id: "1".into(), key: "k".into(), secret: "s".into(), targets: vec![target] };
+        let target = WebhookTarget {
+            url: "http://127.0.0.1:1/".into(),
+            events: vec!["channel_occupied".into()],
+            batch: false,
+        };
+        let app = AppTarget {
+            app_id: "1".into(),
+            key: "k".into(),
+            secret: "s".into(),
+            targets: vec![target],
+        };
         let hooks = Hooks::new(app, tx);
-        hooks.emit(WebhookEvent::CacheMiss { channel: "cache-x".into() });
+        hooks.emit(WebhookEvent::CacheMiss {
+            channel: "cache-x".into(),
+        });
         assert!(rx.try_recv().is_err());
-        hooks.emit(WebhookEvent::ChannelOccupied { channel: "a".into() });
+        hooks.emit(WebhookEvent::ChannelOccupied {
+            channel: "a".into(),
+        });
         let before = dropped_count();
-        hooks.emit(WebhookEvent::ChannelOccupied { channel: "b".into() });
+        hooks.emit(WebhookEvent::ChannelOccupied {
+            channel: "b".into(),
+        });
         assert_eq!(dropped_count(), before + 1);
-        assert_eq!(rx.try_recv().unwrap().event, WebhookEvent::ChannelOccupied { channel: "a".into() });
+        assert_eq!(
+            rx.try_recv().unwrap().event,
+            WebhookEvent::ChannelOccupied {
+                channel: "a".into()
+            }
+        );
     }
 }

@@ -62,9 +62,16 @@ impl Grace {
     /// Held events whose grace period is over.
     fn due(&mut self) -> Vec<Queued> {
         let now = Instant::now();
-        let keys: Vec<GraceKey> =
-            self.held.iter().filter(|(_, (_, at))| *at <= now).map(|(k, _)| k.clone()).collect();
-        keys.into_iter().filter_map(|k| self.held.remove(&k)).map(|(q, _)| q).collect()
+        let keys: Vec<GraceKey> = self
+            .held
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.held.remove(&k))
+            .map(|(q, _)| q)
+            .collect()
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -87,7 +94,12 @@ struct Batch {
 
 /// Runs until `shutdown`, then flushes what it holds and waits for deliveries (bounded by
 /// `drain_for`).
-pub async fn run(mut queue: mpsc::Receiver<Queued>, config: WebhookConfig, shutdown: CancellationToken, drain_for: Duration) {
+pub async fn run(
+    mut queue: mpsc::Receiver<Queued>,
+    config: WebhookConfig,
+    shutdown: CancellationToken,
+    drain_for: Duration,
+) {
     let client = match reqwest::Client::builder().timeout(config.timeout).build() {
         Ok(c) => c,
         Err(e) => {
@@ -105,10 +117,13 @@ pub async fn run(mut queue: mpsc::Receiver<Queued>, config: WebhookConfig, shutd
         shutdown: shutdown.clone(),
     };
     loop {
-        let next = [worker.grace.next_deadline(), worker.batches.values().map(|b| b.flush_at).min()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            worker.grace.next_deadline(),
+            worker.batches.values().map(|b| b.flush_at).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -154,7 +169,12 @@ impl Worker {
     /// Sends an event to every target that wants it, now or into its batch.
     async fn dispatch(&mut self, q: Queued) {
         let name = q.event.name();
-        for target in q.app.targets.iter().filter(|t| t.events.iter().any(|e| e == name)) {
+        for target in q
+            .app
+            .targets
+            .iter()
+            .filter(|t| t.events.iter().any(|e| e == name))
+        {
             if target.batch {
                 let key = (q.app.app_id.clone(), target.url.clone());
                 let window = self.config.batch_window;
@@ -166,7 +186,13 @@ impl Worker {
                 });
                 batch.events.push(q.event.clone());
             } else {
-                self.deliver(q.app.clone(), target.url.clone(), vec![q.event.clone()], q.time_ms).await;
+                self.deliver(
+                    q.app.clone(),
+                    target.url.clone(),
+                    vec![q.event.clone()],
+                    q.time_ms,
+                )
+                .await;
             }
         }
     }
@@ -182,15 +208,29 @@ impl Worker {
         for key in due {
             if let Some(batch) = self.batches.remove(&key) {
                 for chunk in batch.events.chunks(MAX_BATCH) {
-                    self.deliver(batch.app.clone(), batch.url.clone(), chunk.to_vec(), now_ms()).await;
+                    self.deliver(
+                        batch.app.clone(),
+                        batch.url.clone(),
+                        chunk.to_vec(),
+                        now_ms(),
+                    )
+                    .await;
                 }
             }
         }
     }
 
-    async fn deliver(&mut self, app: Arc<AppTarget>, url: String, events: Vec<WebhookEvent>, time_ms: u64) {
+    async fn deliver(
+        &mut self,
+        app: Arc<AppTarget>,
+        url: String,
+        events: Vec<WebhookEvent>,
+        time_ms: u64,
+    ) {
         let body = serde_json::json!({ "time_ms": time_ms, "events": events }).to_string();
-        let Ok(permit) = self.permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return;
+        };
         let delivery = Delivery {
             client: self.client.clone(),
             url,
@@ -264,26 +304,74 @@ mod tests {
     use super::*;
 
     fn queued(event: WebhookEvent) -> Queued {
-        let app = Arc::new(AppTarget { app_id: "1".into(), key: "k".into(), secret: "s".into(), targets: vec![] });
-        Queued { app, event, time_ms: 0 }
+        let app = Arc::new(AppTarget {
+            app_id: "1".into(),
+            key: "k".into(),
+            secret: "s".into(),
+            targets: vec![],
+        });
+        Queued {
+            app,
+            event,
+            time_ms: 0,
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn vacated_is_held_and_cancelled_by_a_quick_return() {
         let mut g = Grace::default();
         let d = Duration::from_secs(3);
-        assert!(g.accept(queued(WebhookEvent::ChannelOccupied { channel: "c".into() }), d).is_some());
-        assert!(g.accept(queued(WebhookEvent::ChannelVacated { channel: "c".into() }), d).is_none());
+        assert!(g
+            .accept(
+                queued(WebhookEvent::ChannelOccupied {
+                    channel: "c".into()
+                }),
+                d
+            )
+            .is_some());
+        assert!(g
+            .accept(
+                queued(WebhookEvent::ChannelVacated {
+                    channel: "c".into()
+                }),
+                d
+            )
+            .is_none());
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(g.due().is_empty());
-        assert!(g.accept(queued(WebhookEvent::ChannelOccupied { channel: "c".into() }), d).is_none(), "no second occupied");
+        assert!(
+            g.accept(
+                queued(WebhookEvent::ChannelOccupied {
+                    channel: "c".into()
+                }),
+                d
+            )
+            .is_none(),
+            "no second occupied"
+        );
         assert!(g.next_deadline().is_none());
 
-        assert!(g.accept(queued(WebhookEvent::MemberRemoved { channel: "p".into(), user_id: "u".into() }), d).is_none());
+        assert!(g
+            .accept(
+                queued(WebhookEvent::MemberRemoved {
+                    channel: "p".into(),
+                    user_id: "u".into()
+                }),
+                d
+            )
+            .is_none());
         tokio::time::advance(Duration::from_secs(3)).await;
         let due = g.due();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].event.name(), "member_removed");
-        assert!(g.accept(queued(WebhookEvent::MemberAdded { channel: "p".into(), user_id: "u".into() }), d).is_some());
+        assert!(g
+            .accept(
+                queued(WebhookEvent::MemberAdded {
+                    channel: "p".into(),
+                    user_id: "u".into()
+                }),
+                d
+            )
+            .is_some());
     }
 }

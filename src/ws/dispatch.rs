@@ -17,7 +17,9 @@ use crate::auth;
 use crate::channel::{Joining, Subscribed, Unsubscribed};
 use crate::connection::ConnectionHandle;
 use crate::protocol::client::Subscribe;
-use crate::protocol::{codes, ChannelKind, ChannelName, ClientMessage, EventName, ServerMessage, UserId};
+use crate::protocol::{
+    codes, ChannelKind, ChannelName, ClientMessage, EventName, ServerMessage, UserId,
+};
 use crate::webhook::WebhookEvent;
 
 /// The longest user id accepted at sign-in (what the SDKs allow).
@@ -57,7 +59,10 @@ impl Connection {
 
     /// The authorized-connections deadline, when the app wants one.
     pub(super) fn authorization_timeout(&self) -> Option<Duration> {
-        self.app.config.authorized_connections.then_some(self.app.config.authorization_timeout)
+        self.app
+            .config
+            .authorized_connections
+            .then_some(self.app.config.authorization_timeout)
     }
 
     pub(super) fn is_authorized(&self) -> bool {
@@ -66,7 +71,8 @@ impl Connection {
 
     /// Queues `pusher:error`.
     pub(super) fn error(&self, code: Option<u16>, message: &str) {
-        self.handle.send(ServerMessage::Error { code, message }.encode().into());
+        self.handle
+            .send(ServerMessage::Error { code, message }.encode().into());
     }
 
     /// Decodes and handles one text frame.
@@ -77,10 +83,15 @@ impl Connection {
             Ok(ClientMessage::Ping) => self.on_ping(),
             Ok(ClientMessage::Pong) => {}
             Ok(ClientMessage::Signin { auth, user_data }) => self.on_signin(&auth, &user_data),
-            Ok(ClientMessage::ClientEvent { event, channel, data }) => self.on_client_event(&event, &channel, data),
-            Ok(ClientMessage::Unknown { event }) => {
-                self.error(None, &format!("Unsupported event received on socket: {event}"))
-            }
+            Ok(ClientMessage::ClientEvent {
+                event,
+                channel,
+                data,
+            }) => self.on_client_event(&event, &channel, data),
+            Ok(ClientMessage::Unknown { event }) => self.error(
+                None,
+                &format!("Unsupported event received on socket: {event}"),
+            ),
             Err(e) => self.error(None, &e.to_string()),
         }
     }
@@ -96,7 +107,8 @@ impl Connection {
     }
 
     fn subscribe(&mut self, sub: Subscribe) -> Result<(), String> {
-        let name = ChannelName::parse(&sub.channel, self.app.channel_name_max_length).map_err(|e| e.to_string())?;
+        let name = ChannelName::parse(&sub.channel, self.app.channel_name_max_length)
+            .map_err(|e| e.to_string())?;
         if self.subscriptions.contains_key(&name) {
             return Err(format!("Existing subscription to channel {name}"));
         }
@@ -108,15 +120,29 @@ impl Connection {
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 let config = &self.app.config;
                 let socket_id = self.handle.socket_id().as_str();
-                auth::verify_channel_auth(&config.key, &config.secret, socket_id, name.as_str(), None, sub.auth.as_deref())
-                    .map_err(|e| e.to_string())?;
+                auth::verify_channel_auth(
+                    &config.key,
+                    &config.secret,
+                    socket_id,
+                    name.as_str(),
+                    None,
+                    sub.auth.as_deref(),
+                )
+                .map_err(|e| e.to_string())?;
                 None
             }
             _ => None,
         };
         let user_id = member.as_ref().map(|(id, _)| id.clone());
-        let joining = Joining { handle: &self.handle, member };
-        let subscribed = self.app.channels.subscribe(&name, joining).map_err(|e| e.to_string())?;
+        let joining = Joining {
+            handle: &self.handle,
+            member,
+        };
+        let subscribed = self
+            .app
+            .channels
+            .subscribe(&name, joining)
+            .map_err(|e| e.to_string())?;
         self.authorized |= name.needs_auth();
         self.subscribed_hooks(&name, subscribed);
         self.subscriptions.insert(name, user_id);
@@ -128,30 +154,59 @@ impl Connection {
     fn subscribe_inbox(&mut self, name: ChannelName) -> Result<(), String> {
         let mine = self.user.as_ref().map(|(id, _)| id.as_str());
         if mine.is_none() || mine != name.server_to_user_id() {
-            return Err(format!("Cannot subscribe to {name}: the connection is not signed in as that user"));
+            return Err(format!(
+                "Cannot subscribe to {name}: the connection is not signed in as that user"
+            ));
         }
-        let msg = ServerMessage::SubscriptionSucceeded { channel: name.as_str(), presence: None };
+        let msg = ServerMessage::SubscriptionSucceeded {
+            channel: name.as_str(),
+            presence: None,
+        };
         self.handle.send(msg.encode().into());
         self.subscriptions.insert(name, None);
         Ok(())
     }
 
     /// Verifies a presence subscription and returns the member it joins as.
-    fn presence_member(&self, name: &ChannelName, sub: &Subscribe) -> Result<(UserId, Option<Arc<RawValue>>), String> {
+    fn presence_member(
+        &self,
+        name: &ChannelName,
+        sub: &Subscribe,
+    ) -> Result<(UserId, Option<Arc<RawValue>>), String> {
         let config = &self.app.config;
         let socket_id = self.handle.socket_id().as_str();
         let Some(channel_data) = sub.channel_data.as_deref() else {
             // pusher-js may leave channel_data out for signed-in users: the member is the user.
             let (user, _) = self.user.as_ref().ok_or_else(|| {
-                format!("Presence subscription to {name} requires channel_data (or a signed-in user)")
+                format!(
+                    "Presence subscription to {name} requires channel_data (or a signed-in user)"
+                )
             })?;
-            auth::verify_channel_auth(&config.key, &config.secret, socket_id, name.as_str(), None, sub.auth.as_deref())
-                .map_err(|e| e.to_string())?;
+            auth::verify_channel_auth(
+                &config.key,
+                &config.secret,
+                socket_id,
+                name.as_str(),
+                None,
+                sub.auth.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
             return Ok((user.clone(), None));
         };
-        auth::verify_channel_auth(&config.key, &config.secret, socket_id, name.as_str(), Some(channel_data), sub.auth.as_deref())
-            .map_err(|e| e.to_string())?;
-        parse_member(channel_data, config.max_presence_user_id_length, config.max_presence_user_info_bytes)
+        auth::verify_channel_auth(
+            &config.key,
+            &config.secret,
+            socket_id,
+            name.as_str(),
+            Some(channel_data),
+            sub.auth.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        parse_member(
+            channel_data,
+            config.max_presence_user_id_length,
+            config.max_presence_user_info_bytes,
+        )
     }
 
     fn subscribed_hooks(&self, name: &ChannelName, s: Subscribed) {
@@ -161,18 +216,26 @@ impl Connection {
             hooks.emit(WebhookEvent::ChannelOccupied { channel: channel() });
         }
         if let Some(user_id) = s.member_added {
-            hooks.emit(WebhookEvent::MemberAdded { channel: channel(), user_id: user_id.to_string() });
+            hooks.emit(WebhookEvent::MemberAdded {
+                channel: channel(),
+                user_id: user_id.to_string(),
+            });
         }
         if s.cache_miss {
             hooks.emit(WebhookEvent::CacheMiss { channel: channel() });
         }
         if let Some(n) = s.count {
-            hooks.emit(WebhookEvent::SubscriptionCount { channel: channel(), subscription_count: n });
+            hooks.emit(WebhookEvent::SubscriptionCount {
+                channel: channel(),
+                subscription_count: n,
+            });
         }
     }
 
     fn on_unsubscribe(&mut self, channel: &str) {
-        let Ok(name) = ChannelName::parse(channel, usize::MAX) else { return };
+        let Ok(name) = ChannelName::parse(channel, usize::MAX) else {
+            return;
+        };
         if self.subscriptions.remove(&name).is_some() {
             self.leave(&name);
         }
@@ -191,13 +254,19 @@ impl Connection {
         let hooks = &self.app.hooks;
         let channel = || name.to_string();
         if let Some(user_id) = u.member_removed {
-            hooks.emit(WebhookEvent::MemberRemoved { channel: channel(), user_id: user_id.to_string() });
+            hooks.emit(WebhookEvent::MemberRemoved {
+                channel: channel(),
+                user_id: user_id.to_string(),
+            });
         }
         if u.vacated {
             hooks.emit(WebhookEvent::ChannelVacated { channel: channel() });
         }
         if let Some(n) = u.count {
-            hooks.emit(WebhookEvent::SubscriptionCount { channel: channel(), subscription_count: n });
+            hooks.emit(WebhookEvent::SubscriptionCount {
+                channel: channel(),
+                subscription_count: n,
+            });
         }
     }
 
@@ -226,20 +295,33 @@ impl Connection {
     }
 
     /// The client-event rules, in the order hosted Pusher applies them.
-    fn check_client_event(&mut self, event: &str, channel: &str, data: &str) -> Result<(ChannelName, Option<UserId>), (Option<u16>, String)> {
+    fn check_client_event(
+        &mut self,
+        event: &str,
+        channel: &str,
+        data: &str,
+    ) -> Result<(ChannelName, Option<UserId>), (Option<u16>, String)> {
         let reject = |m: String| (None, m);
         let name = EventName::parse(event).map_err(|e| reject(e.to_string()))?;
         if !name.is_client_event() {
-            return Err(reject(format!("Unsupported event received on socket: {event}")));
+            return Err(reject(format!(
+                "Unsupported event received on socket: {event}"
+            )));
         }
         if !self.app.config.client_events {
             return Err(reject(
                 "To send client events, you must enable this feature in the Settings page of your dashboard.".into(),
             ));
         }
-        let channel = ChannelName::parse(channel, self.app.channel_name_max_length).map_err(|e| reject(e.to_string()))?;
-        if !matches!(channel.kind(), ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence) {
-            return Err(reject("Client event rejected - only supported on private and presence channels".into()));
+        let channel = ChannelName::parse(channel, self.app.channel_name_max_length)
+            .map_err(|e| reject(e.to_string()))?;
+        if !matches!(
+            channel.kind(),
+            ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence
+        ) {
+            return Err(reject(
+                "Client event rejected - only supported on private and presence channels".into(),
+            ));
         }
         let Some(user_id) = self.subscriptions.get(&channel) else {
             return Err(reject(format!(
@@ -255,7 +337,10 @@ impl Connection {
         }
         let user_id = user_id.clone();
         if !self.take_rate_token() {
-            return Err((Some(codes::CLIENT_EVENT_RATE_LIMIT), "Client event rejected due to rate limit".into()));
+            return Err((
+                Some(codes::CLIENT_EVENT_RATE_LIMIT),
+                "Client event rejected due to rate limit".into(),
+            ));
         }
         Ok((channel, user_id))
     }
@@ -285,22 +370,34 @@ impl Connection {
             return Err("User authentication is not enabled for this app".into());
         }
         let socket_id = self.handle.socket_id().as_str();
-        auth::verify_signin(&config.key, &config.secret, socket_id, user_data, auth_value).map_err(|e| e.to_string())?;
+        auth::verify_signin(
+            &config.key,
+            &config.secret,
+            socket_id,
+            user_data,
+            auth_value,
+        )
+        .map_err(|e| e.to_string())?;
         let (user, mut watchlist) = parse_user_data(user_data)?;
         if let Some((current, _)) = &self.user {
             if *current != user {
                 return Err(format!("Connection is already signed in as user {current}"));
             }
-            self.handle.send(ServerMessage::SigninSuccess { user_data }.encode().into());
+            self.handle
+                .send(ServerMessage::SigninSuccess { user_data }.encode().into());
             return Ok(());
         }
         let max = config.max_watchlist_size;
         let over = watchlist.len() > max;
         watchlist.truncate(max);
-        self.handle.send(ServerMessage::SigninSuccess { user_data }.encode().into());
-        self.app.users.sign_in(&user, &self.handle, &watchlist, config.watchlist_events);
+        self.handle
+            .send(ServerMessage::SigninSuccess { user_data }.encode().into());
+        self.app
+            .users
+            .sign_in(&user, &self.handle, &watchlist, config.watchlist_events);
         if over {
-            let message = format!("Watchlist limit exceeded; only the first {max} user ids were accepted");
+            let message =
+                format!("Watchlist limit exceeded; only the first {max} user ids were accepted");
             self.error(Some(codes::WATCHLIST_LIMIT), &message);
         }
         self.user = Some((user, watchlist));
@@ -315,13 +412,19 @@ impl Connection {
         }
         if let Some((user, watchlist)) = self.user.take() {
             let events = self.app.config.watchlist_events;
-            self.app.users.sign_out(&user, self.handle.socket_id(), &watchlist, events);
+            self.app
+                .users
+                .sign_out(&user, self.handle.socket_id(), &watchlist, events);
         }
     }
 }
 
 /// `channel_data` → member id and `user_info`, with the presence limits.
-fn parse_member(channel_data: &str, max_id: usize, max_info: usize) -> Result<(UserId, Option<Arc<RawValue>>), String> {
+fn parse_member(
+    channel_data: &str,
+    max_id: usize,
+    max_info: usize,
+) -> Result<(UserId, Option<Arc<RawValue>>), String> {
     #[derive(serde::Deserialize)]
     struct ChannelData {
         user_id: Option<serde_json::Value>,
@@ -329,8 +432,11 @@ fn parse_member(channel_data: &str, max_id: usize, max_info: usize) -> Result<(U
     }
     let data: ChannelData = serde_json::from_str(channel_data)
         .map_err(|e| format!("Invalid channel_data: it must be a JSON object ({e})"))?;
-    let id = data.user_id.ok_or("Invalid channel_data: user_id is required")?;
-    let user_id = UserId::from_json(&id, max_id).map_err(|e| format!("Invalid channel_data: {e}"))?;
+    let id = data
+        .user_id
+        .ok_or("Invalid channel_data: user_id is required")?;
+    let user_id =
+        UserId::from_json(&id, max_id).map_err(|e| format!("Invalid channel_data: {e}"))?;
     let info = match data.user_info {
         Some(raw) if raw.get() == "null" => None,
         Some(raw) if !raw.get().starts_with('{') => {
@@ -352,13 +458,14 @@ fn parse_user_data(user_data: &str) -> Result<(UserId, Vec<UserId>), String> {
         id: Option<serde_json::Value>,
         watchlist: Option<Vec<serde_json::Value>>,
     }
-    let data: UserData =
-        serde_json::from_str(user_data).map_err(|e| format!("Invalid user_data: it must be a JSON object ({e})"))?;
+    let data: UserData = serde_json::from_str(user_data)
+        .map_err(|e| format!("Invalid user_data: it must be a JSON object ({e})"))?;
     let id = match data.id {
         Some(serde_json::Value::String(s)) if !s.is_empty() => s,
         _ => return Err("Invalid user_data: id must be a non-empty string".into()),
     };
-    let user = UserId::parse(&id, MAX_SIGNIN_USER_ID).map_err(|e| format!("Invalid user_data: {e}"))?;
+    let user =
+        UserId::parse(&id, MAX_SIGNIN_USER_ID).map_err(|e| format!("Invalid user_data: {e}"))?;
     let watchlist = data
         .watchlist
         .unwrap_or_default()
@@ -374,14 +481,29 @@ mod tests {
 
     #[test]
     fn members_from_channel_data() {
-        let (id, info) = parse_member(r#"{"user_id":10,"user_info":{"name":"A"}}"#, 128, 1024).unwrap();
+        let (id, info) =
+            parse_member(r#"{"user_id":10,"user_info":{"name":"A"}}"#, 128, 1024).unwrap();
         assert_eq!(id.as_str(), "10");
         assert_eq!(info.unwrap().get(), r#"{"name":"A"}"#);
         assert!(parse_member(r#"{"user_info":{}}"#, 128, 1024).is_err());
-        assert!(parse_member(r#"{"user_id":"1","user_info":"x"}"#, 128, 1024).unwrap_err().contains("type of hash"));
-        assert!(parse_member(&format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129)), 128, 1024).is_err());
-        let big = format!(r#"{{"user_id":"1","user_info":{{"a":"{}"}}}}"#, "x".repeat(1100));
-        assert!(parse_member(&big, 128, 1024).unwrap_err().contains("maximum is 1024"));
+        assert!(
+            parse_member(r#"{"user_id":"1","user_info":"x"}"#, 128, 1024)
+                .unwrap_err()
+                .contains("type of hash")
+        );
+        assert!(parse_member(
+            &format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129)),
+            128,
+            1024
+        )
+        .is_err());
+        let big = format!(
+            r#"{{"user_id":"1","user_info":{{"a":"{}"}}}}"#,
+            "x".repeat(1100)
+        );
+        assert!(parse_member(&big, 128, 1024)
+            .unwrap_err()
+            .contains("maximum is 1024"));
         assert!(parse_member("nope", 128, 1024).is_err());
     }
 

@@ -57,7 +57,10 @@ fn admit(state: &State, key: &str, query: &str) -> Result<(Arc<App>, ConnectionS
         }
     }
     if state.shutdown.is_triggered() {
-        return Err((CloseCode::Reconnect, "Server is shutting down; reconnect".into()));
+        return Err((
+            CloseCode::Reconnect,
+            "Server is shutting down; reconnect".into(),
+        ));
     }
     let app = state.apps.by_key(key).ok_or_else(|| {
         (
@@ -68,15 +71,22 @@ fn admit(state: &State, key: &str, query: &str) -> Result<(Arc<App>, ConnectionS
     if !app.config.enabled {
         return Err((CloseCode::AppDisabled, "Application disabled".into()));
     }
-    let slot = app
-        .connect()
-        .ok_or_else(|| (CloseCode::OverQuota, "Application is over connection quota".into()))?;
+    let slot = app.connect().ok_or_else(|| {
+        (
+            CloseCode::OverQuota,
+            "Application is over connection quota".into(),
+        )
+    })?;
     Ok((app.clone(), slot))
 }
 
 /// Sends `pusher:error` and closes with the same code.
 async fn refuse(mut ws: actix_ws::Session, code: CloseCode, message: String) {
-    let frame = ServerMessage::Error { code: Some(code.code()), message: &message }.encode();
+    let frame = ServerMessage::Error {
+        code: Some(code.code()),
+        message: &message,
+    }
+    .encode();
     if ws.text(frame).await.is_ok() {
         let _ = ws.close(Some(close_reason(code, &message))).await;
     }

@@ -20,8 +20,10 @@ const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How a session ended.
 enum Exit {
-    /// The peer went away (close frame, EOF, transport error): nothing more to send.
+    /// The transport is gone (EOF, error): nothing more to send.
     Gone,
+    /// The peer sent a close frame: answer it.
+    PeerClosed(Option<actix_ws::CloseReason>),
     /// We close, after `pusher:error` with this code and message.
     Close(CloseCode, String),
 }
@@ -37,7 +39,8 @@ pub(super) async fn run(
     let socket_id = SocketId::generate();
     let span = tracing::debug_span!("connection", app_id = %app.config.id, socket_id = %socket_id);
     async move {
-        let (handle, outbound) = ConnectionHandle::new(socket_id.clone(), state.server.outbound_queue);
+        let (handle, outbound) =
+            ConnectionHandle::new(socket_id.clone(), state.server.outbound_queue);
         let established = ServerMessage::ConnectionEstablished {
             socket_id: socket_id.as_str(),
             activity_timeout: state.server.activity_timeout.as_secs(),
@@ -45,7 +48,11 @@ pub(super) async fn run(
         handle.send(established.encode().into());
         let mut conn = Connection::new(app, state.adapter.clone(), handle);
         tracing::debug!("connected");
-        let mut io = Io { ws, stream, outbound };
+        let mut io = Io {
+            ws,
+            stream,
+            outbound,
+        };
         let exit = io.run(&state, &mut conn).await;
         conn.disconnect();
         io.finish(exit).await;
@@ -129,12 +136,18 @@ impl Io {
     }
 
     /// Handles one inbound item; `Some` ends the session.
-    async fn on_inbound(&mut self, inbound: Option<Result<Message, ProtocolError>>, conn: &mut Connection) -> Option<Exit> {
+    async fn on_inbound(
+        &mut self,
+        inbound: Option<Result<Message, ProtocolError>>,
+        conn: &mut Connection,
+    ) -> Option<Exit> {
         match inbound {
-            None | Some(Ok(Message::Close(_))) => Some(Exit::Gone),
-            Some(Err(ProtocolError::Overflow)) => {
-                Some(Exit::Close(CloseCode::MessageTooBig, "Message too big".into()))
-            }
+            None => Some(Exit::Gone),
+            Some(Ok(Message::Close(reason))) => Some(Exit::PeerClosed(reason)),
+            Some(Err(ProtocolError::Overflow)) => Some(Exit::Close(
+                CloseCode::MessageTooBig,
+                "Message too big".into(),
+            )),
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket protocol error");
                 Some(Exit::Gone)
@@ -144,7 +157,10 @@ impl Io {
                 None
             }
             Some(Ok(Message::Binary(_))) => {
-                conn.error(None, "Binary frames are not supported; send JSON text frames");
+                conn.error(
+                    None,
+                    "Binary frames are not supported; send JSON text frames",
+                );
                 None
             }
             Some(Ok(Message::Ping(bytes))) => self.ws.pong(&bytes).await.err().map(|_| Exit::Gone),
@@ -155,18 +171,31 @@ impl Io {
     /// Flushes what is queued (not for slow consumers), sends `pusher:error`, closes; bounded
     /// in time, since the peer may not be reading.
     async fn finish(self, exit: Exit) {
-        let Exit::Close(code, message) = exit else { return };
-        let _ = tokio::time::timeout(FINISH_TIMEOUT, self.close(code, message)).await;
+        match exit {
+            Exit::Gone => {}
+            Exit::PeerClosed(reason) => {
+                let _ = tokio::time::timeout(FINISH_TIMEOUT, self.ws.close(reason)).await;
+            }
+            Exit::Close(code, message) => {
+                let _ = tokio::time::timeout(FINISH_TIMEOUT, self.close(code, message)).await;
+            }
+        }
     }
 
     async fn close(mut self, code: CloseCode, message: String) {
-        while code != CloseCode::OverCapacity {
-            let Ok(frame) = self.outbound.try_recv() else { break };
-            if self.ws.text(frame).await.is_err() {
-                return;
+        // A slow consumer's queue is full of what it could not read: don't wait on it.
+        if code != CloseCode::OverCapacity {
+            while let Ok(frame) = self.outbound.try_recv() {
+                if self.ws.text(frame).await.is_err() {
+                    return;
+                }
             }
         }
-        let error = ServerMessage::Error { code: Some(code.code()), message: &message }.encode();
+        let error = ServerMessage::Error {
+            code: Some(code.code()),
+            message: &message,
+        }
+        .encode();
         if self.ws.text(error).await.is_ok() {
             let _ = self.ws.close(Some(close_reason(code, &message))).await;
         }
