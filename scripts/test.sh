@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The one test command (README): installs what the tests need, then runs every suite —
+# formatting, clippy, the Rust unit and integration tests, a release build, the interop suite
+# with the official Pusher libraries, and the todo example in a real browser.
+# Each suite runs even when an earlier one failed; the exit status is non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+passed=0
+failed=0
+failures=()
+
+run() {
+  local name=$1
+  shift
+  echo
+  echo "=== $name: $*"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== $name: ok ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "=== $name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  rustup component add clippy rustfmt
+fi
+
+run "rustfmt" cargo fmt --all -- --check
+run "clippy" cargo clippy --workspace --all-targets -- -D warnings
+run "cargo test" cargo test --workspace
+run "release build" cargo build --release --workspace
+
+export HERALD_BIN="$root/target/release/herald"
+for suite in protocol-tests/run.sh examples/todo/e2e/run.sh; do
+  if [ -f "$suite" ]; then
+    run "$suite" bash "$suite"
+  else
+    echo "=== $suite: missing"
+    failed=$((failed + 1))
+    failures+=("$suite (missing)")
+  fi
+done
+
+echo
+if [ "$failed" -gt 0 ]; then
+  echo "failed suites: ${failures[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
