@@ -17,6 +17,8 @@ use crate::state::State;
 
 /// How long closing a connection may take (flush, error, close frame).
 const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most frames written per turn of the session loop.
+const WRITE_BATCH: usize = 64;
 
 /// How a session ended.
 enum Exit {
@@ -63,6 +65,15 @@ pub(super) async fn run(
     .await
 }
 
+/// Resolves when the session must close: shutdown (4200) or a close request on its handle.
+async fn stop_requested(state: &State, handle: ConnectionHandle) -> (CloseCode, String) {
+    tokio::select! {
+        biased;
+        _ = state.shutdown.triggered() => (CloseCode::Reconnect, "Server is restarting; reconnect".into()),
+        reason = handle.closed() => reason,
+    }
+}
+
 struct Io {
     ws: actix_ws::Session,
     stream: MessageStream,
@@ -81,24 +92,20 @@ impl Io {
         let auth_deadline = sleep(authorization.unwrap_or_default());
         tokio::pin!(auth_deadline);
         let mut auth_pending = authorization.is_some();
-        let handle = conn.handle().clone();
+        let stop = stop_requested(state, conn.handle().clone());
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 biased;
-                _ = state.shutdown.triggered() => {
-                    return Exit::Close(CloseCode::Reconnect, "Server is restarting; reconnect".into());
-                }
-                (code, message) = handle.closed() => return Exit::Close(code, message),
+                (code, message) = &mut stop => return Exit::Close(code, message),
                 frame = self.outbound.recv() => {
                     let Some(frame) = frame else { return Exit::Gone };
                     // A client that stops reading blocks this write; a close request (4100 once
                     // its queue is full) or shutdown still ends the session.
                     tokio::select! {
-                        sent = self.ws.text(frame) => if sent.is_err() { return Exit::Gone },
-                        (code, message) = handle.closed() => return Exit::Close(code, message),
-                        _ = state.shutdown.triggered() => {
-                            return Exit::Close(CloseCode::Reconnect, "Server is restarting; reconnect".into());
-                        }
+                        biased;
+                        (code, message) = &mut stop => return Exit::Close(code, message),
+                        sent = self.write_batch(frame) => if sent.is_err() { return Exit::Gone },
                     }
                 }
                 inbound = self.stream.recv() => {
@@ -133,6 +140,22 @@ impl Io {
                 }
             }
         }
+    }
+
+    /// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] frames), so a
+    /// busy connection goes through the `select!` once per batch rather than once per frame.
+    async fn write_batch(
+        &mut self,
+        first: crate::connection::Frame,
+    ) -> Result<(), actix_ws::Closed> {
+        self.ws.text(first).await?;
+        for _ in 1..WRITE_BATCH {
+            match self.outbound.try_recv() {
+                Ok(frame) => self.ws.text(frame).await?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     /// Handles one inbound item; `Some` ends the session.
