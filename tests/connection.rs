@@ -1,0 +1,202 @@
+//! Spec §1: the handshake, protocol versions, refusals, ping/pong and liveness, bad frames.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Frame, Setup, KEY};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_established_is_first_with_string_data() {
+    let server = Setup::new().server("activity_timeout", "\"7s\"").start().await;
+    let mut client = Client::connect(&server, KEY, "protocol=7&client=js&version=8.4.0&flash=false").await;
+    let text = client.recv_text().await;
+    let frame = common::json(&text);
+    assert_eq!(frame.as_object().map(|o| o.len()), Some(2), "only event and data: {text}");
+    assert_eq!(frame["event"], "pusher:connection_established");
+    let data = common::json(frame["data"].as_str().expect("data is a JSON-encoded string"));
+    let socket_id = data["socket_id"].as_str().expect("socket_id");
+    assert!(common::ws::is_socket_id(socket_id), "{socket_id}");
+    assert_eq!(data, json!({"socket_id": socket_id, "activity_timeout": 7}));
+    let mut other = server.client().await;
+    assert_ne!(other.socket_id, socket_id, "socket ids are unique");
+    other.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_missing_or_4_to_7_is_accepted() {
+    let server = Setup::new().start().await;
+    for query in ["", "protocol=4", "protocol=5", "protocol=6", "protocol=7", "client=js&version=1.9.0"] {
+        let mut client = Client::connect(&server, KEY, query).await;
+        client.established().await;
+        client.ping_pong().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_1_to_3_is_refused_with_4007() {
+    let server = Setup::new().start().await;
+    for query in ["protocol=1", "protocol=2", "protocol=3"] {
+        let mut client = Client::connect(&server, KEY, query).await;
+        client.expect_error_and_close(4007, None).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_key_is_refused_with_4001() {
+    let server = Setup::new().start().await;
+    let mut client = Client::connect(&server, "no-such-key", "protocol=7").await;
+    client.expect_error_and_close(4001, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_app_is_refused_with_4003() {
+    let server = Setup::new()
+        .extra_app("id = \"off-id\"\nkey = \"off-key\"\nsecret = \"off-secret\"\nenabled = false")
+        .start()
+        .await;
+    let mut client = Client::connect(&server, "off-key", "protocol=7").await;
+    client.expect_error_and_close(4003, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_max_connections_is_refused_with_4004() {
+    let server = Setup::new().app("max_connections", "2").start().await;
+    let mut a = server.client().await;
+    let _b = server.client().await;
+    let mut c = Client::connect(&server, KEY, "protocol=7").await;
+    c.expect_error_and_close(4004, None).await;
+    a.ping_pong().await;
+    a.close().await;
+    // The freed slot can be used again.
+    let mut d = None;
+    for _ in 0..20 {
+        let mut client = Client::connect(&server, KEY, "protocol=7").await;
+        let first = client.recv_json().await;
+        if first["event"] == "pusher:connection_established" {
+            d = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.expect("a slot frees up when a connection closes").ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_ping_gets_exact_pong() {
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    client.send_text(r#"{"event":"pusher:ping","data":{}}"#).await;
+    assert_eq!(client.recv_text().await, r#"{"event":"pusher:pong","data":"{}"}"#);
+    // Some clients send string data.
+    client.send_text(r#"{"event":"pusher:ping","data":"{}"}"#).await;
+    assert_eq!(client.recv_text().await, r#"{"event":"pusher:pong","data":"{}"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_ping_is_answered_with_pong() {
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    client.send_message(Message::Ping(b"hello".to_vec().into())).await;
+    assert_eq!(client.next_frame(common::WAIT).await, Some(Frame::Pong(b"hello".to_vec())));
+    client.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_pings_after_silence_and_closes_4201_without_answer() {
+    let server = Setup::new().server("activity_timeout", "\"1s\"").server("pong_timeout", "\"1s\"").start().await;
+    let mut client = server.client().await;
+    // Do not read (so tungstenite never answers the ping) for longer than both timeouts.
+    tokio::time::sleep(Duration::from_millis(2800)).await;
+    let mut saw_ping = false;
+    loop {
+        match client.next_frame(common::WAIT).await {
+            Some(Frame::Ping(_)) => saw_ping = true,
+            Some(Frame::Text(t)) => {
+                let frame = common::json(&t);
+                assert_eq!(frame["event"], "pusher:error", "{t}");
+                assert_eq!(frame["data"]["code"], 4201, "{t}");
+                break;
+            }
+            other => panic!("expected ping then pusher:error 4201, got {other:?}"),
+        }
+    }
+    assert!(saw_ping, "a WebSocket Ping precedes the 4201 close");
+    let (code, _) = client.expect_close().await;
+    assert_eq!(code, Some(4201));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sends_websocket_ping_after_activity_timeout() {
+    let server = Setup::new().server("activity_timeout", "\"1s\"").server("pong_timeout", "\"5s\"").start().await;
+    let mut client = server.client().await;
+    match client.next_frame(Duration::from_millis(2500)).await {
+        Some(Frame::Ping(_)) => {}
+        other => panic!("expected a WebSocket Ping after 1 s of silence, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_client_answering_ws_pings_stays_connected() {
+    let server = Setup::new().server("activity_timeout", "\"1s\"").server("pong_timeout", "\"1s\"").start().await;
+    // A 2011-era client: no protocol parameter, object data, never sends pusher:pong.
+    let mut client = Client::connect(&server, KEY, "client=js&version=1.9.0").await;
+    client.established().await;
+    client.send_text(r#"{"event":"pusher:subscribe","data":{"channel":"todos"}}"#).await;
+    client.expect_succeeded("todos").await;
+    // Reading answers the server's WebSocket pings, as browsers do.
+    client.expect_no_frame(Duration::from_millis(4500)).await;
+    assert!(client.pings >= 2, "server pinged during the silence ({} pings)", client.pings);
+    server.api().publish("todos", "created", "{\"id\":1}").await;
+    assert_eq!(client.recv_text().await, r#"{"event":"created","channel":"todos","data":"{\"id\":1}"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_error_code_null_and_connection_stays() {
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    let bad = [
+        Message::text("not json"),
+        Message::text("{\"data\":{}}"),
+        Message::text("[1,2]"),
+        Message::text("{\"event\":\"pusher:nonsense\",\"data\":{}}"),
+        Message::binary(b"\x01\x02".to_vec()),
+    ];
+    for frame in bad {
+        client.send_message(frame.clone()).await;
+        let message = client.expect_error_code(None).await;
+        assert!(!message.is_empty(), "{frame:?}");
+        client.ping_pong().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_pusher_event_has_hosted_text() {
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    client.send_json(json!({"event": "pusher:nonsense", "data": {}})).await;
+    client.expect_error(None, "Unsupported event received on socket: pusher:nonsense").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frame_closes_1009_others_unaffected() {
+    let server = Setup::new().server("max_frame_bytes", "4096").start().await;
+    let mut other = server.client().await;
+    other.join("room").await;
+    let mut big = server.client().await;
+    let data = "x".repeat(8192);
+    big.send_json(json!({"event": "client-x", "channel": "private-a", "data": data})).await;
+    big.expect_error_and_close(1009, None).await;
+    other.ping_pong().await;
+    server.api().publish("room", "still", "here").await;
+    assert_eq!(other.recv_text().await, r#"{"event":"still","channel":"room","data":"here"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_answers_ok() {
+    let server = Setup::new().start().await;
+    let response = server.api().raw("GET", "/", "").await;
+    assert_eq!((response.status, response.body.as_str()), (200, "OK"));
+}
