@@ -1,0 +1,223 @@
+// Browser end-to-end test of the herald todo example: two pages on one list in headless
+// Chromium; every change made in one must show in the other within a second, the page that
+// made it must not get its own event back (socket-id exclusion), and a reload must show the
+// stored state. Run by run.sh, which starts herald and the example backend.
+//
+// Environment: TODO_URL (backend base URL), TODO_VARIANT (ours | original), ARTIFACTS (folder
+// for screenshots and the results file), CHROMIUM (browser binary), EXPECT_EXCLUSION (0 to only
+// report, not require, exclusion: the 2011 backpusher cannot send a socket id with pusher-js ≥ 1.9).
+
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+import * as drivers from './drivers.mjs';
+
+const BASE = process.env.TODO_URL || 'http://127.0.0.1:3000';
+const VARIANT = process.env.TODO_VARIANT || 'ours';
+const ARTIFACTS = process.env.ARTIFACTS || 'artifacts';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const EXPECT_EXCLUSION = process.env.EXPECT_EXCLUSION !== '0';
+const LIVE_WITHIN_MS = 1000;
+const SETTLE_MS = 400;
+const driver = drivers[VARIANT.split('-')[0]];
+if (!driver) throw new Error(`unknown TODO_VARIANT ${VARIANT}`);
+
+const results = [];
+async function check(name, fn) {
+  const started = Date.now();
+  try {
+    const note = await fn();
+    results.push({ name, ok: true });
+    console.log(`ok   - [${VARIANT}] ${name} (${Date.now() - started} ms)${note ? ` — ${note}` : ''}`);
+  } catch (err) {
+    results.push({ name, ok: false, error: String(err?.message || err) });
+    console.log(`FAIL - [${VARIANT}] ${name}: ${err?.message || err}`);
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+/** Polls `probe` until it returns true; returns elapsed ms or throws after `timeout`. */
+async function within(timeout, probe, describe) {
+  const start = Date.now();
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last === true) return Date.now() - start;
+    if (Date.now() - start > timeout) {
+      throw new Error(`not within ${timeout} ms: ${describe()}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** Remembers every Pusher event frame a page receives over its WebSocket. */
+function watchFrames(page, label) {
+  const frames = [];
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', ({ payload }) => {
+      try {
+        const msg = JSON.parse(typeof payload === 'string' ? payload : payload.toString());
+        frames.push(msg.event);
+      } catch {
+        /* not JSON: ignore */
+      }
+    });
+  });
+  page.on('pageerror', (err) => errors.push(`${label}: ${err.message}`));
+  return frames;
+}
+
+const errors = [];
+const count = (frames, event) => frames.filter((e) => e === event).length;
+const summary = (items) => JSON.stringify(items);
+const matches = (items, expected) =>
+  summary([...items].sort(byText)) === summary([...expected].sort(byText));
+const byText = (a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
+
+/**
+ * One change made on `from`: it must appear on `to` within a second, `from` must show the same
+ * state, and `from` must not receive its own event back.
+ */
+async function liveChange(name, { from, to, event, act, expected }) {
+  await check(name, async () => {
+    const before = { from: count(from.frames, event), to: count(to.frames, event) };
+    const started = Date.now();
+    await act();
+    let seen = [];
+    const shownOnOther = await within(
+      LIVE_WITHIN_MS - (Date.now() - started),
+      async () => matches((seen = await driver.readItems(to.page)), expected),
+      () => `other page shows ${summary(seen)}, expected ${summary(expected)}`,
+    );
+    await sleep(SETTLE_MS);
+    const own = await driver.readItems(from.page);
+    assert(matches(own, expected), `originating page shows ${summary(own)} (duplicate or ghost?), expected ${summary(expected)}`);
+    const echoed = count(from.frames, event) - before.from;
+    const delivered = count(to.frames, event) - before.to;
+    assert(delivered >= 1, `other page received no "${event}" event`);
+    if (EXPECT_EXCLUSION) {
+      assert(echoed === 0, `originating page received its own "${event}" ${echoed} time(s): exclusion failed`);
+    }
+    const exclusion = echoed === 0 ? 'originator excluded' : `originator got its own event ${echoed}x (not required here)`;
+    return `shown on the other page after ${Date.now() - started} ms (polled ${shownOnOther} ms); ${exclusion}`;
+  });
+}
+
+async function main() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const profile = mkdtempSync(join(tmpdir(), 'herald-todo-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 900, height: 700 },
+  });
+  try {
+    await run(context);
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+async function run(context) {
+  const a = { page: context.pages()[0] || (await context.newPage()) };
+  const b = { page: await context.newPage() };
+  a.frames = watchFrames(a.page, 'page A');
+  b.frames = watchFrames(b.page, 'page B');
+  let listUrl = '';
+
+  await check('GET / creates a list and redirects to its page', async () => {
+    const response = await a.page.goto(`${BASE}/`);
+    listUrl = a.page.url();
+    assert(response?.ok(), `status ${response?.status()}`);
+    assert(/\/[A-Za-z0-9]{10,32}$/.test(listUrl), `landed on ${listUrl}`);
+    const share = await driver.shareUrl(a.page);
+    assert(share === listUrl, `share URL ${share} differs from ${listUrl}`);
+  });
+  await b.page.goto(listUrl);
+
+  await check('both pages connect to herald and subscribe to the list channel', async () => {
+    await within(10000, async () =>
+      count(a.frames, 'pusher_internal:subscription_succeeded') > 0 &&
+      count(b.frames, 'pusher_internal:subscription_succeeded') > 0,
+      () => `frames A=${summary(a.frames)} B=${summary(b.frames)}`);
+    if (VARIANT === 'original') {
+      // The 2011 backpusher copies the socket id into Backbone.pusher_socket_id; it is only
+      // set when pusher.js did not race the page (the shim's deferred Pusher.ready).
+      const id = await a.page.evaluate(() => window.Backbone && window.Backbone.pusher_socket_id);
+      assert(/^\d+\.\d+$/.test(String(id)), `Backbone.pusher_socket_id is ${id}`);
+    }
+    return `A got ${a.frames.length} frames, B ${b.frames.length}`;
+  });
+
+  await liveChange('an item added on A appears on B', {
+    from: a, to: b, event: 'created',
+    act: () => driver.add(a.page, 'Buy milk'),
+    expected: [{ text: 'Buy milk', done: false }],
+  });
+  await liveChange('an item added on B appears on A', {
+    from: b, to: a, event: 'created',
+    act: () => driver.add(b.page, 'Walk the dog'),
+    expected: [{ text: 'Buy milk', done: false }, { text: 'Walk the dog', done: false }],
+  });
+  await liveChange('an item toggled on A is done on B', {
+    from: a, to: b, event: 'updated',
+    act: () => driver.toggle(a.page, 'Buy milk'),
+    expected: [{ text: 'Buy milk', done: true }, { text: 'Walk the dog', done: false }],
+  });
+  await check('remaining count is 1 on both pages', async () => {
+    const counts = [await driver.remaining(a.page), await driver.remaining(b.page)];
+    assert(counts[0] === 1 && counts[1] === 1, `remaining counts ${counts}`);
+  });
+  await liveChange('an item edited on B changes on A', {
+    from: b, to: a, event: 'updated',
+    act: () => driver.edit(b.page, 'Walk the dog', 'Walk the cat'),
+    expected: [{ text: 'Buy milk', done: true }, { text: 'Walk the cat', done: false }],
+  });
+  await liveChange('an item deleted on A disappears from B', {
+    from: a, to: b, event: 'destroyed',
+    act: () => driver.remove(a.page, 'Buy milk'),
+    expected: [{ text: 'Walk the cat', done: false }],
+  });
+
+  await a.page.screenshot({ path: join(ARTIFACTS, `${VARIANT}-page-a.png`), fullPage: true });
+  await b.page.screenshot({ path: join(ARTIFACTS, `${VARIANT}-page-b.png`), fullPage: true });
+
+  await check('a reload shows the stored state on both pages', async () => {
+    const expected = [{ text: 'Walk the cat', done: false }];
+    for (const p of [a, b]) {
+      await p.page.reload();
+      await within(5000, async () => matches(await driver.readItems(p.page), expected),
+        () => 'reloaded page does not show the stored items');
+    }
+    const stored = await (await fetch(listUrl + '/items.json')).json();
+    assert(stored.length === 1 && stored[0].shortdesc === 'Walk the cat' && stored[0].isdone === false,
+      `API has ${JSON.stringify(stored)}`);
+    await b.page.screenshot({ path: join(ARTIFACTS, `${VARIANT}-page-b-reloaded.png`), fullPage: true });
+  });
+
+  await check('no JavaScript errors on either page', async () => {
+    assert(errors.length === 0, errors.join('; '));
+  });
+}
+
+try {
+  await main();
+} catch (err) {
+  results.push({ name: 'browser session', ok: false, error: String(err?.stack || err) });
+  console.log(`FAIL - [${VARIANT}] browser session: ${err?.stack || err}`);
+}
+const passed = results.filter((r) => r.ok).length;
+const failed = results.length - passed;
+writeFileSync(join(ARTIFACTS, `${VARIANT}-results.json`), JSON.stringify({ passed, failed, results }, null, 2));
+console.log(`[${VARIANT}] ${passed} checks passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
