@@ -1,0 +1,371 @@
+//! A group of subscriber connections in this process: connect them (bounded concurrency),
+//! subscribe each to its channel, then read deliveries until told to stop. Used by the
+//! `fanout`, `channels` and `idle` scenarios directly, and by worker processes (see
+//! [`crate::worker`]) when one process cannot hold all the connections.
+
+use crate::metrics::{Buckets, Latency, SharedLatency};
+use crate::target::Target;
+use crate::wire;
+use crate::ws::{Connection, Socket};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How many error texts a report keeps.
+const MAX_ERRORS: usize = 5;
+
+/// Which channel each connection subscribes to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ChannelPlan {
+    /// All connections on one channel.
+    Shared(String),
+    /// Connection `i` on `<prefix><i>`.
+    PerConnection(String),
+}
+
+impl ChannelPlan {
+    /// The channel of connection `index`.
+    pub fn channel(&self, index: usize) -> String {
+        match self {
+            ChannelPlan::Shared(name) => name.clone(),
+            ChannelPlan::PerConnection(prefix) => format!("{prefix}{index}"),
+        }
+    }
+}
+
+/// What a group should do.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupSpec {
+    /// Connections in this group.
+    pub count: usize,
+    /// Index of the group's first connection (for per-connection channel names).
+    pub offset: usize,
+    /// Channel assignment.
+    pub channels: ChannelPlan,
+    /// Connections being opened at the same time.
+    pub connect_concurrency: usize,
+    /// Number of publishers whose sequence numbers are checked for order.
+    pub publishers: u32,
+}
+
+/// What a group measured. Mergeable across processes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// Connections that subscribed successfully.
+    pub connected: u64,
+    /// Connections that failed to connect or subscribe.
+    pub failed: u64,
+    /// First few failure texts.
+    pub errors: Vec<String>,
+    /// When the first connection attempt started (µs since epoch).
+    pub connect_start_us: u64,
+    /// When the last connection finished subscribing (µs since epoch).
+    pub connect_end_us: u64,
+    /// TCP connect + WebSocket upgrade + `connection_established`.
+    pub handshake: Buckets,
+    /// `pusher:subscribe` → `subscription_succeeded`.
+    pub subscribe: Buckets,
+    /// Benchmark events received.
+    pub received: u64,
+    /// Events that arrived with a lower sequence number than one already seen from the same publisher.
+    pub out_of_order: u64,
+    /// Events seen twice.
+    pub duplicates: u64,
+    /// Publish → delivery latency.
+    pub latency: Buckets,
+    /// First delivery (µs since epoch; 0 = none).
+    pub first_delivery_us: u64,
+    /// Last delivery (µs since epoch).
+    pub last_delivery_us: u64,
+    /// Connections the server closed (or that broke) while they should have stayed open.
+    pub dropped: u64,
+    /// CPU seconds used by the process that ran the group (filled in by workers).
+    pub cpu_s: f64,
+}
+
+impl GroupReport {
+    /// Folds another group's report into this one.
+    pub fn merge(&mut self, other: GroupReport) {
+        let min_nonzero = |a: u64, b: u64| {
+            if a == 0 {
+                b
+            } else if b == 0 {
+                a
+            } else {
+                a.min(b)
+            }
+        };
+        self.connected += other.connected;
+        self.failed += other.failed;
+        self.errors.extend(other.errors);
+        self.errors.truncate(MAX_ERRORS);
+        self.connect_start_us = min_nonzero(self.connect_start_us, other.connect_start_us);
+        self.connect_end_us = self.connect_end_us.max(other.connect_end_us);
+        self.handshake = merge_buckets(&self.handshake, &other.handshake);
+        self.subscribe = merge_buckets(&self.subscribe, &other.subscribe);
+        self.latency = merge_buckets(&self.latency, &other.latency);
+        self.received += other.received;
+        self.out_of_order += other.out_of_order;
+        self.duplicates += other.duplicates;
+        self.first_delivery_us = min_nonzero(self.first_delivery_us, other.first_delivery_us);
+        self.last_delivery_us = self.last_delivery_us.max(other.last_delivery_us);
+        self.dropped += other.dropped;
+        self.cpu_s += other.cpu_s;
+    }
+}
+
+fn merge_buckets(a: &Buckets, b: &Buckets) -> Buckets {
+    let mut merged = Latency::from_buckets(a);
+    merged.merge(&Latency::from_buckets(b));
+    merged.to_buckets()
+}
+
+/// State shared by the group's connection tasks.
+struct Shared {
+    /// Deliveries so far, for progress and drain detection.
+    received: AtomicU64,
+    connected: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    connect_end_us: AtomicU64,
+    errors: Mutex<Vec<String>>,
+    handshake: SharedLatency,
+    subscribe: SharedLatency,
+    latency: SharedLatency,
+}
+
+impl Shared {
+    fn error(&self, text: String) {
+        if let Ok(mut errors) = self.errors.lock() {
+            if errors.len() < MAX_ERRORS {
+                errors.push(text);
+            }
+        }
+    }
+}
+
+/// Per-connection delivery statistics, returned when its task ends.
+#[derive(Default)]
+struct ReaderStats {
+    out_of_order: u64,
+    duplicates: u64,
+    first_us: u64,
+    last_us: u64,
+    received: u64,
+}
+
+/// A running group.
+pub struct Group {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<ReaderStats>>,
+    connect_start_us: u64,
+}
+
+impl Group {
+    /// Opens and subscribes all connections; returns once each has succeeded or failed.
+    pub async fn start(target: Arc<Target>, spec: GroupSpec) -> Group {
+        let shared = Arc::new(Shared {
+            received: AtomicU64::new(0),
+            connected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            connect_end_us: AtomicU64::new(0),
+            errors: Mutex::new(Vec::new()),
+            handshake: SharedLatency::new(8),
+            subscribe: SharedLatency::new(8),
+            latency: SharedLatency::new(32),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1024);
+        let permits = Arc::new(Semaphore::new(spec.connect_concurrency.max(1)));
+        let connect_start_us = wire::now_us();
+        let tasks = (0..spec.count)
+            .map(|i| {
+                let index = spec.offset + i;
+                let channel = spec.channels.channel(index);
+                let job = Job {
+                    target: target.clone(),
+                    shared: shared.clone(),
+                    index,
+                    publishers: spec.publishers,
+                };
+                tokio::spawn(job.run(channel, permits.clone(), done_tx.clone(), stop_rx.clone()))
+            })
+            .collect();
+        drop(done_tx);
+        for _ in 0..spec.count {
+            if done_rx.recv().await.is_none() {
+                break;
+            }
+        }
+        Group {
+            shared,
+            stop,
+            tasks,
+            connect_start_us,
+        }
+    }
+
+    /// Deliveries received so far.
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// Connections that subscribed.
+    pub fn connected(&self) -> u64 {
+        self.shared.connected.load(Ordering::Relaxed)
+    }
+
+    /// Stops reading, closes the connections and returns the measurements.
+    pub async fn finish(self) -> GroupReport {
+        let _ = self.stop.send(true);
+        let mut report = GroupReport {
+            connect_start_us: self.connect_start_us,
+            ..GroupReport::default()
+        };
+        for task in self.tasks {
+            if let Ok(stats) = task.await {
+                report.received += stats.received;
+                report.out_of_order += stats.out_of_order;
+                report.duplicates += stats.duplicates;
+                if stats.first_us != 0 {
+                    report.first_delivery_us = if report.first_delivery_us == 0 {
+                        stats.first_us
+                    } else {
+                        report.first_delivery_us.min(stats.first_us)
+                    };
+                }
+                report.last_delivery_us = report.last_delivery_us.max(stats.last_us);
+            }
+        }
+        let shared = &self.shared;
+        report.connected = shared.connected.load(Ordering::Relaxed);
+        report.failed = shared.failed.load(Ordering::Relaxed);
+        report.dropped = shared.dropped.load(Ordering::Relaxed);
+        report.connect_end_us = shared.connect_end_us.load(Ordering::Relaxed);
+        report.errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
+        report.handshake = shared.handshake.snapshot().to_buckets();
+        report.subscribe = shared.subscribe.snapshot().to_buckets();
+        report.latency = shared.latency.snapshot().to_buckets();
+        report
+    }
+}
+
+/// One connection's life: connect, subscribe, report, then read until stopped.
+struct Job {
+    target: Arc<Target>,
+    shared: Arc<Shared>,
+    index: usize,
+    publishers: u32,
+}
+
+impl Job {
+    async fn run(
+        self,
+        channel: String,
+        permits: Arc<Semaphore>,
+        done: mpsc::Sender<()>,
+        stop: watch::Receiver<bool>,
+    ) -> ReaderStats {
+        let connection = {
+            let _permit = permits.acquire().await;
+            self.connect(&channel).await
+        };
+        let _ = done.send(()).await;
+        match connection {
+            Some(connection) => self.read(connection.socket, stop).await,
+            None => ReaderStats::default(),
+        }
+    }
+
+    async fn connect(&self, channel: &str) -> Option<Connection> {
+        let started = wire::now_us();
+        let result = async {
+            let mut connection = Connection::open(&self.target).await?;
+            let established = wire::now_us();
+            connection.subscribe(channel, None, None).await?;
+            anyhow::Ok((connection, established))
+        }
+        .await;
+        match result {
+            Ok((connection, established)) => {
+                let end = wire::now_us();
+                self.shared
+                    .handshake
+                    .record(self.index, established.saturating_sub(started));
+                self.shared
+                    .subscribe
+                    .record(self.index, end.saturating_sub(established));
+                self.shared.connected.fetch_add(1, Ordering::Relaxed);
+                self.shared.connect_end_us.fetch_max(end, Ordering::Relaxed);
+                Some(connection)
+            }
+            Err(error) => {
+                self.shared.failed.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .error(format!("connection {}: {error:#}", self.index));
+                None
+            }
+        }
+    }
+
+    async fn read(&self, mut socket: Socket, mut stop: watch::Receiver<bool>) -> ReaderStats {
+        let mut stats = ReaderStats::default();
+        let mut last_seq: Vec<Option<u64>> = vec![None; self.publishers.max(1) as usize];
+        loop {
+            let message = tokio::select! {
+                _ = stop.changed() => break,
+                message = socket.next() => message,
+            };
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let Some(stamp) = wire::find_stamp(text.as_str()) else {
+                        continue;
+                    };
+                    let now = wire::now_us();
+                    self.shared
+                        .latency
+                        .record(self.index, now.saturating_sub(stamp.sent_us));
+                    self.shared.received.fetch_add(1, Ordering::Relaxed);
+                    stats.received += 1;
+                    if stats.first_us == 0 {
+                        stats.first_us = now;
+                    }
+                    stats.last_us = now;
+                    if let Some(last) = last_seq.get_mut(stamp.publisher as usize) {
+                        match *last {
+                            Some(seen) if stamp.seq == seen => stats.duplicates += 1,
+                            Some(seen) if stamp.seq < seen => stats.out_of_order += 1,
+                            _ => *last = Some(stamp.seq),
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shared.error(format!(
+                        "connection {} closed by server: {frame:?}",
+                        self.index
+                    ));
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .error(format!("connection {} broke: {error}", self.index));
+                    break;
+                }
+                None => {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        stats
+    }
+}

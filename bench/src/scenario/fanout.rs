@@ -1,0 +1,83 @@
+//! `fanout`: S subscribers on one channel, events published through the signed HTTP API at
+//! a set rate or flat out. Measures deliveries/s, publish→delivery latency, loss and
+//! per-publisher order.
+
+use super::{delivery_outcome, drain, Ctx};
+use crate::group::{ChannelPlan, GroupSpec};
+use crate::publish::{self, Plan};
+use crate::report::Outcome;
+use crate::wire;
+use crate::worker::Subscribers;
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use std::time::Duration;
+
+/// Arguments of `fanout`.
+#[derive(Args, Debug, Clone)]
+pub struct FanoutArgs {
+    /// Subscriber connections.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Total events per second; 0 publishes flat out.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Concurrent publisher connections (each sends one request at a time).
+    #[arg(long, default_value_t = 8)]
+    pub publishers: u32,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Subscriptions opened at the same time.
+    #[arg(long, default_value_t = 100)]
+    pub connect_concurrency: usize,
+    /// Longest wait for late deliveries after publishing stops, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub drain: u64,
+    /// Channel name.
+    #[arg(long, default_value = "bench-fanout")]
+    pub channel: String,
+}
+
+/// Runs the scenario.
+pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
+    let spec = GroupSpec {
+        count: args.subscribers,
+        offset: 0,
+        channels: ChannelPlan::Shared(args.channel.clone()),
+        connect_concurrency: args.connect_concurrency,
+        publishers: args.publishers,
+    };
+    let subscribers =
+        Subscribers::start(ctx.target.clone(), spec, ctx.workers, ctx.per_process).await?;
+    let plan = Plan {
+        publishers: args.publishers,
+        rate: args.rate,
+        duration: Duration::from_secs(args.duration),
+        build: publish::trigger_builder(args.channel.clone(), "bench".to_owned()),
+    };
+    let publish_start_us = wire::now_us();
+    let published = publish::run(ctx.target.clone(), plan).await;
+    let connected = match &subscribers {
+        Subscribers::Local(group) => group.connected(),
+        Subscribers::Remote(_) => args.subscribers as u64,
+    };
+    let expected = published.events_ok * connected;
+    let drained_s = drain(
+        &subscribers,
+        expected,
+        Duration::from_secs(3),
+        Duration::from_secs(args.drain),
+    )
+    .await;
+    let group = subscribers.finish().await?;
+    // Workers only know their count at the end; recompute with the real number.
+    let expected = published.events_ok * group.connected;
+    let mut out = Outcome::default();
+    delivery_outcome(&mut out, &published, &group, expected, publish_start_us);
+    out.params = json!({
+        "subscribers": args.subscribers, "rate": args.rate, "publishers": args.publishers,
+        "duration_s": args.duration, "workers": ctx.workers, "drained_s": drained_s,
+    });
+    Ok(out)
+}
