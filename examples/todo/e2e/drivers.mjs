@@ -65,11 +65,15 @@ export const original = {
   },
   async edit(page, from, to) {
     const li = itemByText(page, from);
-    await li.locator('span.todo-edit').click({ force: true });
+    // The icons only show on hover; a real user hovers first.
+    await li.hover();
+    await li.locator('span.todo-edit').click();
     await li.locator('.todo-input').fill(to);
     await li.locator('.todo-input').press('Enter');
   },
   async remove(page, text) {
-    await itemByText(page, text).locator('span.todo-destroy').click({ force: true });
+    const li = itemByText(page, text);
+    await li.hover();
+    await li.locator('span.todo-destroy').click();
   },
 };

@@ -92,6 +92,7 @@ async function liveChange(name, { from, to, event, act, expected }) {
     const write = from.page
       .waitForRequest((r) => WRITES.has(r.method()) && /\/items/.test(r.url()), { timeout: 5000 })
       .then(() => Date.now());
+    write.catch(() => {}); // awaited below; don't let an early failure go unhandled
     await from.page.bringToFront(); // background tabs get throttled timers
     await act();
     const sentAt = await write;
