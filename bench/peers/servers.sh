@@ -87,7 +87,7 @@ start_sockudo() {
   mkdir -p "$dir"
   (
     cd "$dir"
-    env HOST=127.0.0.1 PORT="$SERVER_PORT" \
+    exec env HOST=127.0.0.1 PORT="$SERVER_PORT" \
       METRICS_ENABLED=false METRICS_HOST=127.0.0.1 METRICS_PORT="$(free_port)" \
       RATE_LIMITER_ENABLED=false \
       SOCKUDO_MAX_CONNECTIONS=1000000 \
@@ -100,7 +100,7 @@ start_sockudo() {
       SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES=true \
       SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH=200 \
       SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH=200 \
-      exec "$PEERS/.sockudo/bin/sockudo"
+      "$PEERS/.sockudo/bin/sockudo"
   ) > "$RUN_DIR/sockudo.log" 2>&1 &
   SERVER_PID=$!
   wait_port "$SERVER_PORT" "$SERVER_PID"

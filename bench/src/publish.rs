@@ -128,6 +128,8 @@ async fn one_publisher(
             Err(error) => {
                 out.requests_failed += 1;
                 out.first_error.get_or_insert_with(|| format!("{error:#}"));
+                // A transport failure (refused, reset): do not spin on a dead server.
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         out.request_latency

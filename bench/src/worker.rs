@@ -87,6 +87,16 @@ impl Subscribers {
         Ok(Subscribers::Remote(children))
     }
 
+    /// Fails when not a single connection subscribed (nothing to measure).
+    pub fn ensure_connected(&self) -> Result<()> {
+        if let Subscribers::Local(group) = self {
+            if group.connected() == 0 {
+                bail!("no subscriber connection succeeded; is the server running?");
+            }
+        }
+        Ok(())
+    }
+
     /// Deliveries received so far (workers report every 250 ms).
     pub fn received(&self) -> u64 {
         match self {

@@ -73,6 +73,7 @@ pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<Outcome> {
     };
     let subscribers =
         Subscribers::start(ctx.target.clone(), spec, ctx.workers, ctx.per_process).await?;
+    subscribers.ensure_connected()?;
     let plan = Plan {
         publishers: args.publishers,
         rate: args.rate,

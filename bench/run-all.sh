@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Benchmarks herald against soketi and sockudo on this machine, side by side in one run.
+#
+#   bench/run-all.sh                   # all scenarios, 3 repetitions
+#   REPS=1 SCENARIOS="fanout-1000-flat api" bench/run-all.sh
+#
+# Each (scenario, server) run starts a fresh server with the same app, loopback only, no rate
+# limits and high connection limits (see peers/servers.sh), runs herald-bench against it and
+# stops exactly that server. Servers alternate run by run (the order rotates every
+# repetition) so that background load on the machine is spread over all of them. Records go
+# to bench/results/<UTC time>/<case>/<server>-<rep>.json; the medians and herald/best-peer
+# ratios are printed at the end and saved as summary.md beside them.
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$REPO"
+REPS=${REPS:-3}
+SERVERS=${SERVERS:-"herald soketi sockudo"}
+DURATION=${DURATION:-10}
+ALL_SCENARIOS="fanout-1000-flat fanout-5000-flat fanout-1000-rate50 channels-1000 idle-5000 api presence client-events"
+SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
+OUT=${OUT:-"$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"}
+RUN_DIR="$OUT/.run"
+mkdir -p "$RUN_DIR"
+export REPO RUN_DIR
+
+# shellcheck source=peers/servers.sh
+source "$REPO/bench/peers/servers.sh"
+trap stop_server EXIT
+
+nice -n 19 cargo build --release --bin herald --bin herald-bench
+bash "$REPO/bench/peers/install.sh"
+BENCH="$REPO/target/release/herald-bench"
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
+  echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -sr)"
+  echo "open files (hard): $(ulimit -Hn)"
+  echo "herald: $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' +uncommitted src changes')"
+  echo "soketi: $(node -p "require('$PEERS/soketi/node_modules/@soketi/soketi/package.json').version") on node $(node --version)"
+  echo "sockudo: $("$PEERS/.sockudo/bin/sockudo" --version 2>/dev/null | head -1)"
+  echo "rustc: $(rustc --version)"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+# scenario_args CASE: the herald-bench arguments of one case.
+scenario_args() {
+  case "$1" in
+    fanout-1000-flat)   echo "fanout --subscribers 1000 --duration $DURATION" ;;
+    fanout-5000-flat)   echo "fanout --subscribers 5000 --duration $DURATION" ;;
+    fanout-1000-rate50) echo "fanout --subscribers 1000 --rate 50 --publishers 2 --duration $DURATION" ;;
+    channels-1000)      echo "channels --connections 1000 --duration $DURATION" ;;
+    idle-5000)          echo "idle --connections 5000 --connect-concurrency 100" ;;
+    api)                echo "api --publishers 4 --duration $DURATION" ;;
+    presence)           echo "presence --observers 10 --churners 20 --duration $DURATION" ;;
+    client-events)      echo "client-events --pairs 100 --rate 50 --duration $DURATION" ;;
+    *) echo "unknown case $1" >&2; return 1 ;;
+  esac
+}
+
+read -r -a servers <<< "$SERVERS"
+for rep in $(seq 1 "$REPS"); do
+  for case_name in $SCENARIOS; do
+    n=${#servers[@]}
+    for i in $(seq 0 $((n - 1))); do
+      server=${servers[$(( (i + rep - 1 + n) % n ))]}
+      start_server "$server"
+      # shellcheck disable=SC2046
+      "$BENCH" $(scenario_args "$case_name") \
+        --ws-url "ws://127.0.0.1:$SERVER_PORT" --api-url "http://127.0.0.1:$SERVER_PORT" \
+        --server-pid "$SERVER_PID" --server-name "$server" --case "$case_name" \
+        --out "$OUT/$case_name/$server-$rep.json" || echo "run failed: $case_name $server $rep" >&2
+      stop_server
+      sleep 1
+    done
+  done
+done
+
+"$BENCH" compare "$OUT" | tee "$OUT/summary.md"
+rm -rf "$RUN_DIR"
