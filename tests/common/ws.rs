@@ -241,7 +241,14 @@ impl Client {
     /// Sends a close frame with 1000 and waits for the server's answer (or the end).
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
-        let _ = tokio::time::timeout(WAIT, async { while self.ws.next().await.is_some() {} }).await;
+        let answered = async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(WAIT, answered).await;
     }
 }
 
