@@ -1,0 +1,91 @@
+//! ARCHITECTURE "Concurrency": per-connection order, and slow consumers closed with 4100 while
+//! healthy subscribers of the same channel get every event.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Frame, Setup};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_in_trigger_order() {
+    let server = Setup::new().start().await;
+    let mut a = server.client().await;
+    a.join("ordered").await;
+    let mut b = server.client().await;
+    b.join("ordered").await;
+    let api = server.api();
+    for i in 0..50 {
+        api.publish("ordered", "n", &i.to_string()).await;
+    }
+    for c in [&mut a, &mut b] {
+        for i in 0..50 {
+            assert_eq!(c.recv_text().await, format!(r#"{{"event":"n","channel":"ordered","data":"{i}"}}"#));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_to_several_channels_keeps_channel_order() {
+    let server = Setup::new().start().await;
+    let mut c = server.client().await;
+    for channel in ["c1", "c2", "c3"] {
+        c.join(channel).await;
+    }
+    let response = server.api().trigger(json!({"name": "e", "channels": ["c3", "c1", "c2"], "data": "x"})).await;
+    assert_eq!(response.status, 200);
+    for channel in ["c3", "c1", "c2"] {
+        assert_eq!(c.recv_json().await["channel"], channel);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
+    const EVENTS: usize = 150;
+    let server = Setup::new()
+        .server("outbound_queue", "8")
+        .app("max_event_data_bytes", "200000")
+        .start()
+        .await;
+    let mut slow = server.client().await;
+    slow.join("firehose").await;
+    let mut healthy = server.client().await;
+    healthy.join("firehose").await;
+    let reader = tokio::spawn(async move {
+        for i in 0..EVENTS {
+            let frame = healthy.recv_json_within(Duration::from_secs(20)).await;
+            assert_eq!(frame["event"], format!("e{i}"), "healthy subscriber gets every event in order");
+        }
+        healthy
+    });
+    let payload = "x".repeat(100_000);
+    let api = server.api();
+    // One event per request: actix's default request-body limit (256 KiB) caps a batch.
+    for i in 0..EVENTS {
+        let body = json!({"channels": ["firehose"], "name": format!("e{i}"), "data": payload});
+        let response = api.trigger(body).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    let mut healthy = reader.await.expect("healthy reader");
+    // Now read the slow one: some events, then pusher:error 4100 and close 4100.
+    let mut events = 0;
+    let code = loop {
+        match slow.next_frame(Duration::from_secs(10)).await {
+            Some(Frame::Text(text)) => {
+                let frame = common::json(&text);
+                if frame["event"] == "pusher:error" {
+                    assert_eq!(frame["data"]["code"], 4100, "{text:.200}");
+                    let (code, _) = slow.expect_close().await;
+                    break code;
+                }
+                events += 1;
+            }
+            Some(Frame::Ping(_) | Frame::Pong(_)) => {}
+            other => panic!("slow consumer: expected events then 4100, got {other:?} after {events} events"),
+        }
+    };
+    assert_eq!(code, Some(4100));
+    assert!(events < EVENTS, "the slow consumer was cut off ({events} events)");
+    healthy.ping_pong().await;
+}
