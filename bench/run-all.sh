@@ -27,9 +27,18 @@ export REPO RUN_DIR
 source "$REPO/bench/peers/servers.sh"
 trap stop_server EXIT
 
-nice -n 19 cargo build --release --bin herald --bin herald-bench
+# HERALD_BIN=path skips building herald (e.g. to measure a saved binary).
+if [ -z "${HERALD_BIN:-}" ]; then
+  nice -n 19 cargo build --release -p herald --bin herald
+  HERALD_BIN="$REPO/target/release/herald"
+fi
+nice -n 19 cargo build --release -p herald-bench
 bash "$REPO/bench/peers/install.sh"
-BENCH="$REPO/target/release/herald-bench"
+# Copies, so that a rebuild in the shared target/ during the run cannot swap binaries.
+cp "$HERALD_BIN" "$RUN_DIR/herald"
+cp "$REPO/target/release/herald-bench" "$RUN_DIR/herald-bench"
+export HERALD_BIN="$RUN_DIR/herald"
+BENCH="$RUN_DIR/herald-bench"
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -78,4 +87,5 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 "$BENCH" compare "$OUT" | tee "$OUT/summary.md"
+sha256sum "$HERALD_BIN" | cut -c1-16 | sed 's/^/herald binary sha256: /' >> "$OUT/machine.txt"
 rm -rf "$RUN_DIR"

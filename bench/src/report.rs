@@ -69,6 +69,18 @@ pub struct Resources {
     pub server_rss_end_kib: Option<u64>,
     /// Cores on this machine.
     pub cores: usize,
+    /// 1-minute load average when the run started (other work on the machine).
+    pub loadavg_start: Option<f64>,
+}
+
+/// The 1-minute load average.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Takes the starting readings; [`Meter::finish`] takes the final ones.
@@ -78,6 +90,7 @@ pub struct Meter {
     server_pid: Option<u32>,
     server_cpu: Option<f64>,
     server_rss: Option<u64>,
+    loadavg: Option<f64>,
 }
 
 impl Meter {
@@ -89,6 +102,7 @@ impl Meter {
             server_pid,
             server_cpu: server_pid.and_then(|pid| metrics::cpu_seconds(Some(pid))),
             server_rss: server_pid.and_then(metrics::rss_kib),
+            loadavg: loadavg(),
         }
     }
 
@@ -111,6 +125,7 @@ impl Meter {
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            loadavg_start: self.loadavg,
         }
     }
 }
