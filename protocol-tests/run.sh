@@ -38,8 +38,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+if ! cmp -s package-lock.json node_modules/.protocol-tests-lock 2>/dev/null; then
   npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.protocol-tests-lock
 fi
 
 VENV="$HERE/.venv"
@@ -57,7 +58,10 @@ if ! cmp -s requirements.txt "$VENV/.requirements.installed" 2>/dev/null; then
 fi
 
 # --- herald -----------------------------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/herald-protocol-tests.XXXXXX")"
+# Scratch space inside protocol-tests/ (git-ignored), so no one else's /tmp clean-up touches it.
+mkdir -p "$HERE/.run"
+WORK="$(mktemp -d "$HERE/.run/shared.XXXXXX")"
+export PT_RUN_DIR="$HERE/.run"
 HERALD_PID=""
 cleanup() {
   local rc=$?

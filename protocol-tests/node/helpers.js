@@ -344,7 +344,9 @@ function freePort() {
 async function spawnHerald(toml, { timeout = 10000 } = {}) {
   const bin = process.env.HERALD_BIN;
   if (!bin) throw new Error('HERALD_BIN is not set: run the suite through protocol-tests/run.sh');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-pt-'));
+  const base = process.env.PT_RUN_DIR || os.tmpdir();
+  fs.mkdirSync(base, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(base, 'private-'));
   const cfg = path.join(dir, 'herald.toml');
   fs.writeFileSync(cfg, toml);
   const env = { ...process.env };

@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -17,6 +18,7 @@ import urllib.parse
 
 import pusher
 import pysher
+import pysher.channel
 import pytest
 import websocket
 
@@ -188,10 +190,20 @@ class PysherClient:
 
     def subscribe(self, channel, auth=None, events=()):
         ok = threading.Event()
+
+        def bind_all(ch):
+            ch.bind("pusher_internal:subscription_succeeded", lambda *_a: ok.set())
+            for ev in events:
+                ch.bind(ev, lambda data, _ev=ev: self.events.put((channel, _ev, data)))
+
+        # pysher sends pusher:subscribe first and registers its Channel object afterwards, so
+        # a fast reply can arrive while no channel is registered and be dropped. Register a
+        # channel with the same callbacks before subscribing; pysher then replaces it.
+        early = pysher.channel.Channel(channel, self.client.connection)
+        bind_all(early)
+        self.client.channels[channel] = early
         ch = self.client.subscribe(channel, auth=auth)
-        ch.bind("pusher_internal:subscription_succeeded", lambda *_a: ok.set())
-        for ev in events:
-            ch.bind(ev, lambda data, _ev=ev: self.events.put((channel, _ev, data)))
+        bind_all(ch)
         assert ok.wait(TIMEOUT), "pysher subscription to %s not confirmed" % channel
         return ch
 
@@ -206,7 +218,7 @@ class PysherClient:
         raise AssertionError("unexpected event %r" % (got,))
 
     def close(self):
-        self.client.disconnect()
+        self.client.disconnect(timeout=2)
 
 
 @pytest.fixture
@@ -230,7 +242,9 @@ class Herald:
         binary = os.environ.get("HERALD_BIN")
         if not binary:
             pytest.fail("HERALD_BIN is not set: run the suite through protocol-tests/run.sh")
-        self.dir = tempfile.mkdtemp(prefix="herald-pt-py-")
+        base = os.environ.get("PT_RUN_DIR") or tempfile.gettempdir()
+        os.makedirs(base, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="private-py-", dir=base)
         cfg = os.path.join(self.dir, "herald.toml")
         with open(cfg, "w") as f:
             f.write(toml)
@@ -269,3 +283,4 @@ class Herald:
                 self.proc.kill()
                 self.proc.wait()
         self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
