@@ -14,7 +14,9 @@ fn miss(channel: &str) -> String {
 }
 
 fn count(channel: &str, n: usize) -> String {
-    format!(r#"{{"event":"pusher_internal:subscription_count","channel":"{channel}","data":"{{\"subscription_count\":{n}}}"}}"#)
+    format!(
+        r#"{{"event":"pusher_internal:subscription_count","channel":"{channel}","data":"{{\"subscription_count\":{n}}}"}}"#
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +26,10 @@ async fn cached_event_follows_subscription_succeeded() {
     server.api().publish("cache-x", "last", "{\"n\":2}").await;
     let mut c = server.client().await;
     c.join("cache-x").await;
-    assert_eq!(c.recv_text().await, r#"{"event":"last","channel":"cache-x","data":"{\"n\":2}"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"last","channel":"cache-x","data":"{\"n\":2}"}"#
+    );
     c.expect_no_frame(QUIET).await;
 }
 
@@ -42,14 +47,27 @@ async fn private_and_presence_cache_variants() {
     let server = Setup::new().start().await;
     server.api().publish("private-cache-a", "e", "p").await;
     server.api().publish("presence-cache-b", "e", "q").await;
-    server.api().publish("private-encrypted-cache-c", "e", "r").await;
+    server
+        .api()
+        .publish("private-encrypted-cache-c", "e", "r")
+        .await;
     let mut c = server.client().await;
     c.join_private("private-cache-a").await;
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"private-cache-a","data":"p"}"#);
-    c.join_presence("presence-cache-b", r#"{"user_id":"1"}"#).await;
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"presence-cache-b","data":"q"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"private-cache-a","data":"p"}"#
+    );
+    c.join_presence("presence-cache-b", r#"{"user_id":"1"}"#)
+        .await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"presence-cache-b","data":"q"}"#
+    );
     c.join_private("private-encrypted-cache-c").await;
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"private-encrypted-cache-c","data":"r"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"private-encrypted-cache-c","data":"r"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,8 +78,14 @@ async fn prefix_is_anchored() {
     c.join("my-cache-x").await;
     c.expect_no_frame(QUIET).await;
     let api = server.api();
-    let response = api.get(&api.path("/channels/my-cache-x"), &[("info", "cache")]).await;
-    assert_eq!(response.status, 400, "cache info on a non-cache channel: {}", response.body);
+    let response = api
+        .get(&api.path("/channels/my-cache-x"), &[("info", "cache")])
+        .await;
+    assert_eq!(
+        response.status, 400,
+        "cache info on a non-cache channel: {}",
+        response.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +94,8 @@ async fn client_events_are_not_cached() {
     let mut a = server.client().await;
     a.join_private("private-cache-chat").await;
     assert_eq!(a.recv_text().await, miss("private-cache-chat"));
-    a.trigger("private-cache-chat", "client-x", json!({"a": 1})).await;
+    a.trigger("private-cache-chat", "client-x", json!({"a": 1}))
+        .await;
     let mut b = server.client().await;
     b.join_private("private-cache-chat").await;
     assert_eq!(b.recv_text().await, miss("private-cache-chat"));
@@ -80,13 +105,21 @@ async fn client_events_are_not_cached() {
 async fn channel_info_cache_attribute() {
     let server = Setup::new().start().await;
     let api = server.api();
-    let empty = api.get(&api.path("/channels/cache-i"), &[("info", "cache")]).await;
+    let empty = api
+        .get(&api.path("/channels/cache-i"), &[("info", "cache")])
+        .await;
     assert_eq!(empty.ok(), json!({"occupied": false, "cache": null}));
     api.publish("cache-i", "e", "d").await;
-    let shown = api.get(&api.path("/channels/cache-i"), &[("info", "cache")]).await.ok();
+    let shown = api
+        .get(&api.path("/channels/cache-i"), &[("info", "cache")])
+        .await
+        .ok();
     let ttl = shown["cache"]["ttl"].as_u64().expect("ttl in seconds");
     assert!((1790..=1800).contains(&ttl), "ttl {ttl} of a 30 min cache");
-    assert_eq!(shown, json!({"occupied": false, "cache": {"event": "e", "data": "d", "ttl": ttl}}));
+    assert_eq!(
+        shown,
+        json!({"occupied": false, "cache": {"event": "e", "data": "d", "ttl": ttl}})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

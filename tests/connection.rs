@@ -10,13 +10,29 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_established_is_first_with_string_data() {
-    let server = Setup::new().server("activity_timeout", "\"7s\"").start().await;
-    let mut client = Client::connect(&server, KEY, "protocol=7&client=js&version=8.4.0&flash=false").await;
+    let server = Setup::new()
+        .server("activity_timeout", "\"7s\"")
+        .start()
+        .await;
+    let mut client = Client::connect(
+        &server,
+        KEY,
+        "protocol=7&client=js&version=8.4.0&flash=false",
+    )
+    .await;
     let text = client.recv_text().await;
     let frame = common::json(&text);
-    assert_eq!(frame.as_object().map(|o| o.len()), Some(2), "only event and data: {text}");
+    assert_eq!(
+        frame.as_object().map(|o| o.len()),
+        Some(2),
+        "only event and data: {text}"
+    );
     assert_eq!(frame["event"], "pusher:connection_established");
-    let data = common::json(frame["data"].as_str().expect("data is a JSON-encoded string"));
+    let data = common::json(
+        frame["data"]
+            .as_str()
+            .expect("data is a JSON-encoded string"),
+    );
     let socket_id = data["socket_id"].as_str().expect("socket_id");
     assert!(common::ws::is_socket_id(socket_id), "{socket_id}");
     assert_eq!(data, json!({"socket_id": socket_id, "activity_timeout": 7}));
@@ -28,7 +44,14 @@ async fn connection_established_is_first_with_string_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_missing_or_4_to_7_is_accepted() {
     let server = Setup::new().start().await;
-    for query in ["", "protocol=4", "protocol=5", "protocol=6", "protocol=7", "client=js&version=1.9.0"] {
+    for query in [
+        "",
+        "protocol=4",
+        "protocol=5",
+        "protocol=6",
+        "protocol=7",
+        "client=js&version=1.9.0",
+    ] {
         let mut client = Client::connect(&server, KEY, query).await;
         client.established().await;
         client.ping_pong().await;
@@ -38,7 +61,7 @@ async fn protocol_missing_or_4_to_7_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_1_to_3_is_refused_with_4007() {
     let server = Setup::new().start().await;
-    for query in ["protocol=1", "protocol=2", "protocol=3"] {
+    for query in ["protocol=1", "protocol=2", "protocol=3", "protocol=abc"] {
         let mut client = Client::connect(&server, KEY, query).await;
         client.expect_error_and_close(4007, None).await;
     }
@@ -81,32 +104,53 @@ async fn over_max_connections_is_refused_with_4004() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    d.expect("a slot frees up when a connection closes").ping_pong().await;
+    d.expect("a slot frees up when a connection closes")
+        .ping_pong()
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pusher_ping_gets_exact_pong() {
     let server = Setup::new().start().await;
     let mut client = server.client().await;
-    client.send_text(r#"{"event":"pusher:ping","data":{}}"#).await;
-    assert_eq!(client.recv_text().await, r#"{"event":"pusher:pong","data":"{}"}"#);
+    client
+        .send_text(r#"{"event":"pusher:ping","data":{}}"#)
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"event":"pusher:pong","data":"{}"}"#
+    );
     // Some clients send string data.
-    client.send_text(r#"{"event":"pusher:ping","data":"{}"}"#).await;
-    assert_eq!(client.recv_text().await, r#"{"event":"pusher:pong","data":"{}"}"#);
+    client
+        .send_text(r#"{"event":"pusher:ping","data":"{}"}"#)
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"event":"pusher:pong","data":"{}"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_ping_is_answered_with_pong() {
     let server = Setup::new().start().await;
     let mut client = server.client().await;
-    client.send_message(Message::Ping(b"hello".to_vec().into())).await;
-    assert_eq!(client.next_frame(common::WAIT).await, Some(Frame::Pong(b"hello".to_vec())));
+    client
+        .send_message(Message::Ping(b"hello".to_vec().into()))
+        .await;
+    assert_eq!(
+        client.next_frame(common::WAIT).await,
+        Some(Frame::Pong(b"hello".to_vec()))
+    );
     client.ping_pong().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_pings_after_silence_and_closes_4201_without_answer() {
-    let server = Setup::new().server("activity_timeout", "\"1s\"").server("pong_timeout", "\"1s\"").start().await;
+    let server = Setup::new()
+        .server("activity_timeout", "\"1s\"")
+        .server("pong_timeout", "\"1s\"")
+        .start()
+        .await;
     let mut client = server.client().await;
     // Do not read (so tungstenite never answers the ping) for longer than both timeouts.
     tokio::time::sleep(Duration::from_millis(2800)).await;
@@ -130,7 +174,11 @@ async fn server_pings_after_silence_and_closes_4201_without_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sends_websocket_ping_after_activity_timeout() {
-    let server = Setup::new().server("activity_timeout", "\"1s\"").server("pong_timeout", "\"5s\"").start().await;
+    let server = Setup::new()
+        .server("activity_timeout", "\"1s\"")
+        .server("pong_timeout", "\"5s\"")
+        .start()
+        .await;
     let mut client = server.client().await;
     match client.next_frame(Duration::from_millis(2500)).await {
         Some(Frame::Ping(_)) => {}
@@ -140,17 +188,30 @@ async fn server_sends_websocket_ping_after_activity_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_client_answering_ws_pings_stays_connected() {
-    let server = Setup::new().server("activity_timeout", "\"1s\"").server("pong_timeout", "\"1s\"").start().await;
+    let server = Setup::new()
+        .server("activity_timeout", "\"1s\"")
+        .server("pong_timeout", "\"1s\"")
+        .start()
+        .await;
     // A 2011-era client: no protocol parameter, object data, never sends pusher:pong.
     let mut client = Client::connect(&server, KEY, "client=js&version=1.9.0").await;
     client.established().await;
-    client.send_text(r#"{"event":"pusher:subscribe","data":{"channel":"todos"}}"#).await;
+    client
+        .send_text(r#"{"event":"pusher:subscribe","data":{"channel":"todos"}}"#)
+        .await;
     client.expect_succeeded("todos").await;
     // Reading answers the server's WebSocket pings, as browsers do.
     client.expect_no_frame(Duration::from_millis(4500)).await;
-    assert!(client.pings >= 2, "server pinged during the silence ({} pings)", client.pings);
+    assert!(
+        client.pings >= 2,
+        "server pinged during the silence ({} pings)",
+        client.pings
+    );
     server.api().publish("todos", "created", "{\"id\":1}").await;
-    assert_eq!(client.recv_text().await, r#"{"event":"created","channel":"todos","data":"{\"id\":1}"}"#);
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"event":"created","channel":"todos","data":"{\"id\":1}"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,8 +237,15 @@ async fn bad_frames_get_error_code_null_and_connection_stays() {
 async fn unknown_pusher_event_has_hosted_text() {
     let server = Setup::new().start().await;
     let mut client = server.client().await;
-    client.send_json(json!({"event": "pusher:nonsense", "data": {}})).await;
-    client.expect_error(None, "Unsupported event received on socket: pusher:nonsense").await;
+    client
+        .send_json(json!({"event": "pusher:nonsense", "data": {}}))
+        .await;
+    client
+        .expect_error(
+            None,
+            "Unsupported event received on socket: pusher:nonsense",
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,11 +255,15 @@ async fn oversized_frame_closes_1009_others_unaffected() {
     other.join("room").await;
     let mut big = server.client().await;
     let data = "x".repeat(8192);
-    big.send_json(json!({"event": "client-x", "channel": "private-a", "data": data})).await;
+    big.send_json(json!({"event": "client-x", "channel": "private-a", "data": data}))
+        .await;
     big.expect_error_and_close(1009, None).await;
     other.ping_pong().await;
     server.api().publish("room", "still", "here").await;
-    assert_eq!(other.recv_text().await, r#"{"event":"still","channel":"room","data":"here"}"#);
+    assert_eq!(
+        other.recv_text().await,
+        r#"{"event":"still","channel":"room","data":"here"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,4 +271,62 @@ async fn health_check_answers_ok() {
     let server = Setup::new().start().await;
     let response = server.api().raw("GET", "/", "").await;
     assert_eq!((response.status, response.body.as_str()), (200, "OK"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_reason_fits_in_123_bytes() {
+    let server = Setup::new().start().await;
+    let key = "k".repeat(150);
+    let mut client = Client::connect(&server, &key, "protocol=7").await;
+    let frame = client.recv_json().await;
+    assert_eq!(frame["data"]["code"], 4001, "{frame}");
+    let (code, reason) = client.expect_close().await;
+    assert_eq!(code, Some(4001));
+    assert!(
+        reason.len() <= 123,
+        "close reason is {} bytes",
+        reason.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_pong_and_dataless_ping() {
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    client
+        .send_text(r#"{"event":"pusher:pong","data":{}}"#)
+        .await;
+    client.expect_no_frame(Duration::from_millis(300)).await;
+    client.send_text(r#"{"event":"pusher:ping"}"#).await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"event":"pusher:pong","data":"{}"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_are_isolated() {
+    let server = Setup::new()
+        .extra_app("id = \"two-id\"\nkey = \"two-key\"\nsecret = \"two-secret\"")
+        .start()
+        .await;
+    let mut one = server.client().await;
+    one.join("shared").await;
+    let mut two = Client::connect(&server, "two-key", "protocol=7").await;
+    two.established().await;
+    two.join("shared").await;
+    let api_two = server.api().for_app("two-id", "two-key", "two-secret");
+    api_two.publish("shared", "e", "for two").await;
+    assert_eq!(
+        two.recv_text().await,
+        r#"{"event":"e","channel":"shared","data":"for two"}"#
+    );
+    one.expect_no_frame(Duration::from_millis(300)).await;
+    // Another app's credentials do not open this app's API.
+    let crossed = server.api().for_app("test-id", "two-key", "two-secret");
+    let response = crossed
+        .trigger(json!({"name": "e", "channels": ["shared"], "data": "x"}))
+        .await;
+    assert_eq!(response.status, 401, "{}", response.body);
+    one.expect_no_frame(Duration::from_millis(300)).await;
 }

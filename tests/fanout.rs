@@ -21,7 +21,10 @@ async fn events_arrive_in_trigger_order() {
     }
     for c in [&mut a, &mut b] {
         for i in 0..50 {
-            assert_eq!(c.recv_text().await, format!(r#"{{"event":"n","channel":"ordered","data":"{i}"}}"#));
+            assert_eq!(
+                c.recv_text().await,
+                format!(r#"{{"event":"n","channel":"ordered","data":"{i}"}}"#)
+            );
         }
     }
 }
@@ -33,7 +36,10 @@ async fn one_request_to_several_channels_keeps_channel_order() {
     for channel in ["c1", "c2", "c3"] {
         c.join(channel).await;
     }
-    let response = server.api().trigger(json!({"name": "e", "channels": ["c3", "c1", "c2"], "data": "x"})).await;
+    let response = server
+        .api()
+        .trigger(json!({"name": "e", "channels": ["c3", "c1", "c2"], "data": "x"}))
+        .await;
     assert_eq!(response.status, 200);
     for channel in ["c3", "c1", "c2"] {
         assert_eq!(c.recv_json().await["channel"], channel);
@@ -55,7 +61,11 @@ async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
     let reader = tokio::spawn(async move {
         for i in 0..EVENTS {
             let frame = healthy.recv_json_within(Duration::from_secs(20)).await;
-            assert_eq!(frame["event"], format!("e{i}"), "healthy subscriber gets every event in order");
+            assert_eq!(
+                frame["event"],
+                format!("e{i}"),
+                "healthy subscriber gets every event in order"
+            );
         }
         healthy
     });
@@ -82,10 +92,15 @@ async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
                 events += 1;
             }
             Some(Frame::Ping(_) | Frame::Pong(_)) => {}
-            other => panic!("slow consumer: expected events then 4100, got {other:?} after {events} events"),
+            other => panic!(
+                "slow consumer: expected events then 4100, got {other:?} after {events} events"
+            ),
         }
     };
     assert_eq!(code, Some(4100));
-    assert!(events < EVENTS, "the slow consumer was cut off ({events} events)");
+    assert!(
+        events < EVENTS,
+        "the slow consumer was cut off ({events} events)"
+    );
     healthy.ping_pong().await;
 }

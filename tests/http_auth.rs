@@ -19,8 +19,12 @@ fn is_iso(s: &str) -> bool {
 
 fn assert_expired(body: &str) {
     let body = body.trim_end();
-    let rest = body.strip_prefix("Timestamp expired: Given timestamp (").unwrap_or_else(|| panic!("{body}"));
-    let (given, rest) = rest.split_once(") not within 600s of server time (").unwrap_or_else(|| panic!("{body}"));
+    let rest = body
+        .strip_prefix("Timestamp expired: Given timestamp (")
+        .unwrap_or_else(|| panic!("{body}"));
+    let (given, rest) = rest
+        .split_once(") not within 600s of server time (")
+        .unwrap_or_else(|| panic!("{body}"));
     let now = rest.strip_suffix(')').unwrap_or_else(|| panic!("{body}"));
     assert!(is_iso(given) && is_iso(now), "ISO-8601 UTC times: {body}");
 }
@@ -33,9 +37,20 @@ async fn node_style_raw_query_verifies() {
     c.join("raw").await;
     let body = json!({"name": "e", "channels": ["raw"], "data": "x", "info": "user_count,subscription_count"});
     let response = api.trigger(body).await;
-    assert_eq!(response.ok(), json!({"channels": {"raw": {"subscription_count": 1}}}));
-    let list = api.get(&api.path("/channels"), &[("filter_by_prefix", "presence-"), ("info", "user_count")]).await;
-    assert_eq!((list.status, list.body.as_str()), (200, r#"{"channels":{}}"#));
+    assert_eq!(
+        response.ok(),
+        json!({"channels": {"raw": {"subscription_count": 1}}})
+    );
+    let list = api
+        .get(
+            &api.path("/channels"),
+            &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+        )
+        .await;
+    assert_eq!(
+        (list.status, list.body.as_str()),
+        (200, r#"{"channels":{}}"#)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,15 +59,37 @@ async fn python_style_body_md5_on_get_and_spaced_json() {
     let api = server.api();
     let mut c = server.client().await;
     c.join("py").await;
-    let python = Signing { md5_on_get: true, ..Signing::default() };
-    let response = api.request("GET", &api.path("/channels"), &[], "", &python).await;
-    assert_eq!((response.status, response.body.as_str()), (200, r#"{"channels":{"py":{}}}"#));
-    let shown = api.request("GET", &api.path("/channels/py"), &[("info", "subscription_count")], "", &python).await;
-    assert_eq!(shown.ok(), json!({"occupied": true, "subscription_count": 1}));
+    let python = Signing {
+        md5_on_get: true,
+        ..Signing::default()
+    };
+    let response = api
+        .request("GET", &api.path("/channels"), &[], "", &python)
+        .await;
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, r#"{"channels":{"py":{}}}"#)
+    );
+    let shown = api
+        .request(
+            "GET",
+            &api.path("/channels/py"),
+            &[("info", "subscription_count")],
+            "",
+            &python,
+        )
+        .await;
+    assert_eq!(
+        shown.ok(),
+        json!({"occupied": true, "subscription_count": 1})
+    );
     let spaced = r#"{"name": "e", "channels": ["py"], "data": "{\"a\": 1}"}"#;
     let response = api.post(&api.path("/events"), spaced).await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"py","data":"{\"a\": 1}"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"py","data":"{\"a\": 1}"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,14 +98,27 @@ async fn php_style_percent_encoded_query_and_singular_channel() {
     let api = server.api();
     let mut c = server.client().await;
     c.join("php-channel").await;
-    let php = Signing { percent_encode: true, ..Signing::default() };
+    let php = Signing {
+        percent_encode: true,
+        ..Signing::default()
+    };
     let body = r#"{"name":"e","data":"{\"x\":\"\\/path\"}","channel":"php-channel"}"#;
-    let response = api.request("POST", &api.path("/events"), &[], body, &php).await;
+    let response = api
+        .request("POST", &api.path("/events"), &[], body, &php)
+        .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"php-channel","data":"{\"x\":\"\\/path\"}"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"php-channel","data":"{\"x\":\"\\/path\"}"}"#
+    );
     let params = [("info", "subscription_count"), ("filter_by_prefix", "php-")];
-    let list = api.request("GET", &api.path("/channels"), &params, "", &php).await;
-    assert_eq!(list.ok(), json!({"channels": {"php-channel": {"subscription_count": 1}}}));
+    let list = api
+        .request("GET", &api.path("/channels"), &params, "", &php)
+        .await;
+    assert_eq!(
+        list.ok(),
+        json!({"channels": {"php-channel": {"subscription_count": 1}}})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,11 +126,20 @@ async fn bad_signature_is_401_with_expected_string() {
     let server = Setup::new().start().await;
     let api = server.api();
     let body = r#"{"name":"e","channels":["c"],"data":"x"}"#;
-    let wrong = Signing { secret: Some("not-the-secret".into()), ..Signing::default() };
+    let wrong = Signing {
+        secret: Some("not-the-secret".into()),
+        ..Signing::default()
+    };
     let query = api.signed_query("POST", &api.path("/events"), &[], body, &wrong);
-    let response = api.raw("POST", &format!("{}?{query}", api.path("/events")), body).await;
+    let response = api
+        .raw("POST", &format!("{}?{query}", api.path("/events")), body)
+        .await;
     assert_eq!(response.status, 401, "{}", response.body);
-    assert!(response.content_type.starts_with("text/plain"), "{}", response.content_type);
+    assert!(
+        response.content_type.starts_with("text/plain"),
+        "{}",
+        response.content_type
+    );
     let sent = query.rsplit_once("auth_signature=").expect("signature").1;
     let signed = query.split("&auth_signature=").next().expect("query");
     let want = format!(
@@ -95,12 +154,18 @@ async fn timestamp_window_is_600_seconds() {
     let api = server.api();
     let path = api.path("/channels");
     for offset in [-595, 595] {
-        let s = Signing { timestamp_offset: offset, ..Signing::default() };
+        let s = Signing {
+            timestamp_offset: offset,
+            ..Signing::default()
+        };
         let response = api.request("GET", &path, &[], "", &s).await;
         assert_eq!(response.status, 200, "offset {offset}: {}", response.body);
     }
     for offset in [-600, -100_000, 605] {
-        let s = Signing { timestamp_offset: offset, ..Signing::default() };
+        let s = Signing {
+            timestamp_offset: offset,
+            ..Signing::default()
+        };
         let response = api.request("GET", &path, &[], "", &s).await;
         assert_eq!(response.status, 401, "offset {offset}: {}", response.body);
         assert_expired(&response.body);
@@ -112,11 +177,31 @@ async fn missing_or_unknown_key_is_401() {
     let server = Setup::new().start().await;
     let api = server.api();
     let path = api.path("/channels");
-    let missing = api.request("GET", &path, &[], "", &Signing { omit_key: true, ..Signing::default() }).await;
-    assert_eq!((missing.status, missing.body.trim_end()), (401, "Missing parameter: auth_key"));
-    let unknown = Signing { key: Some("nope".into()), ..Signing::default() };
+    let missing = api
+        .request(
+            "GET",
+            &path,
+            &[],
+            "",
+            &Signing {
+                omit_key: true,
+                ..Signing::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        (missing.status, missing.body.trim_end()),
+        (401, "Missing parameter: auth_key")
+    );
+    let unknown = Signing {
+        key: Some("nope".into()),
+        ..Signing::default()
+    };
     let response = api.request("GET", &path, &[], "", &unknown).await;
-    assert_eq!((response.status, response.body.trim_end()), (401, "Unknown auth_key"));
+    assert_eq!(
+        (response.status, response.body.trim_end()),
+        (401, "Unknown auth_key")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +210,10 @@ async fn body_md5_mismatch_or_missing_is_401() {
     let api = server.api();
     let path = api.path("/events");
     let body = r#"{"name":"e","channels":["c"],"data":"x"}"#;
-    let wrong = Signing { body_md5: Some("0123456789abcdef0123456789abcdef".into()), ..Signing::default() };
+    let wrong = Signing {
+        body_md5: Some("0123456789abcdef0123456789abcdef".into()),
+        ..Signing::default()
+    };
     let response = api.request("POST", &path, &[], body, &wrong).await;
     assert_eq!(response.status, 401, "{}", response.body);
     assert!(!response.body.trim().is_empty());
@@ -134,7 +222,9 @@ async fn body_md5_mismatch_or_missing_is_401() {
     let response = api.raw("POST", &format!("{path}?{query}"), body).await;
     assert_eq!(response.status, 401, "{}", response.body);
     // A GET carrying a wrong body_md5 is refused as well.
-    let response = api.request("GET", &api.path("/channels"), &[], "", &wrong).await;
+    let response = api
+        .request("GET", &api.path("/channels"), &[], "", &wrong)
+        .await;
     assert_eq!(response.status, 401, "{}", response.body);
 }
 
@@ -142,9 +232,26 @@ async fn body_md5_mismatch_or_missing_is_401() {
 async fn version_and_timestamp_required() {
     let server = Setup::new().start().await;
     let api = server.api();
-    let response = api.raw("GET", &format!("{}?auth_key={KEY}", api.path("/channels")), "").await;
-    assert_eq!((response.status, response.body.trim_end()), (401, "Version required"));
-    let response =
-        api.raw("GET", &format!("{}?auth_key={KEY}&auth_version=1.0", api.path("/channels")), "").await;
-    assert_eq!((response.status, response.body.trim_end()), (401, "Timestamp required"));
+    let response = api
+        .raw(
+            "GET",
+            &format!("{}?auth_key={KEY}", api.path("/channels")),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (response.status, response.body.trim_end()),
+        (401, "Version required")
+    );
+    let response = api
+        .raw(
+            "GET",
+            &format!("{}?auth_key={KEY}&auth_version=1.0", api.path("/channels")),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (response.status, response.body.trim_end()),
+        (401, "Timestamp required")
+    );
 }

@@ -14,8 +14,15 @@ async fn channels_list_is_an_object_even_when_empty() {
     let server = Setup::new().start().await;
     let api = server.api();
     let response = api.get(&api.path("/channels"), &[]).await;
-    assert_eq!((response.status, response.body.as_str()), (200, r#"{"channels":{}}"#));
-    assert!(response.content_type.starts_with("application/json"), "{}", response.content_type);
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, r#"{"channels":{}}"#)
+    );
+    assert!(
+        response.content_type.starts_with("application/json"),
+        "{}",
+        response.content_type
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,14 +40,26 @@ async fn channels_list_filters_and_counts() {
     b.join_presence("presence-one", r#"{"user_id":"2"}"#).await;
     b.join_presence("presence-two", r#"{"user_id":"2"}"#).await;
     let all = api.get(&api.path("/channels"), &[]).await.ok();
-    let want = json!({"channels": {"news": {}, "private-x": {}, "presence-one": {}, "presence-two": {}}});
+    let want =
+        json!({"channels": {"news": {}, "private-x": {}, "presence-one": {}, "presence-two": {}}});
     assert_eq!(all, want, "server-to-user channels are never listed");
-    let presence = api.get(&api.path("/channels"), &[("filter_by_prefix", "presence-"), ("info", "user_count")]).await;
-    let want = json!({"channels": {"presence-one": {"user_count": 2}, "presence-two": {"user_count": 1}}});
+    let presence = api
+        .get(
+            &api.path("/channels"),
+            &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+        )
+        .await;
+    let want =
+        json!({"channels": {"presence-one": {"user_count": 2}, "presence-two": {"user_count": 1}}});
     assert_eq!(presence.ok(), want);
-    let private = api.get(&api.path("/channels"), &[("filter_by_prefix", "private-")]).await.ok();
+    let private = api
+        .get(&api.path("/channels"), &[("filter_by_prefix", "private-")])
+        .await
+        .ok();
     assert_eq!(private, json!({"channels": {"private-x": {}}}));
-    let none = api.get(&api.path("/channels"), &[("filter_by_prefix", "nothing-")]).await;
+    let none = api
+        .get(&api.path("/channels"), &[("filter_by_prefix", "nothing-")])
+        .await;
     assert_eq!(none.body, r#"{"channels":{}}"#);
 }
 
@@ -48,7 +67,10 @@ async fn channels_list_filters_and_counts() {
 async fn user_count_on_channels_needs_presence_prefix() {
     let server = Setup::new().start().await;
     let api = server.api();
-    for params in [vec![("info", "user_count")], vec![("info", "user_count"), ("filter_by_prefix", "private-")]] {
+    for params in [
+        vec![("info", "user_count")],
+        vec![("info", "user_count"), ("filter_by_prefix", "private-")],
+    ] {
         let response = api.get(&api.path("/channels"), &params).await;
         assert_eq!(response.status, 400, "{params:?}: {}", response.body);
     }
@@ -59,20 +81,39 @@ async fn channel_shows_occupied_and_counts() {
     let server = Setup::new().app("subscription_count", "true").start().await;
     let api = server.api();
     let empty = api.get(&api.path("/channels/nobody"), &[]).await;
-    assert_eq!((empty.status, empty.body.as_str()), (200, r#"{"occupied":false}"#));
+    assert_eq!(
+        (empty.status, empty.body.as_str()),
+        (200, r#"{"occupied":false}"#)
+    );
     let mut a = server.client().await;
     a.join("room").await;
     let mut b = server.client().await;
     b.join("room").await;
     let shown = api.get(&api.path("/channels/room"), &[]).await;
     assert_eq!(shown.ok(), json!({"occupied": true}));
-    let counted = api.get(&api.path("/channels/room"), &[("info", "subscription_count")]).await;
-    assert_eq!(counted.ok(), json!({"occupied": true, "subscription_count": 2}));
-    let refused = api.get(&api.path("/channels/room"), &[("info", "user_count")]).await;
-    assert_eq!(refused.status, 400, "user_count on a public channel: {}", refused.body);
+    let counted = api
+        .get(
+            &api.path("/channels/room"),
+            &[("info", "subscription_count")],
+        )
+        .await;
+    assert_eq!(
+        counted.ok(),
+        json!({"occupied": true, "subscription_count": 2})
+    );
+    let refused = api
+        .get(&api.path("/channels/room"), &[("info", "user_count")])
+        .await;
+    assert_eq!(
+        refused.status, 400,
+        "user_count on a public channel: {}",
+        refused.body
+    );
     let mut c = server.client().await;
     c.join_presence("presence-p", r#"{"user_id":"9"}"#).await;
-    let presence = api.get(&api.path("/channels/presence-p"), &[("info", "user_count")]).await;
+    let presence = api
+        .get(&api.path("/channels/presence-p"), &[("info", "user_count")])
+        .await;
     assert_eq!(presence.ok(), json!({"occupied": true, "user_count": 1}));
 }
 
@@ -83,7 +124,9 @@ async fn users_of_non_presence_channel_is_400() {
     let mut a = server.client().await;
     a.join("public").await;
     for channel in ["public", "private-x"] {
-        let response = api.get(&api.path(&format!("/channels/{channel}/users")), &[]).await;
+        let response = api
+            .get(&api.path(&format!("/channels/{channel}/users")), &[])
+            .await;
         assert_eq!(response.status, 400, "{channel}: {}", response.body);
     }
 }
@@ -92,9 +135,17 @@ async fn users_of_non_presence_channel_is_400() {
 async fn unknown_routes_are_404() {
     let server = Setup::new().start().await;
     let api = server.api();
-    for path in ["/nope", "/apps/test-id/nope", "/apps/test-id/channels/a/b/c"] {
+    for path in [
+        "/nope",
+        "/apps/test-id/nope",
+        "/apps/test-id/channels/a/b/c",
+    ] {
         let response = api.get(path, &[]).await;
-        assert_eq!((response.status, response.body.as_str()), (404, "404 NOT FOUND\n"), "{path}");
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (404, "404 NOT FOUND\n"),
+            "{path}"
+        );
     }
 }
 
@@ -105,7 +156,9 @@ async fn disabled_app_is_403() {
         .start()
         .await;
     let off = server.api().for_app("off-id", "off-key", "off-secret");
-    let response = off.trigger(json!({"name": "e", "channels": ["a"], "data": "x"})).await;
+    let response = off
+        .trigger(json!({"name": "e", "channels": ["a"], "data": "x"}))
+        .await;
     assert_eq!(response.status, 403, "{}", response.body);
     let response = off.get(&off.path("/channels"), &[]).await;
     assert_eq!(response.status, 403, "{}", response.body);
@@ -120,7 +173,15 @@ async fn channel_names_with_special_characters_in_path() {
     let response = api.get(&api.path("/channels/a=b@c,d;e"), &[]).await;
     assert_eq!(response.ok(), json!({"occupied": true}));
     let encoded = Signing::default();
-    let response = api.request("GET", &api.path("/channels/a%3Db%40c%2Cd%3Be"), &[], "", &encoded).await;
+    let response = api
+        .request(
+            "GET",
+            &api.path("/channels/a%3Db%40c%2Cd%3Be"),
+            &[],
+            "",
+            &encoded,
+        )
+        .await;
     assert_eq!(response.ok(), json!({"occupied": true}));
 }
 
@@ -134,18 +195,30 @@ async fn legacy_channel_events_endpoint() {
     b.join("todos").await;
     let path = api.path("/channels/todos/events");
     let body = r#"{"id":1,"title":"milk"}"#;
-    let response = api.request("POST", &path, &[("name", "created")], body, &Signing::default()).await;
+    let response = api
+        .request(
+            "POST",
+            &path,
+            &[("name", "created")],
+            body,
+            &Signing::default(),
+        )
+        .await;
     assert_eq!((response.status, response.body.as_str()), (202, "{}"));
     let want = r#"{"event":"created","channel":"todos","data":"{\"id\":1,\"title\":\"milk\"}"}"#;
     assert_eq!(a.recv_text().await, want);
     assert_eq!(b.recv_text().await, want);
     let params = [("name", "updated"), ("socket_id", a.socket_id.as_str())];
-    let response = api.request("POST", &path, &params, body, &Signing::default()).await;
+    let response = api
+        .request("POST", &path, &params, body, &Signing::default())
+        .await;
     assert_eq!((response.status, response.body.as_str()), (202, "{}"));
     assert_eq!(b.recv_json().await["event"], "updated");
     a.expect_no_frame(QUIET).await;
     let bad = [("name", "x"), ("socket_id", "not-a-socket")];
-    let response = api.request("POST", &path, &bad, body, &Signing::default()).await;
+    let response = api
+        .request("POST", &path, &bad, body, &Signing::default())
+        .await;
     assert_eq!(response.status, 400, "{}", response.body);
     b.expect_no_frame(QUIET).await;
 }

@@ -23,13 +23,26 @@ fn event(channel: &str, data: &str) -> serde_json::Value {
 async fn trigger_answers_empty_object_and_delivers_verbatim() {
     let server = Setup::new().start().await;
     let mut c = listener(&server, "a").await;
-    let response = server.api().trigger(json!({"name": "App\\Events\\Shipped", "channels": ["a"], "data": "not json"})).await;
+    let response = server
+        .api()
+        .trigger(json!({"name": "App\\Events\\Shipped", "channels": ["a"], "data": "not json"}))
+        .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
-    assert!(response.content_type.starts_with("application/json"), "{}", response.content_type);
-    assert_eq!(c.recv_text().await, r#"{"event":"App\\Events\\Shipped","channel":"a","data":"not json"}"#);
+    assert!(
+        response.content_type.starts_with("application/json"),
+        "{}",
+        response.content_type
+    );
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"App\\Events\\Shipped","channel":"a","data":"not json"}"#
+    );
     // Empty data is accepted too.
     server.api().publish("a", "e", "").await;
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"a","data":""}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"a","data":""}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +52,9 @@ async fn data_over_10240_bytes_is_413() {
     let response = server.api().trigger(event("a", &"x".repeat(10241))).await;
     assert_eq!(response.status, 413, "{}", response.body);
     assert!(
-        response.body.starts_with("The data content of this event exceeds the allowed maximum (10240 bytes)"),
+        response.body.starts_with(
+            "The data content of this event exceeds the allowed maximum (10240 bytes)"
+        ),
         "{}",
         response.body
     );
@@ -53,12 +68,21 @@ async fn over_100_channels_is_400() {
     let server = Setup::new().start().await;
     let mut c = listener(&server, "ch-0").await;
     let names: Vec<String> = (0..101).map(|i| format!("ch-{i}")).collect();
-    let response = server.api().trigger(json!({"name": "e", "channels": names, "data": "x"})).await;
+    let response = server
+        .api()
+        .trigger(json!({"name": "e", "channels": names, "data": "x"}))
+        .await;
     assert_eq!(response.status, 400, "{}", response.body);
     c.expect_no_frame(QUIET).await;
-    let response = server.api().trigger(json!({"name": "e", "channels": &names[..100], "data": "x"})).await;
+    let response = server
+        .api()
+        .trigger(json!({"name": "e", "channels": &names[..100], "data": "x"}))
+        .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"ch-0","data":"x"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"ch-0","data":"x"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,11 +110,17 @@ async fn invalid_requests_are_400_and_publish_nothing() {
         assert_eq!(response.status, 400, "{body}: {}", response.body);
         assert!(!response.body.trim().is_empty(), "{body}");
     }
-    let response = server.api().post(&server.api().path("/events"), "{not json").await;
+    let response = server
+        .api()
+        .post(&server.api().path("/events"), "{not json")
+        .await;
     assert_eq!(response.status, 400, "{}", response.body);
     c.expect_no_frame(QUIET).await;
     // An encrypted channel alone is fine.
-    let response = server.api().trigger(event("private-encrypted-x", "{}")).await;
+    let response = server
+        .api()
+        .trigger(event("private-encrypted-x", "{}"))
+        .await;
     assert_eq!(response.status, 200, "{}", response.body);
 }
 
@@ -102,7 +132,10 @@ async fn socket_id_is_excluded() {
     let body = json!({"name": "e", "channels": ["room"], "data": "x", "socket_id": a.socket_id});
     let response = server.api().trigger(body).await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
-    assert_eq!(b.recv_text().await, r#"{"event":"e","channel":"room","data":"x"}"#);
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"e","channel":"room","data":"x"}"#
+    );
     a.expect_no_frame(QUIET).await;
 }
 
@@ -131,13 +164,20 @@ async fn info_on_events_reports_counts_per_channel() {
 async fn batch_delivers_in_order_and_limits_to_10() {
     let server = Setup::new().start().await;
     let mut c = listener(&server, "b").await;
-    let ten: Vec<_> = (0..10).map(|i| json!({"channel": "b", "name": "e", "data": i.to_string()})).collect();
+    let ten: Vec<_> = (0..10)
+        .map(|i| json!({"channel": "b", "name": "e", "data": i.to_string()}))
+        .collect();
     let response = server.api().batch(json!({"batch": ten})).await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
     for i in 0..10 {
-        assert_eq!(c.recv_text().await, format!(r#"{{"event":"e","channel":"b","data":"{i}"}}"#));
+        assert_eq!(
+            c.recv_text().await,
+            format!(r#"{{"event":"e","channel":"b","data":"{i}"}}"#)
+        );
     }
-    let eleven: Vec<_> = (0..11).map(|i| json!({"channel": "b", "name": "e", "data": i.to_string()})).collect();
+    let eleven: Vec<_> = (0..11)
+        .map(|i| json!({"channel": "b", "name": "e", "data": i.to_string()}))
+        .collect();
     let response = server.api().batch(json!({"batch": eleven})).await;
     assert_eq!(response.status, 400, "{}", response.body);
     c.expect_no_frame(QUIET).await;
@@ -155,7 +195,10 @@ async fn batch_is_all_or_nothing() {
     let response = server.api().batch(json!({"batch": [good, too_big]})).await;
     assert_eq!(response.status, 413, "{}", response.body);
     let bad_channel = json!({"channel": "bad name", "name": "e", "data": "x"});
-    let response = server.api().batch(json!({"batch": [good, bad_channel]})).await;
+    let response = server
+        .api()
+        .batch(json!({"batch": [good, bad_channel]}))
+        .await;
     assert_eq!(response.status, 400, "{}", response.body);
     c.expect_no_frame(QUIET).await;
 }
@@ -176,8 +219,14 @@ async fn batch_info_is_index_aligned() {
     let response = server.api().batch(batch).await;
     let want = json!({"batch": [{"user_count": 1, "subscription_count": 1}, {}, {"subscription_count": 1}]});
     assert_eq!(response.ok(), want);
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"b","data":"2"}"#);
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"b","data":"3"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"b","data":"2"}"#
+    );
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"b","data":"3"}"#
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,9 +234,13 @@ async fn batch_socket_id_exclusion() {
     let server = Setup::new().start().await;
     let mut a = listener(&server, "b").await;
     let mut b = listener(&server, "b").await;
-    let batch = json!({"batch": [{"channel": "b", "name": "e", "data": "x", "socket_id": a.socket_id}]});
+    let batch =
+        json!({"batch": [{"channel": "b", "name": "e", "data": "x", "socket_id": a.socket_id}]});
     let response = server.api().batch(batch).await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
-    assert_eq!(b.recv_text().await, r#"{"event":"e","channel":"b","data":"x"}"#);
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"e","channel":"b","data":"x"}"#
+    );
     a.expect_no_frame(QUIET).await;
 }

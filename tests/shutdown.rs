@@ -10,17 +10,25 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_gets_4200_and_run_returns_in_time() {
-    let mut server = Setup::new().server("shutdown_timeout", "\"2s\"").start().await;
+    let mut server = Setup::new()
+        .server("shutdown_timeout", "\"2s\"")
+        .start()
+        .await;
     let mut public = server.client().await;
     public.join("news").await;
     let mut member = server.client().await;
-    member.join_presence("presence-s", r#"{"user_id":"1"}"#).await;
+    member
+        .join_presence("presence-s", r#"{"user_id":"1"}"#)
+        .await;
     let mut signed = server.client().await;
     signed.signin(r#"{"id":"9"}"#).await;
     let mut idle = server.client().await;
     let (result, took) = server.stop(Duration::from_secs(4)).await;
     assert!(result.is_ok(), "run returned {result:?}");
-    assert!(took <= Duration::from_millis(2500), "run returned after {took:?} (shutdown_timeout 2s)");
+    assert!(
+        took <= Duration::from_millis(2500),
+        "run returned after {took:?} (shutdown_timeout 2s)"
+    );
     for c in [&mut public, &mut member, &mut signed, &mut idle] {
         c.expect_error_and_close(4200, None).await;
     }
@@ -28,7 +36,10 @@ async fn every_client_gets_4200_and_run_returns_in_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_does_not_hold_shutdown() {
-    let mut server = Setup::new().server("shutdown_timeout", "\"2s\"").start().await;
+    let mut server = Setup::new()
+        .server("shutdown_timeout", "\"2s\"")
+        .start()
+        .await;
     let _deaf = Client::connect(&server, KEY, "protocol=7").await;
     let mut normal = server.client().await;
     let (result, took) = server.stop(Duration::from_secs(4)).await;
@@ -44,7 +55,10 @@ async fn no_new_connections_after_shutdown() {
     let url = server.ws_url(KEY, "protocol=7");
     server.stop(Duration::from_secs(5)).await.0.expect("run ok");
     let refused = tokio_tungstenite::connect_async(url.as_str()).await;
-    assert!(refused.is_err(), "connecting to {addr} after shutdown must fail");
+    assert!(
+        refused.is_err(),
+        "connecting to {addr} after shutdown must fail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,14 +66,24 @@ async fn held_webhooks_are_flushed_on_shutdown() {
     let mut receiver = Receiver::start(0).await;
     let mut server = Setup::new()
         .webhooks("vacated_delay", "\"30s\"")
-        .hook(&receiver.url, &["channel_occupied", "channel_vacated"], false)
+        .hook(
+            &receiver.url,
+            &["channel_occupied", "channel_vacated"],
+            false,
+        )
         .start()
         .await;
     let mut c = server.client().await;
     c.join("leaving").await;
-    assert_eq!(receiver.next_event().await, json!({"name": "channel_occupied", "channel": "leaving"}));
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_occupied", "channel": "leaving"})
+    );
     c.unsubscribe("leaving").await;
     c.ping_pong().await;
     server.stop(Duration::from_secs(5)).await.0.expect("run ok");
-    assert_eq!(receiver.next_event().await, json!({"name": "channel_vacated", "channel": "leaving"}));
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_vacated", "channel": "leaving"})
+    );
 }

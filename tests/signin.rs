@@ -21,7 +21,8 @@ async fn signin_success_echoes_user_data() {
     let mut c = server.client().await;
     let user_data = r#"{"id":"12345","user_info":{"name":"A"}}"#;
     let auth = common::signin_auth(&c.socket_id, user_data);
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
+        .await;
     let want = json!({"event": "pusher:signin_success", "data": {"user_data": user_data}});
     assert_eq!(common::json(&c.recv_text().await), want);
     // Signing in again as the same user succeeds again.
@@ -37,8 +38,15 @@ async fn bad_signin_is_error_null_and_stays_open() {
         .await;
     let message = c.expect_error_code(None).await;
     assert!(message.starts_with("Invalid signature"), "{message}");
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": "nocolon", "user_data": user_data}})).await;
-    c.expect_error(None, "Invalid format: auth must have the format key:signature").await;
+    c.send_json(
+        json!({"event": "pusher:signin", "data": {"auth": "nocolon", "user_data": user_data}}),
+    )
+    .await;
+    c.expect_error(
+        None,
+        "Invalid format: auth must have the format key:signature",
+    )
+    .await;
     c.ping_pong().await;
     // Not signed in: server-to-user events do not reach it.
     server.api().publish("#server-to-user-1", "e", "x").await;
@@ -52,21 +60,35 @@ async fn signin_as_a_second_user_is_refused() {
     let mut c = signed_in(&server, "1").await;
     let other = r#"{"id":"2"}"#;
     let auth = common::signin_auth(&c.socket_id, other);
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": other}})).await;
+    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": other}}))
+        .await;
     c.expect_error_code(None).await;
-    server.api().publish("#server-to-user-2", "e", "for 2").await;
+    server
+        .api()
+        .publish("#server-to-user-2", "e", "for 2")
+        .await;
     c.expect_no_frame(QUIET).await;
-    server.api().publish("#server-to-user-1", "e", "for 1").await;
-    assert_eq!(c.recv_text().await, r##"{"event":"e","channel":"#server-to-user-1","data":"for 1"}"##);
+    server
+        .api()
+        .publish("#server-to-user-1", "e", "for 1")
+        .await;
+    assert_eq!(
+        c.recv_text().await,
+        r##"{"event":"e","channel":"#server-to-user-1","data":"for 1"}"##
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signin_refused_when_user_authentication_is_off() {
-    let server = Setup::new().app("user_authentication", "false").start().await;
+    let server = Setup::new()
+        .app("user_authentication", "false")
+        .start()
+        .await;
     let mut c = server.client().await;
     let user_data = r#"{"id":"1"}"#;
     let auth = common::signin_auth(&c.socket_id, user_data);
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
+        .await;
     c.expect_error_code(None).await;
     c.ping_pong().await;
 }
@@ -81,7 +103,10 @@ async fn server_to_user_reaches_each_connection_once() {
     // pusher-js subscribes to its inbox after signin; that must not double deliveries.
     c1.subscribe("#server-to-user-1").await;
     c1.expect_succeeded("#server-to-user-1").await;
-    let response = server.api().trigger(json!({"name": "hello", "channels": ["#server-to-user-1"], "data": "x"})).await;
+    let response = server
+        .api()
+        .trigger(json!({"name": "hello", "channels": ["#server-to-user-1"], "data": "x"}))
+        .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
     let want = r##"{"event":"hello","channel":"#server-to-user-1","data":"x"}"##;
     assert_eq!(c1.recv_text().await, want);
@@ -113,9 +138,13 @@ async fn terminate_connections_closes_signed_in_connections_only() {
     let mut c1 = signed_in(&server, "1").await;
     let mut c2 = signed_in(&server, "1").await;
     let mut member_only = server.client().await;
-    member_only.join_presence("presence-r", r#"{"user_id":"1"}"#).await;
+    member_only
+        .join_presence("presence-r", r#"{"user_id":"1"}"#)
+        .await;
     let mut other = signed_in(&server, "2").await;
-    let response = api.post(&api.path("/users/1/terminate_connections"), "{}").await;
+    let response = api
+        .post(&api.path("/users/1/terminate_connections"), "{}")
+        .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
     c1.expect_error_and_close(4009, None).await;
     c2.expect_error_and_close(4009, None).await;
@@ -129,11 +158,21 @@ async fn terminate_connections_short_python_path() {
     let api = server.api();
     let mut c = signed_in(&server, "u-7").await;
     let mut bystander = signed_in(&server, "u-8").await;
-    let response = api.request("POST", "/users/u-7/terminate_connections", &[], "{}", &Signing::default()).await;
+    let response = api
+        .request(
+            "POST",
+            "/users/u-7/terminate_connections",
+            &[],
+            "{}",
+            &Signing::default(),
+        )
+        .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
     c.expect_error_and_close(4009, None).await;
     bystander.ping_pong().await;
     // Unknown users are fine too.
-    let response = api.post(&api.path("/users/nobody/terminate_connections"), "{}").await;
+    let response = api
+        .post(&api.path("/users/nobody/terminate_connections"), "{}")
+        .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
 }

@@ -18,9 +18,14 @@ async fn signed_in(server: &Server, user_data: &str) -> Client {
 /// Reads one `pusher_internal:watchlist_events` frame and returns its decoded `events`.
 async fn watchlist_events(c: &mut Client) -> Value {
     let frame = c.recv_json().await;
-    assert_eq!(frame["event"], "pusher_internal:watchlist_events", "{frame}");
+    assert_eq!(
+        frame["event"], "pusher_internal:watchlist_events",
+        "{frame}"
+    );
     assert!(frame.get("channel").is_none(), "no channel: {frame}");
-    let data = frame["data"].as_str().unwrap_or_else(|| panic!("data is a JSON string: {frame}"));
+    let data = frame["data"]
+        .as_str()
+        .unwrap_or_else(|| panic!("data is a JSON string: {frame}"));
     common::json(data)["events"].clone()
 }
 
@@ -36,13 +41,19 @@ async fn initial_status_then_online_once_and_offline_after_last() {
         r#"{"event":"pusher_internal:watchlist_events","data":"{\"events\":[{\"name\":\"online\",\"user_ids\":[\"a\"]},{\"name\":\"offline\",\"user_ids\":[\"b\"]}]}"}"#
     );
     let b1 = signed_in(&server, r#"{"id":"b"}"#).await;
-    assert_eq!(watchlist_events(&mut w).await, json!([{"name": "online", "user_ids": ["b"]}]));
+    assert_eq!(
+        watchlist_events(&mut w).await,
+        json!([{"name": "online", "user_ids": ["b"]}])
+    );
     let b2 = signed_in(&server, r#"{"id":"b"}"#).await;
     w.expect_no_frame(QUIET).await;
     b1.close().await;
     w.expect_no_frame(QUIET).await;
     b2.close().await;
-    assert_eq!(watchlist_events(&mut w).await, json!([{"name": "offline", "user_ids": ["b"]}]));
+    assert_eq!(
+        watchlist_events(&mut w).await,
+        json!([{"name": "offline", "user_ids": ["b"]}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +64,10 @@ async fn watchlist_over_100_keeps_first_100_and_sends_4302() {
     let mut w = server.client().await;
     w.signin(&user_data).await;
     let events = watchlist_events(&mut w).await;
-    assert_eq!(events, json!([{"name": "offline", "user_ids": &ids[..100]}]));
+    assert_eq!(
+        events,
+        json!([{"name": "offline", "user_ids": &ids[..100]}])
+    );
     let message = w.expect_error_code(Some(4302)).await;
     assert!(!message.is_empty());
     w.ping_pong().await;
@@ -61,7 +75,10 @@ async fn watchlist_over_100_keeps_first_100_and_sends_4302() {
     let _late = signed_in(&server, r#"{"id":"u100"}"#).await;
     w.expect_no_frame(QUIET).await;
     let _u0 = signed_in(&server, r#"{"id":"u0"}"#).await;
-    assert_eq!(watchlist_events(&mut w).await, json!([{"name": "online", "user_ids": ["u0"]}]));
+    assert_eq!(
+        watchlist_events(&mut w).await,
+        json!([{"name": "online", "user_ids": ["u0"]}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +91,9 @@ async fn watchlist_events_switch_off() {
 }
 
 fn authorized() -> Setup {
-    Setup::new().app("authorized_connections", "true").app("authorization_timeout", "\"1s\"")
+    Setup::new()
+        .app("authorized_connections", "true")
+        .app("authorization_timeout", "\"1s\"")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,8 +102,11 @@ async fn unauthorized_connection_is_closed_4009() {
     let mut idle = server.client().await;
     let mut public_only = server.client().await;
     public_only.join("news").await;
-    idle.expect_error_and_close(4009, Some("Connection not authorized within timeout")).await;
-    public_only.expect_error_and_close(4009, Some("Connection not authorized within timeout")).await;
+    idle.expect_error_and_close(4009, Some("Connection not authorized within timeout"))
+        .await;
+    public_only
+        .expect_error_and_close(4009, Some("Connection not authorized within timeout"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +116,9 @@ async fn signed_in_or_private_connections_stay() {
     let mut private = server.client().await;
     private.join_private("private-x").await;
     let mut presence = server.client().await;
-    presence.join_presence("presence-x", r#"{"user_id":"2"}"#).await;
+    presence
+        .join_presence("presence-x", r#"{"user_id":"2"}"#)
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     signed.ping_pong().await;
     private.ping_pong().await;

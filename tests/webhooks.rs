@@ -14,15 +14,33 @@ const QUIET: Duration = Duration::from_millis(800);
 fn check_envelope(hook: &Hook) {
     assert_eq!(hook.method, "POST");
     assert_eq!(hook.path, "/pusher/webhooks");
-    assert_eq!(hook.header("content-type"), Some("application/json"), "exactly application/json");
+    assert_eq!(
+        hook.header("content-type"),
+        Some("application/json"),
+        "exactly application/json"
+    );
     assert_eq!(hook.header("x-pusher-key"), Some(KEY));
     let signature = herald::auth::sign(SECRET, &hook.body);
-    assert_eq!(hook.header("x-pusher-signature"), Some(signature.as_str()), "HMAC of the raw body");
+    assert_eq!(
+        hook.header("x-pusher-signature"),
+        Some(signature.as_str()),
+        "HMAC of the raw body"
+    );
     let body = hook.json();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
     let time_ms = body["time_ms"].as_i64().expect("time_ms integer");
-    assert!((now - time_ms).abs() < 10_000, "time_ms {time_ms} is the creation time (now {now})");
-    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only time_ms and events: {body}");
+    assert!(
+        (now - time_ms).abs() < 10_000,
+        "time_ms {time_ms} is the creation time (now {now})"
+    );
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(2),
+        "only time_ms and events: {body}"
+    );
 }
 
 async fn next_checked(receiver: &mut Receiver) -> serde_json::Value {
@@ -30,21 +48,42 @@ async fn next_checked(receiver: &mut Receiver) -> serde_json::Value {
     assert_eq!(hook.answered, 200);
     check_envelope(&hook);
     let events = hook.events();
-    assert_eq!(events.len(), 1, "one event per unbatched webhook: {events:?}");
+    assert_eq!(
+        events.len(),
+        1,
+        "one event per unbatched webhook: {events:?}"
+    );
     events[0].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn occupied_then_vacated_after_the_delay() {
     let mut receiver = Receiver::start(0).await;
-    let server = Setup::new().hook(&receiver.url, &["channel_occupied", "channel_vacated"], false).start().await;
+    let server = Setup::new()
+        .hook(
+            &receiver.url,
+            &["channel_occupied", "channel_vacated"],
+            false,
+        )
+        .start()
+        .await;
     let mut c = server.client().await;
     c.join("hooked").await;
-    assert_eq!(next_checked(&mut receiver).await, json!({"name": "channel_occupied", "channel": "hooked"}));
+    assert_eq!(
+        next_checked(&mut receiver).await,
+        json!({"name": "channel_occupied", "channel": "hooked"})
+    );
     let left = Instant::now();
     c.unsubscribe("hooked").await;
-    assert_eq!(next_checked(&mut receiver).await, json!({"name": "channel_vacated", "channel": "hooked"}));
-    assert!(left.elapsed() >= Duration::from_millis(250), "held for vacated_delay: {:?}", left.elapsed());
+    assert_eq!(
+        next_checked(&mut receiver).await,
+        json!({"name": "channel_vacated", "channel": "hooked"})
+    );
+    assert!(
+        left.elapsed() >= Duration::from_millis(250),
+        "held for vacated_delay: {:?}",
+        left.elapsed()
+    );
     receiver.expect_none(QUIET).await;
 }
 
@@ -53,24 +92,37 @@ async fn quick_return_drops_vacated_and_second_occupied() {
     let mut receiver = Receiver::start(0).await;
     let server = Setup::new()
         .webhooks("vacated_delay", "\"500ms\"")
-        .hook(&receiver.url, &["channel_occupied", "channel_vacated"], false)
+        .hook(
+            &receiver.url,
+            &["channel_occupied", "channel_vacated"],
+            false,
+        )
         .start()
         .await;
     let mut c = server.client().await;
     c.join("flappy").await;
-    assert_eq!(receiver.next_event().await, json!({"name": "channel_occupied", "channel": "flappy"}));
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_occupied", "channel": "flappy"})
+    );
     c.close().await;
     let mut again = server.client().await;
     again.join("flappy").await;
     receiver.expect_none(Duration::from_millis(1200)).await;
     again.unsubscribe("flappy").await;
-    assert_eq!(receiver.next_event().await, json!({"name": "channel_vacated", "channel": "flappy"}));
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_vacated", "channel": "flappy"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_added_once_and_removed_after_last() {
     let mut receiver = Receiver::start(0).await;
-    let server = Setup::new().hook(&receiver.url, &["member_added", "member_removed"], false).start().await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["member_added", "member_removed"], false)
+        .start()
+        .await;
     let mut c1 = server.client().await;
     c1.join_presence("presence-h", r#"{"user_id":7}"#).await;
     let want = json!({"name": "member_added", "channel": "presence-h", "user_id": "7"});
@@ -88,10 +140,14 @@ async fn member_added_once_and_removed_after_last() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_event_webhooks() {
     let mut receiver = Receiver::start(0).await;
-    let server = Setup::new().hook(&receiver.url, &["client_event"], false).start().await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["client_event"], false)
+        .start()
+        .await;
     let mut a = server.client().await;
     a.join_private("private-h").await;
-    a.trigger("private-h", "client-typing", json!({"who": "me"})).await;
+    a.trigger("private-h", "client-typing", json!({"who": "me"}))
+        .await;
     let want = json!({
         "name": "client_event", "channel": "private-h", "event": "client-typing",
         "data": "{\"who\":\"me\"}", "socket_id": a.socket_id,
@@ -109,10 +165,16 @@ async fn client_event_webhooks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_miss_is_deduplicated() {
     let mut receiver = Receiver::start(0).await;
-    let server = Setup::new().hook(&receiver.url, &["cache_miss"], false).start().await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["cache_miss"], false)
+        .start()
+        .await;
     let mut a = server.client().await;
     a.join("cache-h").await;
-    assert_eq!(next_checked(&mut receiver).await, json!({"name": "cache_miss", "channel": "cache-h"}));
+    assert_eq!(
+        next_checked(&mut receiver).await,
+        json!({"name": "cache_miss", "channel": "cache-h"})
+    );
     let mut b = server.client().await;
     b.join("cache-h").await;
     receiver.expect_none(QUIET).await;
@@ -121,8 +183,11 @@ async fn cache_miss_is_deduplicated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_count_webhook() {
     let mut receiver = Receiver::start(0).await;
-    let server =
-        Setup::new().app("subscription_count", "true").hook(&receiver.url, &["subscription_count"], false).start().await;
+    let server = Setup::new()
+        .app("subscription_count", "true")
+        .hook(&receiver.url, &["subscription_count"], false)
+        .start()
+        .await;
     let mut a = server.client().await;
     a.join("sc").await;
     let want = json!({"name": "subscription_count", "channel": "sc", "subscription_count": 1});
@@ -136,22 +201,37 @@ async fn subscription_count_webhook() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_endpoint_is_retried_with_the_same_body() {
     let mut receiver = Receiver::start(1).await;
-    let server = Setup::new().hook(&receiver.url, &["channel_occupied"], false).start().await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["channel_occupied"], false)
+        .start()
+        .await;
     let mut c = server.client().await;
     c.join("retry-me").await;
     let first = receiver.next().await;
     assert_eq!(first.answered, 500);
-    let second = receiver.next_within(Duration::from_secs(5)).await.expect("retried within 5 s");
+    let second = receiver
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("retried within 5 s");
     assert_eq!(second.answered, 200);
-    assert_eq!(second.body, first.body, "a retry resends the same signed body");
+    assert_eq!(
+        second.body, first.body,
+        "a retry resends the same signed body"
+    );
     check_envelope(&second);
-    assert_eq!(second.events(), vec![json!({"name": "channel_occupied", "channel": "retry-me"})]);
+    assert_eq!(
+        second.events(),
+        vec![json!({"name": "channel_occupied", "channel": "retry-me"})]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_configured_event_kinds_are_sent() {
     let mut receiver = Receiver::start(0).await;
-    let server = Setup::new().hook(&receiver.url, &["member_added"], false).start().await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["member_added"], false)
+        .start()
+        .await;
     let mut c = server.client().await;
     c.join("plain").await;
     c.join("cache-y").await;
@@ -164,7 +244,10 @@ async fn only_configured_event_kinds_are_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_endpoint_gets_several_events_per_request() {
     let mut receiver = Receiver::start(0).await;
-    let server = Setup::new().hook(&receiver.url, &["channel_occupied"], true).start().await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["channel_occupied"], true)
+        .start()
+        .await;
     let mut c = server.client().await;
     for name in ["b1", "b2", "b3"] {
         c.join(name).await;
@@ -179,4 +262,23 @@ async fn batched_endpoint_gets_several_events_per_request() {
     }
     names.sort();
     assert_eq!(names, ["b1", "b2", "b3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_to_user_inbox_makes_no_occupied_webhook() {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .hook(
+            &receiver.url,
+            &["channel_occupied", "channel_vacated"],
+            false,
+        )
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.signin(r#"{"id":"1"}"#).await;
+    c.subscribe("#server-to-user-1").await;
+    c.expect_succeeded("#server-to-user-1").await;
+    c.close().await;
+    receiver.expect_none(QUIET).await;
 }

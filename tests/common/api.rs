@@ -59,12 +59,26 @@ pub struct Api {
 
 impl Api {
     pub fn new(addr: SocketAddr, app_id: &str, key: &str, secret: &str) -> Api {
-        let client = reqwest::Client::builder().timeout(WAIT).build().expect("reqwest client");
-        Api { client, addr, app_id: app_id.into(), key: key.into(), secret: secret.into() }
+        let client = reqwest::Client::builder()
+            .timeout(WAIT)
+            .build()
+            .expect("reqwest client");
+        Api {
+            client,
+            addr,
+            app_id: app_id.into(),
+            key: key.into(),
+            secret: secret.into(),
+        }
     }
 
     pub fn for_app(&self, app_id: &str, key: &str, secret: &str) -> Api {
-        Api { app_id: app_id.into(), key: key.into(), secret: secret.into(), ..self.clone() }
+        Api {
+            app_id: app_id.into(),
+            key: key.into(),
+            secret: secret.into(),
+            ..self.clone()
+        }
     }
 
     /// `/apps/{app_id}{rest}`.
@@ -73,11 +87,13 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str, params: &[(&str, &str)]) -> Response {
-        self.request("GET", path, params, "", &Signing::default()).await
+        self.request("GET", path, params, "", &Signing::default())
+            .await
     }
 
     pub async fn post(&self, path: &str, body: &str) -> Response {
-        self.request("POST", path, &[], body, &Signing::default()).await
+        self.request("POST", path, &[], body, &Signing::default())
+            .await
     }
 
     /// `POST /apps/{id}/events` with this JSON body.
@@ -89,24 +105,51 @@ impl Api {
     pub async fn publish(&self, channel: &str, event: &str, data: &str) {
         let body = serde_json::json!({"name": event, "channels": [channel], "data": data});
         let response = self.trigger(body).await;
-        assert_eq!((response.status, response.body.as_str()), (200, "{}"), "trigger to {channel}");
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (200, "{}"),
+            "trigger to {channel}"
+        );
     }
 
     pub async fn batch(&self, body: Value) -> Response {
-        self.post(&self.path("/batch_events"), &body.to_string()).await
+        self.post(&self.path("/batch_events"), &body.to_string())
+            .await
     }
 
     /// The signed query string (already encoded for the wire).
-    pub fn signed_query(&self, method: &str, path: &str, params: &[(&str, &str)], body: &str, s: &Signing) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
-        let mut query: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    pub fn signed_query(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+        s: &Signing,
+    ) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let mut query: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if !s.omit_key {
-            query.push(("auth_key".into(), s.key.clone().unwrap_or_else(|| self.key.clone())));
+            query.push((
+                "auth_key".into(),
+                s.key.clone().unwrap_or_else(|| self.key.clone()),
+            ));
         }
-        query.push(("auth_timestamp".into(), (now + s.timestamp_offset).to_string()));
+        query.push((
+            "auth_timestamp".into(),
+            (now + s.timestamp_offset).to_string(),
+        ));
         query.push(("auth_version".into(), "1.0".into()));
         if !body.is_empty() || s.md5_on_get || s.body_md5.is_some() {
-            let md5 = s.body_md5.clone().unwrap_or_else(|| body_md5(body.as_bytes()));
+            let md5 = s
+                .body_md5
+                .clone()
+                .unwrap_or_else(|| body_md5(body.as_bytes()));
             query.push(("body_md5".into(), md5));
         }
         let secret = s.secret.as_deref().unwrap_or(&self.secret);
@@ -119,12 +162,22 @@ impl Api {
                 v.to_owned()
             }
         };
-        let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        let pairs: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
         pairs.join("&")
     }
 
     /// A signed request.
-    pub async fn request(&self, method: &str, path: &str, params: &[(&str, &str)], body: &str, s: &Signing) -> Response {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+        s: &Signing,
+    ) -> Response {
         let query = self.signed_query(method, path, params, body, s);
         self.raw(method, &format!("{path}?{query}"), body).await
     }
@@ -135,9 +188,14 @@ impl Api {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, &url);
         if !body.is_empty() {
-            request = request.header("Content-Type", "application/json").body(body.to_owned());
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body.to_owned());
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -146,6 +204,10 @@ impl Api {
             .unwrap_or_default()
             .to_owned();
         let body = response.text().await.expect("response body");
-        Response { status, body, content_type }
+        Response {
+            status,
+            body,
+            content_type,
+        }
     }
 }

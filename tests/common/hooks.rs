@@ -27,7 +27,10 @@ pub struct Hook {
 
 impl Hook {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Value {
@@ -36,7 +39,10 @@ impl Hook {
 
     /// The `events` array of the body.
     pub fn events(&self) -> Vec<Value> {
-        self.json()["events"].as_array().expect("events array").clone()
+        self.json()["events"]
+            .as_array()
+            .expect("events array")
+            .clone()
     }
 }
 
@@ -48,8 +54,13 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver answering 500 to the first `fail_first` requests.
     pub async fn start(fail_first: usize) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
-        let url = format!("http://{}/pusher/webhooks", listener.local_addr().expect("addr"));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let url = format!(
+            "http://{}/pusher/webhooks",
+            listener.local_addr().expect("addr")
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let failures = Arc::new(AtomicUsize::new(fail_first));
         tokio::spawn(async move {
@@ -62,12 +73,17 @@ impl Receiver {
 
     /// The next request, within `within`.
     pub async fn next_within(&mut self, within: Duration) -> Option<Hook> {
-        tokio::time::timeout(within, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(within, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The next request; fails the test after [`WAIT`].
     pub async fn next(&mut self) -> Hook {
-        self.next_within(WAIT).await.expect("no webhook within the wait time")
+        self.next_within(WAIT)
+            .await
+            .expect("no webhook within the wait time")
     }
 
     /// The next successfully answered request's single event.
@@ -76,7 +92,11 @@ impl Receiver {
             let hook = self.next().await;
             if hook.answered == 200 {
                 let events = hook.events();
-                assert_eq!(events.len(), 1, "unbatched webhooks carry one event: {events:?}");
+                assert_eq!(
+                    events.len(),
+                    1,
+                    "unbatched webhooks carry one event: {events:?}"
+                );
                 return events[0].clone();
             }
         }
@@ -85,7 +105,10 @@ impl Receiver {
     /// Fails if any request arrives within `within`.
     pub async fn expect_none(&mut self, within: Duration) {
         if let Some(hook) = self.next_within(within).await {
-            panic!("expected no webhook, got {}", String::from_utf8_lossy(&hook.body));
+            panic!(
+                "expected no webhook, got {}",
+                String::from_utf8_lossy(&hook.body)
+            );
         }
     }
 }
@@ -93,7 +116,9 @@ impl Receiver {
 async fn serve(mut stream: TcpStream, tx: mpsc::UnboundedSender<Hook>, failures: Arc<AtomicUsize>) {
     let mut buf = Vec::new();
     loop {
-        let Some(head_end) = read_until_head(&mut stream, &mut buf).await else { return };
+        let Some(head_end) = read_until_head(&mut stream, &mut buf).await else {
+            return;
+        };
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         let mut lines = head.split("\r\n");
         let mut start = lines.next().unwrap_or_default().split(' ');
@@ -117,10 +142,18 @@ async fn serve(mut stream: TcpStream, tx: mpsc::UnboundedSender<Hook>, failures:
             }
         }
         let body: Vec<u8> = buf.drain(..length).collect();
-        let fail = failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let fail = failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         let answered = if fail { 500 } else { 200 };
         let reply = format!("HTTP/1.1 {answered} X\r\ncontent-length: 0\r\n\r\n");
-        let _ = tx.send(Hook { method, path, headers, body, answered });
+        let _ = tx.send(Hook {
+            method,
+            path,
+            headers,
+            body,
+            answered,
+        });
         if stream.write_all(reply.as_bytes()).await.is_err() {
             return;
         }

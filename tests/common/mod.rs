@@ -49,7 +49,12 @@ impl Default for Setup {
 
 impl Setup {
     pub fn new() -> Self {
-        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
         Setup {
             server: map(&[
                 ("host", "\"127.0.0.1\""),
@@ -60,8 +65,16 @@ impl Setup {
                 ("shutdown_timeout", "\"3s\""),
                 ("log", "\"warn\""),
             ]),
-            webhooks: map(&[("vacated_delay", "\"300ms\""), ("timeout", "\"1s\""), ("retry_for", "\"10s\"")]),
-            app: map(&[("id", "\"test-id\""), ("key", "\"test-key\""), ("secret", "\"test-secret\"")]),
+            webhooks: map(&[
+                ("vacated_delay", "\"300ms\""),
+                ("timeout", "\"1s\""),
+                ("retry_for", "\"10s\""),
+            ]),
+            app: map(&[
+                ("id", "\"test-id\""),
+                ("key", "\"test-key\""),
+                ("secret", "\"test-secret\""),
+            ]),
             hooks: Vec::new(),
             extra_apps: Vec::new(),
         }
@@ -135,7 +148,8 @@ pub struct Server {
 impl Server {
     /// Starts `herald::server::run` on 127.0.0.1:0 with this TOML.
     pub async fn start(toml: &str) -> Server {
-        let config = Config::load(Some(toml), &|_| None).unwrap_or_else(|e| panic!("config: {e}\n{toml}"));
+        let config =
+            Config::load(Some(toml), &|_| None).unwrap_or_else(|e| panic!("config: {e}\n{toml}"));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
@@ -146,10 +160,19 @@ impl Server {
         let (tx, done) = oneshot::channel();
         let (run_config, run_shutdown) = (config.clone(), shutdown.clone());
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let _ = tx.send(runtime.block_on(herald::server::run(listener, run_config, run_shutdown)));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let _ =
+                tx.send(runtime.block_on(herald::server::run(listener, run_config, run_shutdown)));
         });
-        Server { addr, shutdown, config, done: Some(done) }
+        Server {
+            addr,
+            shutdown,
+            config,
+            done: Some(done),
+        }
     }
 
     pub fn ws_url(&self, key: &str, query: &str) -> String {
@@ -163,7 +186,8 @@ impl Server {
 
     /// A connected client of the test app (protocol 7) that has read `connection_established`.
     pub async fn client(&self) -> Client {
-        let mut client = Client::connect(self, KEY, "protocol=7&client=js&version=8.4.0&flash=false").await;
+        let mut client =
+            Client::connect(self, KEY, "protocol=7&client=js&version=8.4.0&flash=false").await;
         client.established().await;
         client
     }
@@ -199,7 +223,10 @@ pub fn private_auth(socket_id: &str, channel: &str) -> String {
 
 /// `key:signature` for a presence channel with this exact `channel_data`.
 pub fn presence_auth(socket_id: &str, channel: &str, channel_data: &str) -> String {
-    let sig = herald::auth::sign(SECRET, format!("{socket_id}:{channel}:{channel_data}").as_bytes());
+    let sig = herald::auth::sign(
+        SECRET,
+        format!("{socket_id}:{channel}:{channel_data}").as_bytes(),
+    );
     format!("{KEY}:{sig}")
 }
 

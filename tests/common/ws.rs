@@ -37,22 +37,42 @@ impl Client {
     /// Opens `/app/{key}?{query}`; reads nothing.
     pub async fn connect(server: &Server, key: &str, query: &str) -> Client {
         let url = server.ws_url(key, query);
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str()))
-            .await
-            .unwrap_or_else(|_| panic!("connecting to {url} timed out"))
-            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-        Client { ws, socket_id: String::new(), pings: 0 }
+        let Ok(connected) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str())).await
+        else {
+            panic!("connecting to {url} timed out");
+        };
+        let (ws, _) = connected.unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        Client {
+            ws,
+            socket_id: String::new(),
+            pings: 0,
+        }
     }
 
     /// Reads `pusher:connection_established`, checks its shape and keeps the socket id.
     pub async fn established(&mut self) -> Value {
         let frame = self.recv_json().await;
-        assert_eq!(frame["event"], "pusher:connection_established", "first frame: {frame}");
-        let data = frame["data"].as_str().unwrap_or_else(|| panic!("data must be a string: {frame}"));
+        assert_eq!(
+            frame["event"], "pusher:connection_established",
+            "first frame: {frame}"
+        );
+        let data = frame["data"]
+            .as_str()
+            .unwrap_or_else(|| panic!("data must be a string: {frame}"));
         let data: Value = super::json(data);
-        let socket_id = data["socket_id"].as_str().expect("socket_id string").to_owned();
-        assert!(is_socket_id(&socket_id), "socket id {socket_id:?} must match ^\\d+\\.\\d+$");
-        assert!(data["activity_timeout"].as_u64().is_some(), "activity_timeout: {data}");
+        let socket_id = data["socket_id"]
+            .as_str()
+            .expect("socket_id string")
+            .to_owned();
+        assert!(
+            is_socket_id(&socket_id),
+            "socket id {socket_id:?} must match ^\\d+\\.\\d+$"
+        );
+        assert!(
+            data["activity_timeout"].as_u64().is_some(),
+            "activity_timeout: {data}"
+        );
         self.socket_id = socket_id;
         data
     }
@@ -73,7 +93,9 @@ impl Client {
     pub async fn next_frame(&mut self, within: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let next = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             let frame = match next {
                 None => Frame::Ended("end of stream".into()),
                 Some(Err(e)) => Frame::Ended(e.to_string()),
@@ -173,26 +195,42 @@ impl Client {
         let frame = self.recv_json().await;
         assert_eq!(frame["event"], "pusher:error", "{frame}");
         assert_eq!(frame["data"]["code"], json!(code), "{frame}");
-        assert_eq!(frame.as_object().map(|o| o.len()), Some(2), "only event and data: {frame}");
-        frame["data"]["message"].as_str().expect("message").to_owned()
+        assert_eq!(
+            frame.as_object().map(|o| o.len()),
+            Some(2),
+            "only event and data: {frame}"
+        );
+        frame["data"]["message"]
+            .as_str()
+            .expect("message")
+            .to_owned()
     }
 
     /// Sends `pusher:ping` and expects the exact `pusher:pong` (proves the connection is usable).
     pub async fn ping_pong(&mut self) {
-        self.send_json(json!({"event": "pusher:ping", "data": {}})).await;
-        assert_eq!(self.recv_text().await, r#"{"event":"pusher:pong","data":"{}"}"#);
+        self.send_json(json!({"event": "pusher:ping", "data": {}}))
+            .await;
+        assert_eq!(
+            self.recv_text().await,
+            r#"{"event":"pusher:pong","data":"{}"}"#
+        );
     }
 
     pub async fn subscribe(&mut self, channel: &str) {
-        self.send_json(json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": channel}})).await;
+        self.send_json(
+            json!({"event": "pusher:subscribe", "data": {"auth": "", "channel": channel}}),
+        )
+        .await;
     }
 
     pub async fn subscribe_with(&mut self, data: Value) {
-        self.send_json(json!({"event": "pusher:subscribe", "data": data})).await;
+        self.send_json(json!({"event": "pusher:subscribe", "data": data}))
+            .await;
     }
 
     pub async fn unsubscribe(&mut self, channel: &str) {
-        self.send_json(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}})).await;
+        self.send_json(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
+            .await;
     }
 
     /// Subscribes to a public channel and expects the exact success frame.
@@ -204,38 +242,56 @@ impl Client {
     /// Subscribes to a private (or encrypted) channel with a valid signature.
     pub async fn join_private(&mut self, channel: &str) {
         let auth = super::private_auth(&self.socket_id, channel);
-        self.subscribe_with(json!({"channel": channel, "auth": auth})).await;
+        self.subscribe_with(json!({"channel": channel, "auth": auth}))
+            .await;
         self.expect_succeeded(channel).await;
     }
 
     /// Subscribes to a presence channel; returns the decoded `presence` object.
     pub async fn join_presence(&mut self, channel: &str, channel_data: &str) -> Value {
         let auth = super::presence_auth(&self.socket_id, channel, channel_data);
-        self.subscribe_with(json!({"channel": channel, "auth": auth, "channel_data": channel_data})).await;
+        self.subscribe_with(
+            json!({"channel": channel, "auth": auth, "channel_data": channel_data}),
+        )
+        .await;
         let frame = self.recv_json().await;
-        assert_eq!(frame["event"], "pusher_internal:subscription_succeeded", "{frame}");
+        assert_eq!(
+            frame["event"], "pusher_internal:subscription_succeeded",
+            "{frame}"
+        );
         assert_eq!(frame["channel"], channel, "{frame}");
-        let data = frame["data"].as_str().unwrap_or_else(|| panic!("data must be a string: {frame}"));
+        let data = frame["data"]
+            .as_str()
+            .unwrap_or_else(|| panic!("data must be a string: {frame}"));
         super::json(data)["presence"].clone()
     }
 
     /// Expects the exact non-presence `subscription_succeeded` text.
     pub async fn expect_succeeded(&mut self, channel: &str) {
-        let want = format!(r#"{{"event":"pusher_internal:subscription_succeeded","data":"{{}}","channel":"{channel}"}}"#);
+        let want = format!(
+            r#"{{"event":"pusher_internal:subscription_succeeded","data":"{{}}","channel":"{channel}"}}"#
+        );
         assert_eq!(self.recv_text().await, want);
     }
 
     /// Sends `pusher:signin` for `user_data` with a valid signature and expects success.
     pub async fn signin(&mut self, user_data: &str) {
         let auth = super::signin_auth(&self.socket_id, user_data);
-        self.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+        self.send_json(
+            json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+        )
+        .await;
         let frame = self.recv_json().await;
-        assert_eq!(frame, json!({"event": "pusher:signin_success", "data": {"user_data": user_data}}));
+        assert_eq!(
+            frame,
+            json!({"event": "pusher:signin_success", "data": {"user_data": user_data}})
+        );
     }
 
     /// Sends a client event.
     pub async fn trigger(&mut self, channel: &str, event: &str, data: Value) {
-        self.send_json(json!({"event": event, "channel": channel, "data": data})).await;
+        self.send_json(json!({"event": event, "channel": channel, "data": data}))
+            .await;
     }
 
     /// Sends a close frame with 1000 and waits for the server's answer (or the end).
