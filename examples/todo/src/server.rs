@@ -85,6 +85,7 @@ pub async fn run(listener: TcpListener, state: State, dirs: AssetDirs) -> std::i
     let dirs = web::Data::new(dirs);
     HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone(), dirs.clone())))
         .workers(2)
+        .shutdown_timeout(5)
         .listen(listener)?
         .run()
         .await
