@@ -1,13 +1,9 @@
-//! Spec §7.2: channel queries, users, unknown routes, disabled apps and the 2011 endpoint.
+//! Spec §7.2: channel queries, users, unknown routes and disabled apps.
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Setup, Signing};
 use serde_json::json;
-
-const QUIET: Duration = Duration::from_millis(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_list_is_an_object_even_when_empty() {
@@ -183,42 +179,4 @@ async fn channel_names_with_special_characters_in_path() {
         )
         .await;
     assert_eq!(response.ok(), json!({"occupied": true}));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn legacy_channel_events_endpoint() {
-    let server = Setup::new().start().await;
-    let api = server.api();
-    let mut a = server.client().await;
-    a.join("todos").await;
-    let mut b = server.client().await;
-    b.join("todos").await;
-    let path = api.path("/channels/todos/events");
-    let body = r#"{"id":1,"title":"milk"}"#;
-    let response = api
-        .request(
-            "POST",
-            &path,
-            &[("name", "created")],
-            body,
-            &Signing::default(),
-        )
-        .await;
-    assert_eq!((response.status, response.body.as_str()), (202, "{}"));
-    let want = r#"{"event":"created","channel":"todos","data":"{\"id\":1,\"title\":\"milk\"}"}"#;
-    assert_eq!(a.recv_text().await, want);
-    assert_eq!(b.recv_text().await, want);
-    let params = [("name", "updated"), ("socket_id", a.socket_id.as_str())];
-    let response = api
-        .request("POST", &path, &params, body, &Signing::default())
-        .await;
-    assert_eq!((response.status, response.body.as_str()), (202, "{}"));
-    assert_eq!(b.recv_json().await["event"], "updated");
-    a.expect_no_frame(QUIET).await;
-    let bad = [("name", "x"), ("socket_id", "not-a-socket")];
-    let response = api
-        .request("POST", &path, &bad, body, &Signing::default())
-        .await;
-    assert_eq!(response.status, 400, "{}", response.body);
-    b.expect_no_frame(QUIET).await;
 }
