@@ -83,6 +83,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cp config/herald-test.toml "$WORK/herald.toml"
+: >"$WORK/herald.out"
+: >"$WORK/herald.err"
 # Only the file configures the test herald.
 env -u HERALD_HOST -u HERALD_PORT -u HERALD_APP_ID -u HERALD_APP_KEY -u HERALD_APP_SECRET \
   RUST_LOG="${RUST_LOG:-info}" \
@@ -91,7 +93,7 @@ HERALD_PID=$!
 
 PORT=""
 for _ in $(seq 1 100); do
-  PORT="$(sed -n 's#.*herald listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*#\1#p' "$WORK/herald.out" | head -n 1)"
+  PORT="$(sed -n 's#.*herald listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*#\1#p' "$WORK/herald.out" 2>/dev/null | head -n 1 || true)"
   [ -n "$PORT" ] && break
   if ! kill -0 "$HERALD_PID" 2>/dev/null; then
     echo "protocol-tests: herald exited during start-up" >&2

@@ -296,3 +296,46 @@ test('presence channel over max_presence_members: pusher:error for the extra mem
   assert.equal(err.code, null);
   assert.equal(ch.subscribed, false);
 });
+
+test('presence user_info over 1 KB is refused with pusher:error', T, async (t) => {
+  const { track, auth } = await setup(t);
+  const p = track(h.client(h.APPS.main, { auth, params: { user_id: 'big-info', user_name: 'x'.repeat(1100) } }));
+  await h.connected(p);
+  const ch = p.subscribe(h.uid('presence-biginfo'));
+  const err = await h.waitPusherError(p);
+  assert.equal(err.code, null);
+  assert.equal(ch.subscribed, false);
+  assert.equal(p.connection.state, 'connected');
+});
+
+test('presence user_id over 128 characters is refused with pusher:error', T, async (t) => {
+  const { track, auth } = await setup(t);
+  const p = track(h.client(h.APPS.main, { auth, params: { user_id: 'u'.repeat(129) } }));
+  await h.connected(p);
+  const ch = p.subscribe(h.uid('presence-longid'));
+  const err = await h.waitPusherError(p);
+  assert.equal(err.code, null);
+  assert.equal(ch.subscribed, false);
+  // 128 is fine
+  const ok = track(h.client(h.APPS.main, { auth, params: { user_id: 'v'.repeat(128) } }));
+  await h.connected(ok);
+  const och = await h.subscribe(ok, h.uid('presence-longid-ok'));
+  assert.equal(och.members.me.id, 'v'.repeat(128));
+});
+
+test('cache channel: the cached event expires after cache_ttl', T, async (t) => {
+  const { track, api } = await setup(t, h.APPS.limits); // cache_ttl = 2s
+  const name = h.uid('cache-ttl');
+  await api.trigger(name, 'state', { v: 1 });
+  const early = track(h.client(h.APPS.limits));
+  await h.connected(early);
+  const ech = early.subscribe(name);
+  assert.deepEqual(await h.waitEvent(ech, 'state'), { v: 1 });
+  await h.sleep(2600);
+  const late = track(h.client(h.APPS.limits));
+  await h.connected(late);
+  const lch = late.subscribe(name);
+  const seen = h.record(lch, 'state');
+  await h.waitEvent(lch, 'pusher:cache_miss');
+  assert.deepEqual(seen, []);
+});

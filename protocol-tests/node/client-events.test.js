@@ -21,9 +21,11 @@ async function pair(t, prefix, app = h.APPS.main, users = ['sender', 'receiver']
 test('private channel: a client event reaches the other client, not the sender', T, async (t) => {
   const { ach, bch } = await pair(t, 'private-chat');
   const own = h.record(ach, 'client-typing');
-  const got = h.waitEvent(bch, 'client-typing');
+  const got = h.waitEvent(bch, 'client-typing', { withMeta: true });
   assert.equal(ach.trigger('client-typing', { who: 'sender', at: 1 }), true);
-  assert.deepEqual(await got, { who: 'sender', at: 1 });
+  const { data, meta } = await got;
+  assert.deepEqual(data, { who: 'sender', at: 1 });
+  assert.equal(meta.user_id, undefined, 'no user_id on private-channel client events');
   await h.sleep(300);
   assert.deepEqual(own, []);
 });

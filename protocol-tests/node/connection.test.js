@@ -117,3 +117,14 @@ test('authorized connections: signing in keeps the connection', T, async (t) => 
   assert.equal(p.connection.state, 'connected');
   assert.equal(p.connection.socket_id, socketId);
 });
+
+test('authorized connections: a public subscription alone does not authorize (4009)', T, async (t) => {
+  const track = h.tracker(t);
+  const p = track(h.client(h.APPS.authconn));
+  await h.connected(p);
+  const errs = h.record(p.connection, 'error');
+  await h.subscribe(p, h.uid('public-authconn'));
+  await h.waitState(p, 'disconnected', { timeout: 4000 });
+  const codes = errs.map((e) => e?.error?.data?.code ?? e?.data?.code);
+  assert.ok(codes.includes(4009), `errors seen: ${JSON.stringify(errs)}`);
+});

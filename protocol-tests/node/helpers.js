@@ -389,14 +389,21 @@ async function spawnHerald(toml, { timeout = 10000 } = {}) {
   };
 }
 
-/** A webhook receiver on 127.0.0.1: records each POST (headers, raw body), answers 200. */
+/**
+ * A webhook receiver on 127.0.0.1: records each POST (path, headers, raw body, status given).
+ * Answers 200, except on paths starting with /flaky where the first attempt of each body gets 503.
+ */
 async function startWebhookReceiver() {
   const deliveries = [];
+  const attempts = new Map();
   const srv = http.createServer(async (req, res) => {
     const rawBody = (await readBody(req)).toString('utf8');
-    deliveries.push({ path: req.url, headers: req.headers, rawBody });
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    res.end('ok');
+    const n = (attempts.get(rawBody) || 0) + 1;
+    attempts.set(rawBody, n);
+    const status = req.url.startsWith('/flaky') && n === 1 ? 503 : 200;
+    deliveries.push({ path: req.url, headers: req.headers, rawBody, status, at: Date.now() });
+    res.writeHead(status, { 'content-type': 'text/plain' });
+    res.end(status === 200 ? 'ok' : 'try again');
   });
   const port = await listen(srv);
   return {

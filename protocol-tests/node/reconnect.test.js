@@ -29,14 +29,16 @@ test('server restart: 4200, automatic reconnection and re-subscription', { timeo
   const auth = await h.startAuthServer(APP, { server: herald.server });
   track.onClose(auth.close);
 
-  const p = track(h.client(APP, { server: herald.server, auth }));
+  const p = track(h.client(APP, { server: herald.server, auth, params: { user_id: 'restart-user' } }));
   const firstSocket = await h.connected(p);
   const pub = await h.subscribe(p, h.uid('restart-public'));
   const priv = await h.subscribe(p, h.uid('restart-private'));
+  const pres = await h.subscribe(p, h.uid('presence-restart'));
   const errors = h.record(p.connection, 'error');
   const states = h.record(p.connection, 'state_change');
   const resubscribed = h.record(pub, 'pusher:subscription_succeeded');
   const privResubscribed = h.record(priv, 'pusher:subscription_succeeded');
+  const presResubscribed = h.record(pres, 'pusher:subscription_succeeded');
 
   const exit = await herald.stop();
   assert.equal(exit.code, 0, `herald exit ${JSON.stringify(exit)}\n${herald.logs().slice(-2000)}`);
@@ -47,7 +49,10 @@ test('server restart: 4200, automatic reconnection and re-subscription', { timeo
   herald = await h.spawnHerald(config(port));
   const secondSocket = await h.connected(p, { timeout: 20000 });
   assert.notEqual(secondSocket, firstSocket);
-  await h.eventually(() => resubscribed.length >= 1 && privResubscribed.length >= 1, { what: 're-subscription', timeout: 5000 });
+  await h.eventually(() => resubscribed.length >= 1 && privResubscribed.length >= 1 && presResubscribed.length >= 1,
+    { what: 're-subscription', timeout: 5000 });
+  assert.equal(pres.members.count, 1);
+  assert.equal(pres.members.me.id, 'restart-user');
   assert.ok(!states.some((s) => s.current === 'failed'), JSON.stringify(states));
 
   const api = h.sdk(APP, { server: herald.server });

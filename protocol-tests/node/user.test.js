@@ -89,6 +89,21 @@ test('watchlist: a user already online is reported right after signin', T, async
   await h.eventually(() => online.some((e) => e.user_ids.includes(watched)), { what: 'initial online status' });
 });
 
+test('watchlist over 100 ids: signin succeeds, pusher:error 4302, connection stays', T, async (t) => {
+  const { track, auth } = await setup(t);
+  const ids = Array.from({ length: 101 }, (_, i) => `w${i}`);
+  const p = track(h.client(h.APPS.main, { auth, params: { user_id: h.uid('greedy'), watchlist: ids.join(',') } }));
+  const socketId = await h.connected(p);
+  const errs = [];
+  p.connection.bind('error', (e) => { if (e?.type === 'PusherError') errs.push(e.data); });
+  p.signin();
+  await h.eventually(() => p.user.user_data, { what: 'signin_success' });
+  await h.eventually(() => errs.some((e) => e.code === 4302), { what: `4302, got ${JSON.stringify(errs)}` });
+  await h.sleep(300);
+  assert.equal(p.connection.state, 'connected');
+  assert.equal(p.connection.socket_id, socketId);
+});
+
 test('terminateUserConnections closes every connection of the user; pusher-js does not reconnect', T, async (t) => {
   const { track, auth, api } = await setup(t);
   const id = h.uid('user');

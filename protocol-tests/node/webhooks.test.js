@@ -7,6 +7,8 @@ const h = require('./helpers');
 
 const T = { timeout: 20000 };
 const APP = { id: '2001', key: 'wh-key', secret: 'wh-secret' };
+const BATCH_APP = { id: '2002', key: 'whb-key', secret: 'whb-secret' };
+const FLAKY_APP = { id: '2003', key: 'whf-key', secret: 'whf-secret' };
 let herald;
 let receiver;
 let auth;
@@ -38,6 +40,25 @@ url = "${receiver.url}"
 events = ["channel_occupied", "channel_vacated", "member_added", "member_removed",
           "client_event", "cache_miss", "subscription_count"]
 batch = false
+
+[[apps]]
+id = "${BATCH_APP.id}"
+key = "${BATCH_APP.key}"
+secret = "${BATCH_APP.secret}"
+
+[[apps.webhooks]]
+url = "http://127.0.0.1:${receiver.port}/batched"
+events = ["channel_occupied", "channel_vacated"]
+batch = true
+
+[[apps]]
+id = "${FLAKY_APP.id}"
+key = "${FLAKY_APP.key}"
+secret = "${FLAKY_APP.secret}"
+
+[[apps.webhooks]]
+url = "http://127.0.0.1:${receiver.port}/flaky"
+events = ["channel_occupied"]
 `);
   auth = await h.startAuthServer(APP, { server: herald.server });
 });
@@ -50,11 +71,11 @@ after(async () => {
 
 const api = () => h.sdk(APP, { server: herald.server });
 
-/** Every delivery so far, validated with the SDK, flattened to [{event, delivery}]. */
-function validatedEvents() {
+/** Every delivery so far to `path`, validated with the SDK, flattened to its events. */
+function validatedEvents(path = '/webhooks', app = APP) {
   const out = [];
-  for (const d of receiver.deliveries) {
-    const wh = api().webhook({ headers: d.headers, rawBody: d.rawBody });
+  for (const d of receiver.deliveries.filter((x) => x.path === path)) {
+    const wh = h.sdk(app, { server: herald.server }).webhook({ headers: d.headers, rawBody: d.rawBody });
     out.push(...(wh.isValid() ? wh.getEvents() : [{ invalid: true, rawBody: d.rawBody, headers: d.headers }]));
   }
   return out;
@@ -75,7 +96,7 @@ test('every delivery is valid for the Node SDK (signature, key, content type)', 
   const name = h.uid('wh-valid');
   await h.subscribe(p, name);
   await waitWebhook((e) => e.name === 'channel_occupied' && e.channel === name, 'channel_occupied');
-  for (const d of receiver.deliveries) {
+  for (const d of receiver.deliveries.filter((x) => x.path === '/webhooks')) {
     const wh = api().webhook({ headers: d.headers, rawBody: d.rawBody });
     assert.equal(d.headers['content-type'], 'application/json');
     assert.equal(d.headers['x-pusher-key'], APP.key);
@@ -171,4 +192,37 @@ test('subscription_count webhook reports the count as a number', T, async (t) =>
   await h.subscribe(b, name);
   const ev = await waitWebhook((e) => e.name === 'subscription_count' && e.channel === name && e.subscription_count === 2, 'subscription_count 2');
   assert.equal(typeof ev.subscription_count, 'number');
+});
+
+test('batch webhooks: several events in one valid delivery', T, async (t) => {
+  const track = h.tracker(t);
+  const p = track(h.client(BATCH_APP, { server: herald.server }));
+  await h.connected(p);
+  const names = [h.uid('whb'), h.uid('whb'), h.uid('whb')];
+  for (const n of names) p.subscribe(n);
+  await h.eventually(() => {
+    const evs = validatedEvents('/batched', BATCH_APP);
+    return names.every((n) => evs.some((e) => e.name === 'channel_occupied' && e.channel === n));
+  }, { what: `batched channel_occupied; got ${JSON.stringify(receiver.deliveries.filter((d) => d.path === '/batched').map((d) => d.rawBody))}` });
+  for (const d of receiver.deliveries.filter((x) => x.path === '/batched')) {
+    assert.equal(h.sdk(BATCH_APP, { server: herald.server }).webhook({ headers: d.headers, rawBody: d.rawBody }).isValid(), true);
+  }
+  const sizes = receiver.deliveries.filter((x) => x.path === '/batched').map((d) => JSON.parse(d.rawBody).events.length);
+  assert.ok(sizes.some((n) => n > 1), `expected at least one delivery with several events; sizes ${JSON.stringify(sizes)}`);
+});
+
+test('a failed delivery is retried and the retry is still valid', T, async (t) => {
+  const track = h.tracker(t);
+  const p = track(h.client(FLAKY_APP, { server: herald.server }));
+  await h.connected(p);
+  const name = h.uid('whf');
+  await h.subscribe(p, name);
+  const mine = () => receiver.deliveries.filter((d) => d.path === '/flaky' && d.rawBody.includes(name));
+  await h.eventually(() => mine().some((d) => d.status === 200), { what: 'a retried delivery', timeout: 8000 });
+  const [first, retry] = mine();
+  assert.equal(first.status, 503);
+  assert.equal(retry.rawBody, first.rawBody, 'the retry carries the same body');
+  const wh = h.sdk(FLAKY_APP, { server: herald.server }).webhook({ headers: retry.headers, rawBody: retry.rawBody });
+  assert.equal(wh.isValid(), true);
+  assert.deepEqual(wh.getEvents(), [{ name: 'channel_occupied', channel: name }]);
 });
