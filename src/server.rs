@@ -39,20 +39,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
     ));
     let sweeper = tokio::spawn(sweep(state.clone()));
 
-    let data = web::Data::from(state.clone());
-    let mut http = HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(data.clone())
-            .configure(ws::configure)
-            .configure(http_api::configure)
-            .default_service(web::to(http_api::not_found))
-    })
-    .disable_signals()
-    .shutdown_timeout(drain_for.as_secs().max(1));
-    if config.server.workers > 0 {
-        http = http.workers(config.server.workers);
-    }
-    let server = http.listen(listener)?.run();
+    let server = http_server(state.clone(), listener, &config)?;
     let handle = server.handle();
     let serving = tokio::spawn(server);
 
@@ -72,6 +59,43 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
     }
 }
 
+/// Builds the actix server (not yet polled). Kept out of `run` so that future stays `Send`:
+/// the app factory is `!Send` and must not live across an `.await`.
+fn http_server(
+    state: Arc<State>,
+    listener: TcpListener,
+    config: &Config,
+) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::from(state);
+    let payload = web::PayloadConfig::new(body_limit(config));
+    let mut http = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .app_data(payload.clone())
+            .configure(ws::configure)
+            .configure(http_api::configure)
+            .default_service(web::to(http_api::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
+    if config.server.workers > 0 {
+        http = http.workers(config.server.workers);
+    }
+    Ok(http.listen(listener)?.run())
+}
+
+/// The largest API request body: a full batch of maximum-size events, JSON-escaped, with room
+/// to spare; never below actix's default of 256 KiB.
+fn body_limit(config: &Config) -> usize {
+    let largest = config
+        .apps
+        .iter()
+        .map(|a| a.max_event_data_bytes * a.max_batch_events.max(1))
+        .max()
+        .unwrap_or(0);
+    (largest * 2 + 64 * 1024).max(256 * 1024)
+}
+
 /// Channel upkeep for every app, with the resulting `subscription_count` webhooks.
 async fn sweep(state: Arc<State>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -85,5 +109,19 @@ async fn sweep(state: Arc<State>) {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_is_send_so_it_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = Config::load(None, &|_| None).unwrap();
+        let fut = run(listener, config, Shutdown::new());
+        assert_send(&fut);
     }
 }

@@ -157,7 +157,8 @@ fn object_data<T: for<'de> Deserialize<'de>>(raw: Option<&RawValue>) -> Option<T
     }
 }
 
-/// A JSON string's content verbatim; any other value in compact form.
+/// A JSON string's content verbatim; any other value in compact form, keys and numbers exactly
+/// as the client wrote them (what `JSON.stringify` of the sender's object gives).
 fn raw_to_string(raw: &RawValue) -> String {
     let text = raw.get();
     if text.starts_with('"') {
@@ -165,10 +166,31 @@ fn raw_to_string(raw: &RawValue) -> String {
             return s;
         }
     }
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(value) => value.to_string(),
-        Err(_) => text.to_owned(),
+    compact(text)
+}
+
+/// Removes the whitespace outside strings from valid JSON text.
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -224,6 +246,15 @@ mod tests {
             panic!()
         };
         assert_eq!(data, r#"{ "t" : 1 }"#);
+    }
+
+    #[test]
+    fn compact_keeps_order_numbers_and_string_content() {
+        let raw = r#"{ "z" : 1, "a" : [1, 2.50, 123456789012345678901234567890], "s" : "a \" b\\" , "m":{"y":true} }"#;
+        assert_eq!(
+            compact(raw),
+            r#"{"z":1,"a":[1,2.50,123456789012345678901234567890],"s":"a \" b\\","m":{"y":true}}"#
+        );
     }
 
     #[test]

@@ -25,6 +25,15 @@ use crate::webhook::WebhookEvent;
 /// The longest user id accepted at sign-in (what the SDKs allow).
 const MAX_SIGNIN_USER_ID: usize = 200;
 
+/// Who a connection signed in as.
+struct SignedInUser {
+    id: UserId,
+    /// Whose online status it follows.
+    watchlist: Vec<UserId>,
+    /// Its `user_info`, used as its presence info when a subscription brings no `channel_data`.
+    info: Option<Arc<RawValue>>,
+}
+
 /// A connection's protocol state.
 pub(super) struct Connection {
     app: Arc<App>,
@@ -32,8 +41,8 @@ pub(super) struct Connection {
     handle: ConnectionHandle,
     /// Subscribed channels, with the member id on presence channels.
     subscriptions: HashMap<ChannelName, Option<UserId>>,
-    /// The signed-in user and its watchlist.
-    user: Option<(UserId, Vec<UserId>)>,
+    /// The signed-in user.
+    user: Option<SignedInUser>,
     /// Signed in, or subscribed to a private or presence channel (authorized connections).
     authorized: bool,
     /// Client-event rate window: its start and the events counted in it.
@@ -152,7 +161,7 @@ impl Connection {
     /// `#server-to-user-<id>`: only for the connection signed in as `<id>`. Deliveries go through
     /// the user registry, so this only confirms.
     fn subscribe_inbox(&mut self, name: ChannelName) -> Result<(), String> {
-        let mine = self.user.as_ref().map(|(id, _)| id.as_str());
+        let mine = self.user.as_ref().map(|u| u.id.as_str());
         if mine.is_none() || mine != name.server_to_user_id() {
             return Err(format!(
                 "Cannot subscribe to {name}: the connection is not signed in as that user"
@@ -177,7 +186,7 @@ impl Connection {
         let socket_id = self.handle.socket_id().as_str();
         let Some(channel_data) = sub.channel_data.as_deref() else {
             // pusher-js may leave channel_data out for signed-in users: the member is the user.
-            let (user, _) = self.user.as_ref().ok_or_else(|| {
+            let user = self.user.as_ref().ok_or_else(|| {
                 format!(
                     "Presence subscription to {name} requires channel_data (or a signed-in user)"
                 )
@@ -191,7 +200,7 @@ impl Connection {
                 sub.auth.as_deref(),
             )
             .map_err(|e| e.to_string())?;
-            return Ok((user.clone(), None));
+            return Ok((user.id.clone(), user.info.clone()));
         };
         auth::verify_channel_auth(
             &config.key,
@@ -378,10 +387,13 @@ impl Connection {
             auth_value,
         )
         .map_err(|e| e.to_string())?;
-        let (user, mut watchlist) = parse_user_data(user_data)?;
-        if let Some((current, _)) = &self.user {
-            if *current != user {
-                return Err(format!("Connection is already signed in as user {current}"));
+        let (user, mut watchlist, info) = parse_user_data(user_data)?;
+        if let Some(current) = &self.user {
+            if current.id != user {
+                return Err(format!(
+                    "Connection is already signed in as user {}",
+                    current.id
+                ));
             }
             self.handle
                 .send(ServerMessage::SigninSuccess { user_data }.encode().into());
@@ -400,7 +412,11 @@ impl Connection {
                 format!("Watchlist limit exceeded; only the first {max} user ids were accepted");
             self.error(Some(codes::WATCHLIST_LIMIT), &message);
         }
-        self.user = Some((user, watchlist));
+        self.user = Some(SignedInUser {
+            id: user,
+            watchlist,
+            info,
+        });
         self.authorized = true;
         Ok(())
     }
@@ -410,11 +426,12 @@ impl Connection {
         for name in std::mem::take(&mut self.subscriptions).into_keys() {
             self.leave(&name);
         }
-        if let Some((user, watchlist)) = self.user.take() {
+        if let Some(user) = self.user.take() {
             let events = self.app.config.watchlist_events;
+            let socket_id = self.handle.socket_id();
             self.app
                 .users
-                .sign_out(&user, self.handle.socket_id(), &watchlist, events);
+                .sign_out(&user.id, socket_id, &user.watchlist, events);
         }
     }
 }
@@ -451,12 +468,15 @@ fn parse_member(
     Ok((user_id, info))
 }
 
-/// `user_data` → user id and watchlist.
-fn parse_user_data(user_data: &str) -> Result<(UserId, Vec<UserId>), String> {
+/// `user_data` → user id, watchlist and `user_info`.
+fn parse_user_data(
+    user_data: &str,
+) -> Result<(UserId, Vec<UserId>, Option<Arc<RawValue>>), String> {
     #[derive(serde::Deserialize)]
     struct UserData {
         id: Option<serde_json::Value>,
         watchlist: Option<Vec<serde_json::Value>>,
+        user_info: Option<Box<RawValue>>,
     }
     let data: UserData = serde_json::from_str(user_data)
         .map_err(|e| format!("Invalid user_data: it must be a JSON object ({e})"))?;
@@ -472,7 +492,11 @@ fn parse_user_data(user_data: &str) -> Result<(UserId, Vec<UserId>), String> {
         .iter()
         .filter_map(|v| UserId::from_json(v, MAX_SIGNIN_USER_ID).ok())
         .collect();
-    Ok((user, watchlist))
+    let info = data
+        .user_info
+        .filter(|raw| raw.get().starts_with('{'))
+        .map(Arc::from);
+    Ok((user, watchlist, info))
 }
 
 #[cfg(test)]
@@ -509,9 +533,11 @@ mod tests {
 
     #[test]
     fn user_data() {
-        let (id, watch) = parse_user_data(r#"{"id":"12345","watchlist":["1",2]}"#).unwrap();
+        let (id, watch, info) =
+            parse_user_data(r#"{"id":"12345","watchlist":["1",2],"user_info":{"n":1}}"#).unwrap();
         assert_eq!(id.as_str(), "12345");
         assert_eq!(watch.len(), 2);
+        assert_eq!(info.unwrap().get(), r#"{"n":1}"#);
         assert!(parse_user_data(r#"{"id":""}"#).is_err());
         assert!(parse_user_data(r#"{"id":5}"#).is_err());
     }
