@@ -387,7 +387,11 @@ impl Connection {
             auth_value,
         )
         .map_err(|e| e.to_string())?;
-        let (user, mut watchlist, info) = parse_user_data(user_data)?;
+        let SignedInUser {
+            id: user,
+            mut watchlist,
+            info,
+        } = parse_user_data(user_data)?;
         if let Some(current) = &self.user {
             if current.id != user {
                 return Err(format!(
@@ -468,10 +472,8 @@ fn parse_member(
     Ok((user_id, info))
 }
 
-/// `user_data` → user id, watchlist and `user_info`.
-fn parse_user_data(
-    user_data: &str,
-) -> Result<(UserId, Vec<UserId>, Option<Arc<RawValue>>), String> {
+/// `user_data` → the user: id, watchlist and `user_info`.
+fn parse_user_data(user_data: &str) -> Result<SignedInUser, String> {
     #[derive(serde::Deserialize)]
     struct UserData {
         id: Option<serde_json::Value>,
@@ -496,7 +498,11 @@ fn parse_user_data(
         .user_info
         .filter(|raw| raw.get().starts_with('{'))
         .map(Arc::from);
-    Ok((user, watchlist, info))
+    Ok(SignedInUser {
+        id: user,
+        watchlist,
+        info,
+    })
 }
 
 #[cfg(test)]
@@ -533,8 +539,11 @@ mod tests {
 
     #[test]
     fn user_data() {
-        let (id, watch, info) =
-            parse_user_data(r#"{"id":"12345","watchlist":["1",2],"user_info":{"n":1}}"#).unwrap();
+        let SignedInUser {
+            id,
+            watchlist: watch,
+            info,
+        } = parse_user_data(r#"{"id":"12345","watchlist":["1",2],"user_info":{"n":1}}"#).unwrap();
         assert_eq!(id.as_str(), "12345");
         assert_eq!(watch.len(), 2);
         assert_eq!(info.unwrap().get(), r#"{"n":1}"#);
