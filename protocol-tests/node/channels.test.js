@@ -339,3 +339,38 @@ test('cache channel: the cached event expires after cache_ttl', T, async (t) => 
   await h.waitEvent(lch, 'pusher:cache_miss');
   assert.deepEqual(seen, []);
 });
+
+test('private-encrypted channel: triggerBatch events are encrypted per event and decrypted', T, async (t) => {
+  const { track, auth, api } = await setup(t);
+  const p = track(h.client(h.APPS.main, { auth }));
+  await h.connected(p);
+  const enc = h.uid('private-encrypted-batch');
+  const pub = h.uid('public-beside-encrypted');
+  const ech = await h.subscribe(p, enc);
+  const pch = await h.subscribe(p, pub);
+  const g1 = h.waitEvent(ech, 'sealed');
+  const g2 = h.waitEvent(pch, 'open');
+  await api.triggerBatch([
+    { channel: enc, name: 'sealed', data: { s: 1 } },
+    { channel: pub, name: 'open', data: { o: 2 } },
+  ]);
+  assert.deepEqual(await g1, { s: 1 });
+  assert.deepEqual(await g2, { o: 2 });
+});
+
+test('subscription_count is not sent on presence channels', T, async (t) => {
+  const { track, auth } = await setup(t);
+  const name = h.uid('presence-nocount');
+  const a = track(h.client(h.APPS.main, { auth, params: { user_id: 'nc1' } }));
+  await h.connected(a);
+  const ach = a.subscribe(name);
+  const counts = h.record(ach, 'pusher:subscription_count');
+  await h.waitEvent(ach, 'pusher:subscription_succeeded');
+  const b = track(h.client(h.APPS.main, { auth, params: { user_id: 'nc2' } }));
+  await h.connected(b);
+  const added = h.waitEvent(ach, 'pusher:member_added');
+  await h.subscribe(b, name);
+  await added;
+  await h.sleep(300);
+  assert.deepEqual(counts, []);
+});

@@ -125,3 +125,16 @@ def test_private_channel_with_wrong_secret_is_refused(server, raw):
     assert err["data"]["code"] is None
     assert err["data"]["message"].startswith("Invalid signature")
     assert c.close_status is None
+
+
+def test_pysher_client_events_between_two_pysher_clients(sdk, pysher_client):
+    name = uid("private-py-client")
+    a = pysher_client()
+    b = pysher_client()
+    ach = a.subscribe(name, auth=sdk.authenticate(name, a.socket_id)["auth"], events=["client-py"])
+    b.subscribe(name, auth=sdk.authenticate(name, b.socket_id)["auth"], events=["client-py"])
+    ach.trigger("client-py", {"from": "pysher"})
+    channel, event, data = b.next_event()
+    assert (channel, event) == (name, "client-py")
+    assert json.loads(data) == {"from": "pysher"} if isinstance(data, str) else data == {"from": "pysher"}
+    a.no_event()
