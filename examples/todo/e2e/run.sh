@@ -8,6 +8,7 @@
 #   original          the unmodified 2011 front-end, when TODO_ORIGINAL_FRONTEND points at a
 #                     folder holding pusher/backbone-todo-app's public/ files (else skipped)
 #   original-pusher8  the same with its pusher.js 1.8.3 swapped for pusher-js 8 from npm
+# Before the browser, shim.test.mjs checks the original page's pusher shim with stand-ins.
 # Screenshots and results go to examples/todo/artifacts/ (or $ARTIFACTS).
 # Stops exactly the processes it started. Last line: "N passed, N failed, N skipped".
 set -uo pipefail
@@ -65,6 +66,16 @@ wait_for_url() {
   return 1
 }
 
+# add_counts RESULTS_JSON EXIT_STATUS: adds a suite's {passed, failed} to the totals.
+add_counts() {
+  local counts
+  counts="$(node -e 'const r=require(process.argv[1]);console.log(r.passed+" "+r.failed)' \
+    "$1" 2>/dev/null)" || counts="0 1"
+  PASSED=$((PASSED + ${counts% *}))
+  FAILED=$((FAILED + ${counts#* }))
+  if [ "$2" -ne 0 ] && [ "${counts#* }" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+}
+
 stop() {
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
@@ -89,6 +100,11 @@ if [ ! -x "$HERALD_BIN" ]; then
   fi
 fi
 mkdir -p "$ARTIFACTS"
+
+# --- the pusher shim of the original page, without a browser -------------------------------
+rm -f "$ARTIFACTS"/*-results.json
+(cd "$HERE" && ARTIFACTS="$ARTIFACTS" node shim.test.mjs)
+add_counts "$ARTIFACTS/shim-results.json" $?
 
 # --- herald, configured with the demo app ---------------------------------------------------
 cat >"$WORK/herald.toml" <<'TOML'
@@ -130,15 +146,10 @@ run_variant() {
   (cd "$HERE" && TODO_URL="$url" TODO_VARIANT="$name" ARTIFACTS="$ARTIFACTS" CHROMIUM="$CHROMIUM" \
     EXPECT_EXCLUSION="$expect" node todo.test.mjs)
   local status=$?
-  local counts
-  counts="$(node -e 'const r=require(process.argv[1]);console.log(r.passed+" "+r.failed)' \
-    "$ARTIFACTS/$name-results.json" 2>/dev/null)" || counts="0 1"
-  PASSED=$((PASSED + ${counts% *}))
-  FAILED=$((FAILED + ${counts#* }))
+  add_counts "$ARTIFACTS/$name-results.json" "$status"
   if [ "$status" -ne 0 ]; then
     log "$name: failed; backend log tail:"
     tail -n 15 "$WORK/$name.err"
-    if [ "$FAILED" -eq 0 ]; then FAILED=1; fi
   fi
   stop "$pid"
 }
