@@ -164,3 +164,28 @@ async fn subscription_count_is_opt_in() {
     b.join("counted").await;
     a.expect_no_frame(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_and_batched_events_are_cached() {
+    let server = Setup::new().start().await;
+    let mut a = server.client().await;
+    a.join("cache-ex").await;
+    assert_eq!(a.recv_text().await, miss("cache-ex"));
+    let body =
+        json!({"name": "e", "channels": ["cache-ex"], "data": "kept", "socket_id": a.socket_id});
+    assert_eq!(server.api().trigger(body).await.status, 200);
+    a.expect_no_frame(QUIET).await;
+    let mut b = server.client().await;
+    b.join("cache-ex").await;
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"e","channel":"cache-ex","data":"kept"}"#
+    );
+    let batch = json!({"batch": [{"channel": "cache-bt", "name": "b", "data": "batched"}]});
+    assert_eq!(server.api().batch(batch).await.status, 200);
+    b.join("cache-bt").await;
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"b","channel":"cache-bt","data":"batched"}"#
+    );
+}

@@ -151,7 +151,6 @@ async fn data_over_10240_bytes_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 2: object data is re-serialized through serde_json::Value, which sorts keys"]
 async fn object_data_is_relayed_in_compact_form_as_sent() {
     let server = Setup::new().start().await;
     let (mut a, mut b) = pair(&server, CHAT).await;

@@ -330,3 +330,46 @@ async fn apps_are_isolated() {
     assert_eq!(response.status, 401, "{}", response.body);
     one.expect_no_frame(Duration::from_millis(300)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 5: continuation frames are dropped, fragmented messages never reach dispatch"]
+async fn fragmented_text_message_is_reassembled() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    let first = WsFrame::message(
+        &b"{\"event\":\"pusher:"[..],
+        OpCode::Data(Data::Text),
+        false,
+    );
+    let last = WsFrame::message(
+        &b"ping\",\"data\":{}}"[..],
+        OpCode::Data(Data::Continue),
+        true,
+    );
+    client.send_message(Message::Frame(first)).await;
+    client.send_message(Message::Frame(last)).await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"event":"pusher:pong","data":"{}"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_traffic_counts_as_activity() {
+    let server = Setup::new()
+        .server("activity_timeout", "\"1s\"")
+        .server("pong_timeout", "\"1s\"")
+        .start()
+        .await;
+    let mut client = server.client().await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        client.ping_pong().await;
+    }
+    assert_eq!(
+        client.pings, 0,
+        "no WebSocket ping while the client keeps talking"
+    );
+}

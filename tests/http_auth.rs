@@ -255,3 +255,21 @@ async fn version_and_timestamp_required() {
         (401, "Timestamp required")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_auth_version_is_refused() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let path = api.path("/channels");
+    let response = api
+        .raw(
+            "GET",
+            &format!("{path}?auth_key={KEY}&auth_version=2.0&auth_timestamp=1"),
+            "",
+        )
+        .await;
+    assert_eq!(
+        (response.status, response.body.trim_end()),
+        (401, "Version not supported")
+    );
+}

@@ -180,3 +180,19 @@ async fn channel_names_with_special_characters_in_path() {
         .await;
     assert_eq!(response.ok(), json!({"occupied": true}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unoccupied_channel_counts_are_zero() {
+    let server = Setup::new().app("subscription_count", "true").start().await;
+    let api = server.api();
+    let presence = api
+        .get(
+            &api.path("/channels/presence-nobody"),
+            &[("info", "user_count,subscription_count")],
+        )
+        .await;
+    assert_eq!(
+        presence.ok(),
+        json!({"occupied": false, "user_count": 0, "subscription_count": 0})
+    );
+}

@@ -95,6 +95,7 @@ async fn invalid_requests_are_400_and_publish_nothing() {
         json!({"name": "pusher:fake", "channels": ["a"], "data": "x"}),
         json!({"name": "pusher_internal:member_added", "channels": ["a"], "data": "x"}),
         json!({"name": "e", "channels": ["a", "bad name"], "data": "x"}),
+        json!({"name": "e", "channels": ["#other"], "data": "x"}),
         json!({"name": "e", "channels": ["a"], "data": "x", "socket_id": "undefined"}),
         json!({"name": "e", "channels": ["a"], "data": "x", "socket_id": "1.2.3"}),
         json!({"name": "e", "channels": ["a"], "data": "x", "socket_id": "123"}),
@@ -243,4 +244,32 @@ async fn batch_socket_id_exclusion() {
         r#"{"event":"e","channel":"b","data":"x"}"#
     );
     a.expect_no_frame(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_data_limit_above_actix_default_body_limit() {
+    let server = Setup::new()
+        .app("max_event_data_bytes", "300000")
+        .start()
+        .await;
+    let mut c = listener(&server, "big").await;
+    let response = server
+        .api()
+        .trigger(event("big", &"x".repeat(300_000)))
+        .await;
+    assert_eq!((response.status, response.body.as_str()), (200, "{}"));
+    assert_eq!(
+        c.recv_json().await["data"].as_str().map(str::len),
+        Some(300_000)
+    );
+    let response = server
+        .api()
+        .trigger(event("big", &"x".repeat(300_001)))
+        .await;
+    assert_eq!(response.status, 413, "{}", response.body);
+    let batch: Vec<_> = (0..3)
+        .map(|_| json!({"channel": "big", "name": "e", "data": "y".repeat(250_000)}))
+        .collect();
+    let response = server.api().batch(json!({"batch": batch})).await;
+    assert_eq!((response.status, response.body.as_str()), (200, "{}"));
 }

@@ -240,7 +240,6 @@ async fn same_user_new_info_replaces_without_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 3: a signed-in user's user_info is dropped when channel_data is absent"]
 async fn signed_in_user_joins_presence_without_channel_data() {
     let server = Setup::new().start().await;
     let (mut a, _) = joined(&server, &member("1", "A")).await;
@@ -277,4 +276,17 @@ async fn presence_without_channel_data_needs_signin() {
         .await;
     c.expect_error_code(None).await;
     c.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abrupt_disconnect_removes_member() {
+    let server = Setup::new().start().await;
+    let (mut a, _) = joined(&server, &member("1", "A")).await;
+    let (b, _) = joined(&server, &member("2", "B")).await;
+    a.recv_json().await;
+    drop(b); // TCP goes away without a close frame
+    assert_eq!(
+        a.recv_text().await,
+        r#"{"event":"pusher_internal:member_removed","channel":"presence-room","data":"{\"user_id\":\"2\"}"}"#
+    );
 }

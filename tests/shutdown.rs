@@ -87,3 +87,56 @@ async fn held_webhooks_are_flushed_on_shutdown() {
         json!({"name": "channel_vacated", "channel": "leaving"})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_webhook_endpoint_does_not_hold_shutdown() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut server = Setup::new()
+        .server("shutdown_timeout", "\"1s\"")
+        .webhooks("timeout", "\"10s\"")
+        .webhooks("retry_for", "\"60s\"")
+        .hook(&url, &["channel_occupied"], false)
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join("stuck").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (result, took) = server.stop(Duration::from_secs(5)).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        took <= Duration::from_millis(1500),
+        "run returned after {took:?} (shutdown_timeout 1s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_slow_consumer_does_not_hold_shutdown() {
+    let mut server = Setup::new()
+        .server("shutdown_timeout", "\"1s\"")
+        .app("max_event_data_bytes", "200000")
+        .start()
+        .await;
+    let mut stuck = server.client().await;
+    stuck.join("flood").await;
+    let payload = "x".repeat(100_000);
+    for i in 0..40 {
+        let body = json!({"name": format!("e{i}"), "channels": ["flood"], "data": payload});
+        assert_eq!(server.api().trigger(body).await.status, 200);
+    }
+    let (result, took) = server.stop(Duration::from_secs(5)).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        took <= Duration::from_millis(1500),
+        "run returned after {took:?} (shutdown_timeout 1s)"
+    );
+}

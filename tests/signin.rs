@@ -176,3 +176,80 @@ async fn terminate_connections_short_python_path() {
         .await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_message_and_presence_cleanup() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let mut watcher = server.client().await;
+    watcher.signin(r#"{"id":"w","watchlist":["t"]}"#).await;
+    watcher.recv_json().await; // initial status: t offline
+    let mut other = server.client().await;
+    other
+        .join_presence("presence-t", r#"{"user_id":"o"}"#)
+        .await;
+    let mut target = signed_in(&server, "t").await;
+    target
+        .join_presence("presence-t", r#"{"user_id":"t"}"#)
+        .await;
+    assert_eq!(
+        other.recv_json().await["event"],
+        "pusher_internal:member_added"
+    );
+    watcher.recv_json().await; // t online
+    let response = api
+        .post(&api.path("/users/t/terminate_connections"), "{}")
+        .await;
+    assert_eq!(response.status, 200);
+    target
+        .expect_error_and_close(4009, Some("You got disconnected by the app."))
+        .await;
+    assert_eq!(
+        other.recv_text().await,
+        r#"{"event":"pusher_internal:member_removed","channel":"presence-t","data":"{\"user_id\":\"t\"}"}"#
+    );
+    let offline = watcher.recv_json().await;
+    assert_eq!(offline["event"], "pusher_internal:watchlist_events");
+    assert_eq!(
+        offline["data"],
+        r#"{"events":[{"name":"offline","user_ids":["t"]}]}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_to_user_respects_socket_id_exclusion() {
+    let server = Setup::new().start().await;
+    let mut c1 = signed_in(&server, "1").await;
+    let mut c2 = signed_in(&server, "1").await;
+    let body = json!({"name": "e", "channels": ["#server-to-user-1"], "data": "x", "socket_id": c1.socket_id});
+    let response = server.api().trigger(body).await;
+    assert_eq!((response.status, response.body.as_str()), (200, "{}"));
+    assert_eq!(
+        c2.recv_text().await,
+        r##"{"event":"e","channel":"#server-to-user-1","data":"x"}"##
+    );
+    c1.expect_no_frame(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_user_data_is_refused() {
+    let server = Setup::new().start().await;
+    let mut c = server.client().await;
+    for user_data in [
+        r#"{"user_info":{}}"#,
+        r#"{"id":""}"#,
+        r#"{"id":5}"#,
+        "not json",
+        r#"{"id":"a b"}"#,
+    ] {
+        let auth = common::signin_auth(&c.socket_id, user_data);
+        c.send_json(
+            json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+        )
+        .await;
+        let message = c.expect_error_code(None).await;
+        assert!(!message.is_empty(), "{user_data}");
+    }
+    c.ping_pong().await;
+    c.signin(r#"{"id":"ok"}"#).await;
+}

@@ -282,3 +282,27 @@ async fn server_to_user_inbox_makes_no_occupied_webhook() {
     c.close().await;
     receiver.expect_none(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abrupt_disconnect_vacates_after_the_delay() {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .hook(
+            &receiver.url,
+            &["channel_occupied", "channel_vacated"],
+            false,
+        )
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join("dropped").await;
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_occupied", "channel": "dropped"})
+    );
+    drop(c);
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_vacated", "channel": "dropped"})
+    );
+}

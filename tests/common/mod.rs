@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use herald::config::Config;
 use herald::shutdown::Shutdown;
-use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 #[allow(unused_imports)]
 pub use api::{Api, Response, Signing};
@@ -142,7 +142,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
     pub config: Config,
-    done: Option<oneshot::Receiver<std::io::Result<()>>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
@@ -154,24 +154,16 @@ impl Server {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = Shutdown::new();
-        // `run`'s future is not `Send` (actix's `HttpServer` lives in it; see FINDINGS.md), so it
-        // cannot be `tokio::spawn`ed on the test's runtime: it gets a current-thread runtime of
-        // its own, exactly as `main` gives it one.
-        let (tx, done) = oneshot::channel();
-        let (run_config, run_shutdown) = (config.clone(), shutdown.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            let _ =
-                tx.send(runtime.block_on(herald::server::run(listener, run_config, run_shutdown)));
-        });
+        let task = tokio::spawn(herald::server::run(
+            listener,
+            config.clone(),
+            shutdown.clone(),
+        ));
         Server {
             addr,
             shutdown,
             config,
-            done: Some(done),
+            task: Some(task),
         }
     }
 
@@ -200,11 +192,11 @@ impl Server {
     pub async fn stop(&mut self, within: Duration) -> (std::io::Result<()>, Duration) {
         let started = tokio::time::Instant::now();
         self.shutdown.trigger();
-        let done = self.done.take().expect("server already stopped");
-        let result = tokio::time::timeout(within, done)
+        let task = self.task.take().expect("server already stopped");
+        let result = tokio::time::timeout(within, task)
             .await
             .unwrap_or_else(|_| panic!("server::run did not return within {within:?}"))
-            .expect("server thread panicked");
+            .expect("server task panicked");
         (result, started.elapsed())
     }
 }
