@@ -31,7 +31,11 @@ async fn upgrade(
     state: web::Data<State>,
 ) -> actix_web::Result<HttpResponse> {
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream.max_frame_size(state.server.max_frame_bytes);
+    let max = state.server.max_frame_bytes;
+    let stream = stream
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
     match admit(&state, &key, req.query_string()) {
         Ok((app, slot)) => {
             let task = session::run(state.clone().into_inner(), app, slot, ws, stream);

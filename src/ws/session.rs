@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix_ws::{Message, MessageStream, ProtocolError};
+use actix_ws::{AggregatedMessage as Message, AggregatedMessageStream, ProtocolError};
 use tokio::time::{sleep, Instant};
 use tracing::Instrument;
 
@@ -36,7 +36,7 @@ pub(super) async fn run(
     app: Arc<App>,
     slot: ConnectionSlot,
     ws: actix_ws::Session,
-    stream: MessageStream,
+    stream: AggregatedMessageStream,
 ) {
     let socket_id = SocketId::generate();
     let span = tracing::debug_span!("connection", app_id = %app.config.id, socket_id = %socket_id);
@@ -76,7 +76,7 @@ async fn stop_requested(state: &State, handle: ConnectionHandle) -> (CloseCode, 
 
 struct Io {
     ws: actix_ws::Session,
-    stream: MessageStream,
+    stream: AggregatedMessageStream,
     outbound: Outbound,
 }
 
@@ -167,10 +167,15 @@ impl Io {
         match inbound {
             None => Some(Exit::Gone),
             Some(Ok(Message::Close(reason))) => Some(Exit::PeerClosed(reason)),
+            // A frame over max_frame_size, or fragments adding up to more.
             Some(Err(ProtocolError::Overflow)) => Some(Exit::Close(
                 CloseCode::MessageTooBig,
                 "Message too big".into(),
             )),
+            // The aggregator reports fragments over the limit as an `Other` I/O error.
+            Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::Other => Some(
+                Exit::Close(CloseCode::MessageTooBig, "Message too big".into()),
+            ),
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket protocol error");
                 Some(Exit::Gone)
@@ -187,7 +192,7 @@ impl Io {
                 None
             }
             Some(Ok(Message::Ping(bytes))) => self.ws.pong(&bytes).await.err().map(|_| Exit::Gone),
-            Some(Ok(Message::Pong(_) | Message::Continuation(_) | Message::Nop)) => None,
+            Some(Ok(Message::Pong(_))) => None,
         }
     }
 
