@@ -96,6 +96,29 @@ test('private channel: a signature made with the wrong secret is refused, the co
   assert.equal(p.connection.socket_id, socketId);
 });
 
+test('private channel: auth signed for another app key gives the hosted error text', T, async (t) => {
+  const { track, auth } = await setup(t);
+  const p = track(h.client(h.APPS.main, { auth, params: { other_key: 'some-other-key' } }));
+  await h.connected(p);
+  const ch = p.subscribe(h.uid('private-otherkey'));
+  const err = await h.waitPusherError(p);
+  assert.equal(err.code, null);
+  assert.equal(err.message, "Invalid key in subscription auth data: 'some-other-key'");
+  assert.equal(ch.subscribed, false);
+});
+
+test('private channel: an empty auth from the endpoint gives the hosted error text', T, async (t) => {
+  const { track, auth } = await setup(t);
+  const p = track(h.client(h.APPS.main, { auth, params: { empty_auth: '1' } }));
+  await h.connected(p);
+  const name = h.uid('private-emptyauth');
+  const ch = p.subscribe(name);
+  const err = await h.waitPusherError(p);
+  assert.equal(err.code, null);
+  assert.equal(err.message, `Auth info required to subscribe to ${name}`);
+  assert.equal(ch.subscribed, false);
+});
+
 test('presence channel: members, me, member_added and member_removed', T, async (t) => {
   const { track, auth } = await setup(t);
   const name = h.uid('presence-room');

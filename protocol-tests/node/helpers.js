@@ -100,6 +100,8 @@ function listen(server) {
  *   watchlist            comma-separated user ids (user authentication)
  *   bad_secret=1         sign with a wrong secret (the "misconfigured app" path)
  *   no_presence_data=1   authorize presence channels without channel_data (signed-in user)
+ *   other_key=K          sign with the right secret but app key K (misconfigured key)
+ *   empty_auth=1         answer {"auth": ""} (a broken endpoint)
  */
 async function startAuthServer(app = APPS.main, { server = heraldFromEnv() } = {}) {
   const good = sdk(app, { server });
@@ -109,7 +111,8 @@ async function startAuthServer(app = APPS.main, { server = heraldFromEnv() } = {
     const body = (await readBody(req)).toString('utf8');
     const form = Object.fromEntries(new URLSearchParams(body));
     calls.push({ path: req.url, form });
-    const signer = form.bad_secret === '1' ? bad : good;
+    let signer = form.bad_secret === '1' ? bad : good;
+    if (form.other_key) signer = sdk({ ...app, key: form.other_key }, { server });
     try {
       let out;
       if (req.url === '/pusher/auth') {
@@ -130,6 +133,7 @@ async function startAuthServer(app = APPS.main, { server = heraldFromEnv() } = {
         res.writeHead(404).end();
         return;
       }
+      if (form.empty_auth === '1') out.auth = '';
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(out));
     } catch (e) {

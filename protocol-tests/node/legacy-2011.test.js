@@ -92,6 +92,17 @@ test('2011 client: never pongs, stays connected through several activity timeout
   assert.ok(serverPings <= 4, `pusher:ping frames are harmless but should not flood (${serverPings})`);
 });
 
+test('2011 client: unknown key gets a pusher:error frame with 4001 before the close', T, async (t) => {
+  const c = new h.RawClient(h.wsUrl({ key: 'no-such-2011-key' }, LEGACY_QUERY));
+  t.after(() => c.close());
+  const first = await c.next(() => true);
+  assert.equal(first.event, 'pusher:error');
+  assert.equal(first.data.code, 4001);
+  assert.equal(typeof first.data.message, 'string');
+  const closed = await c.closed;
+  assert.equal(closed.code, 4001);
+});
+
 test('2011 client: pusher:ping is answered with pusher:pong', T, async (t) => {
   const { c } = await legacyClient(t);
   c.send({ event: 'pusher:ping', data: {} });

@@ -124,6 +124,8 @@ test('terminateUserConnections closes every connection of the user; pusher-js do
   assert.equal(p2.connection.state, 'disconnected');
   assert.equal(bystander.connection.state, 'connected');
   assert.equal(bystander.connection.socket_id, bystanderSocket);
+  // The user may come back (the app would refuse at its auth endpoint if it wanted to).
+  await signedIn(track, auth, id);
 });
 
 test('terminateUserConnections leaves presence-only identities alone', T, async (t) => {
