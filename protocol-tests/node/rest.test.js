@@ -324,3 +324,85 @@ test('wrong app id in the path for a valid key: refused', T, async () => {
   const e = await expectRequestError(api.trigger(h.uid('x'), 'ev', {}));
   assert.ok([401, 403, 404].includes(e.status), `status ${e.status}`);
 });
+
+// --- edge values the SDK accepts, so herald must too ---
+
+test('data limit counts bytes: 10240 bytes of multi-byte text pass, 10242 fail', T, async () => {
+  const api = h.sdk();
+  assert.equal((await api.trigger(h.uid('x'), 'ev', 'é'.repeat(5120))).status, 200);
+  const e = await expectRequestError(api.trigger(h.uid('x'), 'ev', 'é'.repeat(5121)));
+  assert.equal(e.status, 413);
+});
+
+test('trigger to 100 channels (the SDK maximum) reaches a client on all of them', { timeout: 30000 }, async (t) => {
+  const { track, api } = await setup(t);
+  const p = track(h.client());
+  await h.connected(p);
+  const names = Array.from({ length: 100 }, (_, i) => h.uid(`hundred-${i}`));
+  const chans = names.map((n) => p.subscribe(n));
+  await h.eventually(() => chans.every((c) => c.subscribed), { what: '100 subscriptions', timeout: 10000 });
+  const seen = new Set();
+  for (const c of chans) c.bind('wide', () => seen.add(c.name));
+  assert.equal((await api.trigger(names, 'wide', { n: 1 })).status, 200);
+  await h.eventually(() => seen.size === 100, { what: `100 deliveries, got ${seen.size}` });
+});
+
+test('event name of 200 characters is accepted and delivered', T, async (t) => {
+  const { track, api } = await setup(t);
+  const p = track(h.client());
+  await h.connected(p);
+  const name = h.uid('long-event');
+  const ch = await h.subscribe(p, name);
+  const ev = 'e'.repeat(200);
+  const got = h.waitEvent(ch, ev);
+  await api.trigger(name, ev, { long: true });
+  assert.deepEqual(await got, { long: true });
+});
+
+test('channel names with every allowed punctuation work through trigger and get', T, async (t) => {
+  const { track, auth, api } = await setup(t);
+  const name = `${h.uid('punct')}-_=@,.;end`;
+  const pres = `presence-${h.uid('punct')}=@,.;`;
+  const p = track(h.client(h.APPS.main, { auth, params: { user_id: 'punct-user' } }));
+  await h.connected(p);
+  const ch = await h.subscribe(p, name);
+  await h.subscribe(p, pres);
+  const got = h.waitEvent(ch, 'ev');
+  await api.trigger(name, 'ev', { ok: 1 });
+  assert.deepEqual(await got, { ok: 1 });
+  const info = await (await api.get({ path: `/channels/${name}`, params: { info: 'subscription_count' } })).json();
+  assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+  const users = await (await api.get({ path: `/channels/${pres}/users` })).json();
+  assert.deepEqual(users, { users: [{ id: 'punct-user' }] });
+});
+
+test('user ids with punctuation: sendToUser and terminateUserConnections', T, async (t) => {
+  const { track, auth, api } = await setup(t);
+  const id = `${h.uid('mail')}@example.com`;
+  const p = track(h.client(h.APPS.main, { auth, params: { user_id: id } }));
+  await h.connected(p);
+  p.signin();
+  await h.eventually(() => p.user.serverToUserChannel && p.user.serverToUserChannel.subscribed, { what: 'signed in' });
+  const got = h.waitEvent(p.user, 'hello');
+  await api.sendToUser(id, 'hello', { to: id });
+  assert.deepEqual(await got, { to: id });
+  const res = await api.terminateUserConnections(id);
+  assert.equal(res.status, 200);
+  await h.waitState(p, 'disconnected');
+});
+
+test('subscribe then unsubscribe at once leaves nothing behind', T, async (t) => {
+  const { track, api } = await setup(t);
+  const p = track(h.client());
+  await h.connected(p);
+  const name = h.uid('fleeting');
+  const ch = p.subscribe(name);
+  p.unsubscribe(name);
+  const seen = h.record(ch, 'ev');
+  await h.sleep(500);
+  await api.trigger(name, 'ev', {});
+  await h.sleep(300);
+  assert.deepEqual(seen, []);
+  const info = await (await api.get({ path: `/channels/${name}` })).json();
+  assert.equal(info.occupied, false);
+});

@@ -169,3 +169,29 @@ def test_limits_app_trigger_ok(server):
 
     api = make_sdk(server, APPS["limits"])
     assert api.trigger([uid("a"), uid("b")], "ev", {}) == {}
+
+
+def test_channel_names_with_punctuation(sdk, raw):
+    name = uid("py-punct") + "-_=@,.;end"
+    pres = "presence-" + uid("py-punct") + "=@,.;"
+    c = raw()
+    c.send("pusher:subscribe", {"channel": name, "auth": ""})
+    auth = sdk.authenticate(pres, c.socket_id, {"user_id": "pp"})
+    c.send("pusher:subscribe", {"channel": pres, "auth": auth["auth"], "channel_data": auth["channel_data"]})
+    c.next(lambda f: f.get("event") == "pusher_internal:subscription_succeeded" and f.get("channel") == pres)
+    sdk.trigger(name, "ev", {"ok": 1})
+    assert c.next("ev")["data"] == {"ok": 1}
+    assert sdk.channel_info(name, ["subscription_count"]) == {"occupied": True, "subscription_count": 1}
+    assert sdk.users_info(pres) == {"users": [{"id": "pp"}]}
+
+
+def test_terminate_user_with_punctuation_short_path(sdk, raw):
+    user = uid("py-mail") + "@example.com"
+    c = raw()
+    c.send("pusher:signin", sdk.authenticate_user(c.socket_id, {"id": user}))
+    c.next("pusher:signin_success")
+    assert sdk.send_to_user(user, "hi", {"u": user}) == {}
+    assert c.next("hi")["data"] == {"u": user}
+    assert sdk.terminate_user_connections(user) == {}
+    status, _ = c.wait_closed()
+    assert 4000 <= status < 4100
