@@ -189,3 +189,27 @@ async fn excluded_and_batched_events_are_cached() {
         r#"{"event":"b","channel":"cache-bt","data":"batched"}"#
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_count_is_throttled_above_100_subscribers() {
+    let server = Setup::new().app("subscription_count", "true").start().await;
+    let mut observer = server.client().await;
+    observer.join("busy").await;
+    assert_eq!(observer.recv_text().await, count("busy", 1));
+    let mut others = Vec::new();
+    for _ in 0..101 {
+        let mut c = server.client().await;
+        c.join("busy").await;
+        others.push(c);
+    }
+    for n in 2..=100 {
+        assert_eq!(observer.recv_text().await, count("busy", n));
+    }
+    // 101 and 102 come within 5 s of the last count: held back, then the latest one arrives.
+    observer.expect_no_frame(Duration::from_secs(4)).await;
+    let last = observer.recv_json_within(Duration::from_secs(3)).await;
+    assert_eq!(
+        last.to_string(),
+        common::json(&count("busy", 102)).to_string()
+    );
+}

@@ -373,3 +373,37 @@ async fn client_traffic_counts_as_activity() {
         "no WebSocket ping while the client keeps talking"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_pusher_messages_get_error_null() {
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    for text in [
+        r#"{"event":"pusher:subscribe"}"#,
+        r#"{"event":"pusher:subscribe","data":{}}"#,
+        r#"{"event":"pusher:subscribe","data":"not an object"}"#,
+        r#"{"event":"pusher:signin","data":{"auth":"k:s"}}"#,
+        r#"{"event":"client-x","data":{}}"#,
+        r#"{"event":42,"data":{}}"#,
+    ] {
+        client.send_text(text).await;
+        let message = client.expect_error_code(None).await;
+        assert!(!message.is_empty(), "{text}");
+    }
+    client.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_close_is_answered_with_close() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    };
+    client.send_message(Message::Close(Some(frame))).await;
+    let (code, _) = client.expect_close().await;
+    assert_eq!(code, Some(1000), "the server echoes the client's close");
+}

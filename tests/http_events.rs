@@ -273,3 +273,20 @@ async fn configured_data_limit_above_actix_default_body_limit() {
     let response = server.api().batch(json!({"batch": batch})).await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_channel_in_one_trigger_is_delivered_once() {
+    let server = Setup::new().start().await;
+    let mut c = listener(&server, "twice").await;
+    let body = json!({"name": "e", "channels": ["twice", "twice"], "data": "x", "info": "subscription_count"});
+    let response = server.api().trigger(body).await;
+    assert_eq!(
+        response.ok(),
+        json!({"channels": {"twice": {"subscription_count": 1}}})
+    );
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"twice","data":"x"}"#
+    );
+    c.expect_no_frame(QUIET).await;
+}

@@ -91,7 +91,7 @@ async fn occupied_then_vacated_after_the_delay() {
 async fn quick_return_drops_vacated_and_second_occupied() {
     let mut receiver = Receiver::start(0).await;
     let server = Setup::new()
-        .webhooks("vacated_delay", "\"500ms\"")
+        .webhooks("vacated_delay", "\"1s\"")
         .hook(
             &receiver.url,
             &["channel_occupied", "channel_vacated"],
@@ -108,7 +108,7 @@ async fn quick_return_drops_vacated_and_second_occupied() {
     c.close().await;
     let mut again = server.client().await;
     again.join("flappy").await;
-    receiver.expect_none(Duration::from_millis(1200)).await;
+    receiver.expect_none(Duration::from_millis(1500)).await;
     again.unsubscribe("flappy").await;
     assert_eq!(
         receiver.next_event().await,
@@ -304,5 +304,26 @@ async fn abrupt_disconnect_vacates_after_the_delay() {
     assert_eq!(
         receiver.next_event().await,
         json!({"name": "channel_vacated", "channel": "dropped"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_app_signs_with_its_own_key_and_secret() {
+    let mut receiver = Receiver::start(0).await;
+    let other_app = format!(
+        "id = \"two-id\"\nkey = \"two-key\"\nsecret = \"two-secret\"\n[[apps.webhooks]]\nurl = \"{}\"\nevents = [\"channel_occupied\"]",
+        receiver.url
+    );
+    let server = Setup::new().extra_app(&other_app).start().await;
+    let mut c = common::Client::connect(&server, "two-key", "protocol=7").await;
+    c.established().await;
+    c.join("two-channel").await;
+    let hook = receiver.next().await;
+    assert_eq!(hook.header("x-pusher-key"), Some("two-key"));
+    let signature = herald::auth::sign("two-secret", &hook.body);
+    assert_eq!(hook.header("x-pusher-signature"), Some(signature.as_str()));
+    assert_eq!(
+        hook.events(),
+        vec![json!({"name": "channel_occupied", "channel": "two-channel"})]
     );
 }
