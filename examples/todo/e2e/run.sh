@@ -111,6 +111,10 @@ cat >"$WORK/herald.toml" <<'TOML'
 [server]
 host = "127.0.0.1"
 port = 0
+# Short liveness rounds, so the test's idle check spans several: the 2011 pusher.js never
+# answers pusher:ping and must not be dropped for it.
+activity_timeout = "1s"
+pong_timeout = "2s"
 
 [[apps]]
 id = "5493"

@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 
+use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 
 use crate::assets::{self, AssetDirs};
@@ -83,10 +84,14 @@ pub fn configure(
 pub async fn run(listener: TcpListener, state: State, dirs: AssetDirs) -> std::io::Result<()> {
     let state = web::Data::new(state);
     let dirs = web::Data::new(dirs);
-    HttpServer::new(move || App::new().configure(|cfg| configure(cfg, state.clone(), dirs.clone())))
-        .workers(2)
-        .shutdown_timeout(5)
-        .listen(listener)?
-        .run()
-        .await
+    HttpServer::new(move || {
+        App::new()
+            .wrap(Logger::new("%r %s %Dms"))
+            .configure(|cfg| configure(cfg, state.clone(), dirs.clone()))
+    })
+    .workers(2)
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run()
+    .await
 }
