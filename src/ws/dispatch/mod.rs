@@ -2,7 +2,10 @@
 //! (`on_subscribe`, `on_unsubscribe`, `on_client_event`, `on_signin`, `on_ping`). Replies are
 //! queued on the connection's own handle, so they keep their order with fan-out traffic; nothing
 //! here awaits. Failures are hosted-style `pusher:error` frames with `code: null` and the
-//! connection stays open.
+//! connection stays open. Client events and sign-in live in [`client_event`] and [`signin`].
+
+mod client_event;
+mod signin;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,19 +14,14 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use crate::adapter::{Adapter, Publication};
+use crate::adapter::Adapter;
 use crate::app::App;
 use crate::auth;
 use crate::channel::{Joining, Subscribed, Unsubscribed};
 use crate::connection::ConnectionHandle;
 use crate::protocol::client::Subscribe;
-use crate::protocol::{
-    codes, ChannelKind, ChannelName, ClientMessage, EventName, ServerMessage, UserId,
-};
+use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ServerMessage, UserId};
 use crate::webhook::WebhookEvent;
-
-/// The longest user id accepted at sign-in (what the SDKs allow).
-const MAX_SIGNIN_USER_ID: usize = 200;
 
 /// Who a connection signed in as.
 struct SignedInUser {
@@ -279,152 +277,6 @@ impl Connection {
         }
     }
 
-    fn on_client_event(&mut self, event: &str, channel: &str, data: String) {
-        match self.check_client_event(event, channel, &data) {
-            Ok((name, user_id)) => {
-                let publication = Publication {
-                    channel: &name,
-                    event,
-                    data: &data,
-                    user_id: user_id.as_ref().map(|u| u.as_str()),
-                    except: Some(self.handle.socket_id()),
-                    cacheable: false,
-                };
-                self.adapter.publish(&self.app, publication);
-                self.app.hooks.emit(WebhookEvent::ClientEvent {
-                    channel: name.to_string(),
-                    event: event.to_owned(),
-                    data,
-                    socket_id: self.handle.socket_id().to_string(),
-                    user_id: user_id.map(|u| u.to_string()),
-                });
-            }
-            Err((code, message)) => self.error(code, &message),
-        }
-    }
-
-    /// The client-event rules, in the order hosted Pusher applies them.
-    fn check_client_event(
-        &mut self,
-        event: &str,
-        channel: &str,
-        data: &str,
-    ) -> Result<(ChannelName, Option<UserId>), (Option<u16>, String)> {
-        let reject = |m: String| (None, m);
-        let name = EventName::parse(event).map_err(|e| reject(e.to_string()))?;
-        if !name.is_client_event() {
-            return Err(reject(format!(
-                "Unsupported event received on socket: {event}"
-            )));
-        }
-        if !self.app.config.client_events {
-            return Err(reject(
-                "To send client events, you must enable this feature in the Settings page of your dashboard.".into(),
-            ));
-        }
-        let channel = ChannelName::parse(channel, self.app.channel_name_max_length)
-            .map_err(|e| reject(e.to_string()))?;
-        if !matches!(
-            channel.kind(),
-            ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence
-        ) {
-            return Err(reject(
-                "Client event rejected - only supported on private and presence channels".into(),
-            ));
-        }
-        let Some(user_id) = self.subscriptions.get(&channel) else {
-            return Err(reject(format!(
-                "Cannot broadcast client event (connection not subscribed to channel {channel})"
-            )));
-        };
-        let max = self.app.config.max_event_data_bytes;
-        if data.len() > max {
-            return Err(reject(format!(
-                "Client event rejected - data is {} bytes, the maximum is {max} bytes",
-                data.len()
-            )));
-        }
-        let user_id = user_id.clone();
-        if !self.take_rate_token() {
-            return Err((
-                Some(codes::CLIENT_EVENT_RATE_LIMIT),
-                "Client event rejected due to rate limit".into(),
-            ));
-        }
-        Ok((channel, user_id))
-    }
-
-    /// A fixed one-second window of `max_client_events_per_second` events.
-    fn take_rate_token(&mut self) -> bool {
-        let now = Instant::now();
-        if now.duration_since(self.rate.0) >= Duration::from_secs(1) {
-            self.rate = (now, 0);
-        }
-        if self.rate.1 >= self.app.config.max_client_events_per_second {
-            return false;
-        }
-        self.rate.1 += 1;
-        true
-    }
-
-    fn on_signin(&mut self, auth_value: &str, user_data: &str) {
-        if let Err(message) = self.signin(auth_value, user_data) {
-            self.error(None, &message);
-        }
-    }
-
-    fn signin(&mut self, auth_value: &str, user_data: &str) -> Result<(), String> {
-        let config = &self.app.config;
-        if !config.user_authentication {
-            return Err("User authentication is not enabled for this app".into());
-        }
-        let socket_id = self.handle.socket_id().as_str();
-        auth::verify_signin(
-            &config.key,
-            &config.secret,
-            socket_id,
-            user_data,
-            auth_value,
-        )
-        .map_err(|e| e.to_string())?;
-        let SignedInUser {
-            id: user,
-            mut watchlist,
-            info,
-        } = parse_user_data(user_data)?;
-        if let Some(current) = &self.user {
-            if current.id != user {
-                return Err(format!(
-                    "Connection is already signed in as user {}",
-                    current.id
-                ));
-            }
-            self.handle
-                .send(ServerMessage::SigninSuccess { user_data }.encode().into());
-            return Ok(());
-        }
-        let max = config.max_watchlist_size;
-        let over = watchlist.len() > max;
-        watchlist.truncate(max);
-        self.handle
-            .send(ServerMessage::SigninSuccess { user_data }.encode().into());
-        self.app
-            .users
-            .sign_in(&user, &self.handle, &watchlist, config.watchlist_events);
-        if over {
-            let message =
-                format!("Watchlist limit exceeded; only the first {max} user ids were accepted");
-            self.error(Some(codes::WATCHLIST_LIMIT), &message);
-        }
-        self.user = Some(SignedInUser {
-            id: user,
-            watchlist,
-            info,
-        });
-        self.authorized = true;
-        Ok(())
-    }
-
     /// Leaves every channel and signs out; the session's one cleanup path.
     pub(super) fn disconnect(&mut self) {
         for name in std::mem::take(&mut self.subscriptions).into_keys() {
@@ -472,39 +324,6 @@ fn parse_member(
     Ok((user_id, info))
 }
 
-/// `user_data` → the user: id, watchlist and `user_info`.
-fn parse_user_data(user_data: &str) -> Result<SignedInUser, String> {
-    #[derive(serde::Deserialize)]
-    struct UserData {
-        id: Option<serde_json::Value>,
-        watchlist: Option<Vec<serde_json::Value>>,
-        user_info: Option<Box<RawValue>>,
-    }
-    let data: UserData = serde_json::from_str(user_data)
-        .map_err(|e| format!("Invalid user_data: it must be a JSON object ({e})"))?;
-    let id = match data.id {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => s,
-        _ => return Err("Invalid user_data: id must be a non-empty string".into()),
-    };
-    let user =
-        UserId::parse(&id, MAX_SIGNIN_USER_ID).map_err(|e| format!("Invalid user_data: {e}"))?;
-    let watchlist = data
-        .watchlist
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|v| UserId::from_json(v, MAX_SIGNIN_USER_ID).ok())
-        .collect();
-    let info = data
-        .user_info
-        .filter(|raw| raw.get().starts_with('{'))
-        .map(Arc::from);
-    Ok(SignedInUser {
-        id: user,
-        watchlist,
-        info,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,19 +354,5 @@ mod tests {
             .unwrap_err()
             .contains("maximum is 1024"));
         assert!(parse_member("nope", 128, 1024).is_err());
-    }
-
-    #[test]
-    fn user_data() {
-        let SignedInUser {
-            id,
-            watchlist: watch,
-            info,
-        } = parse_user_data(r#"{"id":"12345","watchlist":["1",2],"user_info":{"n":1}}"#).unwrap();
-        assert_eq!(id.as_str(), "12345");
-        assert_eq!(watch.len(), 2);
-        assert_eq!(info.unwrap().get(), r#"{"n":1}"#);
-        assert!(parse_user_data(r#"{"id":""}"#).is_err());
-        assert!(parse_user_data(r#"{"id":5}"#).is_err());
     }
 }
