@@ -8,6 +8,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 HERALD_PORT="${HERALD_PORT:-6001}"
 TODO_PORT="${TODO_PORT:-3000}"
 TODO_DB="${TODO_DB:-$HERE/todo.sqlite3}"
@@ -24,7 +25,7 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-HERALD_PORT="$HERALD_PORT" "$ROOT/target/release/herald" --config "$HERE/herald.toml" &
+HERALD_PORT="$HERALD_PORT" "$BIN/herald" --config "$HERE/herald.toml" &
 PIDS+=("$!")
 for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$HERALD_PORT") 2>/dev/null; then break; fi
@@ -32,7 +33,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-"$ROOT/target/release/herald-todo" --listen "127.0.0.1:$TODO_PORT" --db "$TODO_DB" \
+"$BIN/herald-todo" --listen "127.0.0.1:$TODO_PORT" --db "$TODO_DB" \
   --herald-url "http://127.0.0.1:$HERALD_PORT" --node-modules "$HERE/frontend/node_modules" "$@" &
 PIDS+=("$!")
 

@@ -21,7 +21,7 @@ HERALD_BIN="${HERALD_BIN:-$DEFAULT_HERALD_BIN}"
 case "$HERALD_BIN" in /*) ;; *) HERALD_BIN="$ROOT/$HERALD_BIN" ;; esac
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 ARTIFACTS="${ARTIFACTS:-$TODO_DIR/artifacts}"
-TODO_BIN="$ROOT/target/release/herald-todo"
+TODO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/herald-todo"
 
 PASSED=0
 FAILED=0
