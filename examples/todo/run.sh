@@ -8,7 +8,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/release"
 HERALD_PORT="${HERALD_PORT:-6001}"
 TODO_PORT="${TODO_PORT:-3000}"
 TODO_DB="${TODO_DB:-$HERE/todo.sqlite3}"

@@ -16,12 +16,14 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TODO_DIR="$(dirname "$HERE")"
 ROOT="$(cd "$TODO_DIR/../.." && pwd)"
-DEFAULT_HERALD_BIN="target/release/herald"
-HERALD_BIN="${HERALD_BIN:-$DEFAULT_HERALD_BIN}"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+HERALD_BIN_GIVEN="${HERALD_BIN:+yes}"
+HERALD_BIN="${HERALD_BIN:-$TARGET_DIR/release/herald}"
 case "$HERALD_BIN" in /*) ;; *) HERALD_BIN="$ROOT/$HERALD_BIN" ;; esac
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 ARTIFACTS="${ARTIFACTS:-$TODO_DIR/artifacts}"
-TODO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/herald-todo"
+TODO_BIN="$TARGET_DIR/release/herald-todo"
 
 PASSED=0
 FAILED=0
@@ -93,7 +95,7 @@ command -v npm >/dev/null || abort "npm is required (Node 18 or later)"
 (cd "$TODO_DIR/frontend" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in frontend/"
 (cd "$ROOT" && cargo build --release -p todo-example) || abort "cargo build -p todo-example"
 if [ ! -x "$HERALD_BIN" ]; then
-  if [ "${HERALD_BIN#"$ROOT/"}" = "$DEFAULT_HERALD_BIN" ]; then
+  if [ -z "$HERALD_BIN_GIVEN" ]; then
     (cd "$ROOT" && cargo build --release --bin herald) || abort "cargo build --bin herald"
   else
     abort "HERALD_BIN $HERALD_BIN is not an executable"
