@@ -26,9 +26,9 @@ pub enum AppError {
     /// Storage failed: our fault.
     #[error("internal error")]
     Store(#[from] StoreError),
-    /// A blocking task could not run: our fault.
+    /// A blocking task could not run, or no randomness for a token: our fault.
     #[error("internal error")]
-    Blocking,
+    Internal,
 }
 
 impl ResponseError for AppError {
@@ -36,7 +36,7 @@ impl ResponseError for AppError {
         match self {
             AppError::ListNotFound | AppError::ItemNotFound => StatusCode::NOT_FOUND,
             AppError::Body(_) => StatusCode::BAD_REQUEST,
-            AppError::Store(_) | AppError::Blocking => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Store(_) | AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -55,7 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 impl State {
     /// Runs a store call on the blocking pool.
-    async fn store<T, F>(&self, f: F) -> Result<T, AppError>
+    async fn with_store<T, F>(&self, f: F) -> Result<T, AppError>
     where
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
@@ -63,7 +63,7 @@ impl State {
         let store = self.store.clone();
         web::block(move || f(&store))
             .await
-            .map_err(|_| AppError::Blocking)?
+            .map_err(|_| AppError::Internal)?
             .map_err(AppError::from)
     }
 
@@ -73,7 +73,7 @@ impl State {
             return Err(AppError::ListNotFound);
         }
         let token = token.to_owned();
-        self.store(move |s| s.find_list(&token))
+        self.with_store(move |s| s.find_list(&token))
             .await?
             .ok_or(AppError::ListNotFound)
     }
@@ -103,9 +103,9 @@ fn item_id(raw: &str) -> Result<i64, AppError> {
 async fn new_list(state: Shared) -> Result<HttpResponse, AppError> {
     let token = token::generate().map_err(|e| {
         tracing::error!(error = %e, "no randomness for a list token");
-        AppError::Blocking
+        AppError::Internal
     })?;
-    let list = state.store(move |s| s.create_list(&token)).await?;
+    let list = state.with_store(move |s| s.create_list(&token)).await?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, format!("/{}", list.token)))
         .finish())
@@ -140,7 +140,7 @@ fn not_found_page() -> HttpResponse {
 
 async fn index(state: Shared, path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let list = state.list(&path).await?;
-    let items = state.store(move |s| s.items(list.id)).await?;
+    let items = state.with_store(move |s| s.items(list.id)).await?;
     Ok(HttpResponse::Ok().json(items))
 }
 
@@ -154,7 +154,7 @@ async fn create(
     let changes = ItemChanges::from_json(&body)?;
     let list_id = list.id;
     let item = state
-        .store(move |s| s.create_item(list_id, &changes))
+        .with_store(move |s| s.create_item(list_id, &changes))
         .await?;
     state
         .announce(&list, Change::Created(item.clone()), &req)
@@ -166,7 +166,7 @@ async fn show(state: Shared, path: web::Path<(String, String)>) -> Result<HttpRe
     let (token, id) = path.into_inner();
     let list = state.list(&token).await?;
     let id = item_id(&id)?;
-    let item = state.store(move |s| s.item(list.id, id)).await?;
+    let item = state.with_store(move |s| s.item(list.id, id)).await?;
     Ok(HttpResponse::Ok().json(item.ok_or(AppError::ItemNotFound)?))
 }
 
@@ -182,7 +182,7 @@ async fn update(
     let changes = ItemChanges::from_json(&body)?;
     let list_id = list.id;
     let item = state
-        .store(move |s| s.update_item(list_id, id, &changes))
+        .with_store(move |s| s.update_item(list_id, id, &changes))
         .await?
         .ok_or(AppError::ItemNotFound)?;
     state
@@ -200,7 +200,10 @@ async fn destroy(
     let list = state.list(&token).await?;
     let id = item_id(&id)?;
     let list_id = list.id;
-    if !state.store(move |s| s.delete_item(list_id, id)).await? {
+    if !state
+        .with_store(move |s| s.delete_item(list_id, id))
+        .await?
+    {
         return Err(AppError::ItemNotFound);
     }
     state.announce(&list, Change::Destroyed(id), &req).await;
