@@ -4,6 +4,7 @@
 #   protocol-tests/run.sh                       # everything
 #   protocol-tests/run.sh node/channels.test.js # one Node file (paths relative to protocol-tests/)
 #   protocol-tests/run.sh python/test_rest.py   # one Python file (any pytest argument works)
+#   protocol-tests/run.sh node/user.test.js --test-name-pattern=watchlist   # one Node test
 #
 # Reads HERALD_BIN (default target/release/herald, relative to the repository root). Installs
 # what it needs (npm ci, a venv from requirements.txt), starts herald with
@@ -60,6 +61,8 @@ fi
 # --- herald -----------------------------------------------------------------------------------
 # Scratch space inside protocol-tests/ (git-ignored), so no one else's /tmp clean-up touches it.
 mkdir -p "$HERE/.run"
+# logs of failed runs are kept for an hour
+find "$HERE/.run" -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf {} + 2>/dev/null || true
 WORK="$(mktemp -d "$HERE/.run/shared.XXXXXX")"
 export PT_RUN_DIR="$HERE/.run"
 HERALD_PID=""
@@ -111,17 +114,19 @@ echo "protocol-tests: herald (pid $HERALD_PID) on $HERALD_URL"
 
 # --- tests ------------------------------------------------------------------------------------
 node_files=()
+node_opts=()
 py_args=()
 for a in "$@"; do
   case "$a" in
     node/*|*.js) node_files+=("$a") ;;
+    --test-*) node_opts+=("$a") ;;
     *) py_args+=("$a") ;;
   esac
 done
 run_node=1
 run_py=1
 if [ $# -gt 0 ]; then
-  [ ${#node_files[@]} -gt 0 ] || run_node=0
+  [ ${#node_files[@]} -gt 0 ] || [ ${#node_opts[@]} -gt 0 ] || run_node=0
   [ ${#py_args[@]} -gt 0 ] || run_py=0
 fi
 [ ${#node_files[@]} -gt 0 ] || node_files=(node/*.test.js)
@@ -131,7 +136,8 @@ node_rc=0
 py_rc=0
 if [ "$run_node" = 1 ]; then
   echo "protocol-tests: node --test (pusher-js $(node -p 'require("pusher-js/package.json").version'), pusher $(node -p 'require("pusher/package.json").version'))"
-  node --test --test-concurrency=2 --test-force-exit --test-timeout=90000 --test-reporter=spec "${node_files[@]}" || node_rc=$?
+  node --test --test-concurrency=2 --test-force-exit --test-timeout=90000 --test-reporter=spec \
+    ${node_opts[@]+"${node_opts[@]}"} "${node_files[@]}" || node_rc=$?
 fi
 if [ "$run_py" = 1 ]; then
   echo "protocol-tests: pytest"
