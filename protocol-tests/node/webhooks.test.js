@@ -226,3 +226,37 @@ test('a failed delivery is retried and the retry is still valid', T, async (t) =
   assert.equal(wh.isValid(), true);
   assert.deepEqual(wh.getEvents(), [{ name: 'channel_occupied', channel: name }]);
 });
+
+test('signing in (and the #server-to-user subscription) produces no channel webhooks', T, async (t) => {
+  const track = h.tracker(t);
+  const id = h.uid('wh-signin');
+  const p = track(client({ user_id: id }));
+  await h.connected(p);
+  p.signin();
+  await h.eventually(() => p.user.serverToUserChannel && p.user.serverToUserChannel.subscribed, { what: 'signed in' });
+  // a public subscription afterwards, so we know webhooks for this connection have been flushed
+  const marker = h.uid('wh-marker');
+  await h.subscribe(p, marker);
+  await waitWebhook((e) => e.name === 'channel_occupied' && e.channel === marker, 'marker channel_occupied');
+  p.disconnect();
+  await waitWebhook((e) => e.name === 'channel_vacated' && e.channel === marker, 'marker channel_vacated');
+  const internal = validatedEvents().filter((e) => (e.channel || '').includes(id));
+  assert.deepEqual(internal, []);
+});
+
+test('client_event webhook on a private channel has no user_id', T, async (t) => {
+  const track = h.tracker(t);
+  const name = h.uid('private-whce');
+  const a = track(client());
+  const b = track(client());
+  const [sa] = await Promise.all([h.connected(a), h.connected(b)]);
+  const ach = await h.subscribe(a, name);
+  const bch = await h.subscribe(b, name);
+  const got = h.waitEvent(bch, 'client-note');
+  ach.trigger('client-note', 'text data');
+  await got;
+  const ev = await waitWebhook((e) => e.name === 'client_event' && e.channel === name, 'client_event');
+  assert.equal(ev.data, 'text data');
+  assert.equal(ev.socket_id, sa);
+  assert.equal(ev.user_id, undefined);
+});
