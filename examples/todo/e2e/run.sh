@@ -5,6 +5,7 @@
 # the example backend on a free port with a temporary SQLite file, and drives two pages in
 # headless Debian Chromium through playwright-core (todo.test.mjs). Variants:
 #   ours              our own front-end (always)
+#   ours-legacy       the same, triggering through herald's legacy (2011 gem) endpoint
 #   original          the unmodified 2011 front-end, when TODO_ORIGINAL_FRONTEND points at a
 #                     folder holding pusher/backbone-todo-app's public/ files (else skipped)
 #   original-pusher8  the same with its pusher.js 1.8.3 swapped for pusher-js 8 from npm
@@ -161,6 +162,8 @@ run_variant() {
 }
 
 run_variant ours 1
+# The same through the gem-era endpoint, POST /apps/{id}/channels/{channel}/events.
+run_variant ours-legacy 1 --trigger-api legacy
 
 if [ -n "${TODO_ORIGINAL_FRONTEND:-}" ]; then
   PUBLIC="$TODO_ORIGINAL_FRONTEND"
