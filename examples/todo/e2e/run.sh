@@ -105,7 +105,7 @@ fi
 mkdir -p "$ARTIFACTS"
 
 # --- the pusher shim of the original page, without a browser -------------------------------
-rm -f "$ARTIFACTS"/*-results.json
+rm -f "$ARTIFACTS"/*-results.json "$ARTIFACTS"/*.png
 (cd "$HERE" && ARTIFACTS="$ARTIFACTS" node shim.test.mjs)
 add_counts "$ARTIFACTS/shim-results.json" $?
 
