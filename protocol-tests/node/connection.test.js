@@ -75,9 +75,11 @@ test('connection quota: the connection over max_connections gets 4004', T, async
   assert.equal(b.connection.state, 'connected');
   // A slot frees up when one leaves.
   a.disconnect();
-  await h.sleep(300);
-  const d = track(h.client(h.APPS.quota));
-  await h.connected(d);
+  await h.eventually(async () => {
+    const d = track(h.client(h.APPS.quota));
+    await Promise.race([h.connected(d, { timeout: 2000 }), h.waitState(d, 'disconnected', { timeout: 2000 })]);
+    return d.connection.state === 'connected';
+  }, { what: 'a connection after one left', timeout: 5000, interval: 200 });
 });
 
 test('authorized connections: an idle unauthorized pusher-js client is closed with 4009 and stays down', T, async (t) => {

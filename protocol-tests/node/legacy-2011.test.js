@@ -24,7 +24,7 @@ async function legacyClient(t, channel) {
   return { c, est };
 }
 
-const md5 = (s) => crypto.createHash('md5').update(s, 'utf8').digest('hex');
+const md5 = (s) => crypto.createHash('md5').update(s).digest('hex');
 
 /** The 2011 Ruby gem's request: legacy path, data as the raw body, everything signed in the query. */
 function legacyTrigger(channel, name, body, { socketId, app = h.APPS.main, bodyMd5, ts } = {}) {
@@ -120,6 +120,21 @@ test('legacy REST endpoint: 202 {} and the body delivered verbatim as the data s
   const ev = await c.next('item-update');
   assert.equal(ev.rawData, body);
   assert.equal(ev.channel, name);
+});
+
+test('legacy REST endpoint: a body that is not JSON is still delivered verbatim', T, async (t) => {
+  const name = h.uid('list-text');
+  const { c } = await legacyClient(t, name);
+  await h.sleep(300);
+  const res = await legacyTrigger(name, 'note', 'plain text, not JSON: é');
+  assert.equal(res.status, 202, res.body);
+  const ev = await c.next('note');
+  assert.equal(ev.rawData, 'plain text, not JSON: é');
+});
+
+test('legacy REST endpoint: invalid UTF-8 body is 400', T, async () => {
+  const res = await legacyTrigger(h.uid('list-utf8'), 'x', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
+  assert.equal(res.status, 400);
 });
 
 test('legacy REST endpoint: socket_id excludes the originating client', T, async (t) => {
