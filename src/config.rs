@@ -71,6 +71,9 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Frames queued per connection before it counts as a slow consumer (4100). Default 1024.
     pub outbound_queue: usize,
+    /// Frames queued on all connections together above which API triggers wait (up to 2 s)
+    /// for fan-out to catch up, instead of overflowing healthy connections. Default 65536.
+    pub fanout_backlog: usize,
     /// Longest channel name accepted, in characters. Default 200.
     pub channel_name_max_length: usize,
     /// HTTP worker threads; 0 = one per core. Default 0.
@@ -189,6 +192,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_frame_bytes: 256 * 1024,
             outbound_queue: 1024,
+            fanout_backlog: 65_536,
             channel_name_max_length: 200,
             workers: 0,
             log: "info".into(),

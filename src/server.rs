@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::adapter::LocalAdapter;
 use crate::app::Apps;
 use crate::config::Config;
+use crate::connection::Backlog;
 use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::webhook::{self, WebhookEvent};
@@ -27,6 +28,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
         apps: Apps::new(&config, webhook_tx),
         adapter: LocalAdapter::shared(),
         server: config.server.clone(),
+        backlog: Backlog::new(config.server.fanout_backlog),
         shutdown: shutdown.clone(),
     });
     let drain_for = config.server.shutdown_timeout;
@@ -77,6 +79,7 @@ fn http_server(
             .default_service(web::to(http_api::not_found))
     })
     .disable_signals()
+    .tcp_nodelay(true)
     .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
     if config.server.workers > 0 {
         http = http.workers(config.server.workers);

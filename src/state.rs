@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::adapter::Adapter;
 use crate::app::Apps;
 use crate::config::ServerConfig;
+use crate::connection::Backlog;
 use crate::shutdown::Shutdown;
 
 /// Shared, read-only after start-up (interior state lives in the apps' registries).
@@ -18,6 +19,8 @@ pub struct State {
     pub adapter: Arc<dyn Adapter>,
     /// Listener and connection settings.
     pub server: ServerConfig,
+    /// Frames queued on all connections; the HTTP API waits on it before publishing.
+    pub backlog: Arc<Backlog>,
     /// The shutdown signal and the tracker of connection tasks.
     pub shutdown: Shutdown,
 }

@@ -2,6 +2,8 @@
 //! `POST /apps/{id}/channels/{channel}/events`. Every event of a request is validated before any
 //! is published; each is encoded once per channel by the adapter.
 
+use std::time::Duration;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -57,6 +59,7 @@ pub(super) async fn trigger(
     let signed = authenticate(&req, &body, &state, Some(&path))?;
     let event: EventBody = parse_json(&body)?;
     let valid = validate(&signed.app, event, true)?;
+    wait_for_room(&state).await;
     publish(&state, &signed.app, &valid);
     Ok(ok_json(match valid.info {
         Some(info) => json!({ "channels": channel_infos(&signed.app, &valid.channels, info) }),
@@ -87,6 +90,7 @@ pub(super) async fn batch(
         .enumerate()
         .map(|(i, e)| validate(&signed.app, e, false).map_err(|err| in_batch(i, err)))
         .collect::<Result<_, _>>()?;
+    wait_for_room(&state).await;
     for event in &valid {
         publish(&state, &signed.app, event);
     }
@@ -123,6 +127,7 @@ pub(super) async fn legacy(
         info: None,
     };
     let valid = validate(&signed.app, event, true)?;
+    wait_for_room(&state).await;
     publish(&state, &signed.app, &valid);
     Ok(HttpResponse::Accepted()
         .content_type("application/json")
@@ -221,6 +226,20 @@ fn parse_info(list: &str) -> Result<Info, ApiError> {
         }
     }
     Ok(info)
+}
+
+/// How long a trigger waits for the fan-out backlog to drain before publishing anyway.
+const BACKLOG_WAIT: Duration = Duration::from_secs(2);
+
+/// Lets fan-out catch up when the process-wide backlog is full, so publishers flat out are
+/// slowed down rather than healthy subscribers overflowing (and being closed with 4100).
+async fn wait_for_room(state: &State) {
+    if !state.backlog.wait_for_room(BACKLOG_WAIT).await {
+        tracing::debug!(
+            queued = state.backlog.queued(),
+            "fan-out backlog still full; publishing anyway"
+        );
+    }
 }
 
 fn publish(state: &State, app: &App, event: &Valid) {

@@ -41,8 +41,11 @@ pub(super) async fn run(
     let socket_id = SocketId::generate();
     let span = tracing::debug_span!("connection", app_id = %app.config.id, socket_id = %socket_id);
     async move {
-        let (handle, outbound) =
-            ConnectionHandle::new(socket_id.clone(), state.server.outbound_queue);
+        let (handle, outbound) = ConnectionHandle::with_backlog(
+            socket_id.clone(),
+            state.server.outbound_queue,
+            state.backlog.clone(),
+        );
         let established = ServerMessage::ConnectionEstablished {
             socket_id: socket_id.as_str(),
             activity_timeout: state.server.activity_timeout.as_secs(),
