@@ -1,10 +1,10 @@
-//! Spec §1: the handshake, protocol versions, refusals, ping/pong and liveness, bad frames.
+//! Spec §1: the handshake, protocol versions, refusals, bad frames, frame size, close.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Client, Frame, Setup, KEY};
+use common::{Client, Setup, KEY};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -110,111 +110,6 @@ async fn over_max_connections_is_refused_with_4004() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pusher_ping_gets_exact_pong() {
-    let server = Setup::new().start().await;
-    let mut client = server.client().await;
-    client
-        .send_text(r#"{"event":"pusher:ping","data":{}}"#)
-        .await;
-    assert_eq!(
-        client.recv_text().await,
-        r#"{"event":"pusher:pong","data":"{}"}"#
-    );
-    // Some clients send string data.
-    client
-        .send_text(r#"{"event":"pusher:ping","data":"{}"}"#)
-        .await;
-    assert_eq!(
-        client.recv_text().await,
-        r#"{"event":"pusher:pong","data":"{}"}"#
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn websocket_ping_is_answered_with_pong() {
-    let server = Setup::new().start().await;
-    let mut client = server.client().await;
-    client
-        .send_message(Message::Ping(b"hello".to_vec().into()))
-        .await;
-    assert_eq!(
-        client.next_frame(common::WAIT).await,
-        Some(Frame::Pong(b"hello".to_vec()))
-    );
-    client.ping_pong().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_pings_after_silence_and_closes_4201_without_answer() {
-    let server = Setup::new()
-        .server("activity_timeout", "\"1s\"")
-        .server("pong_timeout", "\"1s\"")
-        .start()
-        .await;
-    let mut client = server.client().await;
-    // Do not read (so tungstenite never answers the ping) for longer than both timeouts.
-    tokio::time::sleep(Duration::from_millis(2800)).await;
-    let mut saw_ping = false;
-    loop {
-        match client.next_frame(common::WAIT).await {
-            Some(Frame::Ping(_)) => saw_ping = true,
-            Some(Frame::Text(t)) => {
-                let frame = common::json(&t);
-                assert_eq!(frame["event"], "pusher:error", "{t}");
-                assert_eq!(frame["data"]["code"], 4201, "{t}");
-                break;
-            }
-            other => panic!("expected ping then pusher:error 4201, got {other:?}"),
-        }
-    }
-    assert!(saw_ping, "a WebSocket Ping precedes the 4201 close");
-    let (code, _) = client.expect_close().await;
-    assert_eq!(code, Some(4201));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_sends_websocket_ping_after_activity_timeout() {
-    let server = Setup::new()
-        .server("activity_timeout", "\"1s\"")
-        .server("pong_timeout", "\"5s\"")
-        .start()
-        .await;
-    let mut client = server.client().await;
-    match client.next_frame(Duration::from_millis(2500)).await {
-        Some(Frame::Ping(_)) => {}
-        other => panic!("expected a WebSocket Ping after 1 s of silence, got {other:?}"),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn legacy_client_answering_ws_pings_stays_connected() {
-    let server = Setup::new()
-        .server("activity_timeout", "\"1s\"")
-        .server("pong_timeout", "\"1s\"")
-        .start()
-        .await;
-    // A 2011-era client: no protocol parameter, object data, never sends pusher:pong.
-    let mut client = Client::connect(&server, KEY, "client=js&version=1.9.0").await;
-    client.established().await;
-    client
-        .send_text(r#"{"event":"pusher:subscribe","data":{"channel":"todos"}}"#)
-        .await;
-    client.expect_succeeded("todos").await;
-    // Reading answers the server's WebSocket pings, as browsers do.
-    client.expect_no_frame(Duration::from_millis(4500)).await;
-    assert!(
-        client.pings >= 2,
-        "server pinged during the silence ({} pings)",
-        client.pings
-    );
-    server.api().publish("todos", "created", "{\"id\":1}").await;
-    assert_eq!(
-        client.recv_text().await,
-        r#"{"event":"created","channel":"todos","data":"{\"id\":1}"}"#
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_get_error_code_null_and_connection_stays() {
     let server = Setup::new().start().await;
     let mut client = server.client().await;
@@ -290,21 +185,6 @@ async fn close_reason_fits_in_123_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pusher_pong_and_dataless_ping() {
-    let server = Setup::new().start().await;
-    let mut client = server.client().await;
-    client
-        .send_text(r#"{"event":"pusher:pong","data":{}}"#)
-        .await;
-    client.expect_no_frame(Duration::from_millis(300)).await;
-    client.send_text(r#"{"event":"pusher:ping"}"#).await;
-    assert_eq!(
-        client.recv_text().await,
-        r#"{"event":"pusher:pong","data":"{}"}"#
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_are_isolated() {
     let server = Setup::new()
         .extra_app("id = \"two-id\"\nkey = \"two-key\"\nsecret = \"two-secret\"")
@@ -357,24 +237,6 @@ async fn fragmented_text_message_is_reassembled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_traffic_counts_as_activity() {
-    let server = Setup::new()
-        .server("activity_timeout", "\"1s\"")
-        .server("pong_timeout", "\"1s\"")
-        .start()
-        .await;
-    let mut client = server.client().await;
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        client.ping_pong().await;
-    }
-    assert_eq!(
-        client.pings, 0,
-        "no WebSocket ping while the client keeps talking"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_pusher_messages_get_error_null() {
     let server = Setup::new().start().await;
     let mut client = server.client().await;
@@ -406,4 +268,20 @@ async fn client_close_is_answered_with_close() {
     client.send_message(Message::Close(Some(frame))).await;
     let (code, _) = client.expect_close().await;
     assert_eq!(code, Some(1000), "the server echoes the client's close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defaults_development_app_and_120s_activity_timeout() {
+    // No configuration at all: the development app and the documented defaults.
+    let server = common::Server::start("").await;
+    let mut client = Client::connect(&server, "app-key", "protocol=7").await;
+    let data = client.established().await;
+    assert_eq!(data["activity_timeout"], 120);
+    client.ping_pong().await;
+    let api = common::Api::new(server.addr, "app-id", "app-key", "app-secret");
+    let response = api.get("/apps/app-id/channels", &[]).await;
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, r#"{"channels":{}}"#)
+    );
 }

@@ -104,3 +104,78 @@ async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
     );
     healthy.ping_pong().await;
 }
+
+/// Publishes `e` with an increasing number as data to `channel` until the flag is set.
+fn storm(
+    api: common::Api,
+    channel: &'static str,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut n = 1u64;
+        while !flag.load(Ordering::Relaxed) {
+            api.publish(channel, "e", &n.to_string()).await;
+            n += 1;
+        }
+    });
+    (task, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_succeeded_precedes_events_under_load() {
+    let server = Setup::new().start().await;
+    let (task, stop) = storm(server.api(), "storm");
+    for _ in 0..15 {
+        let mut c = server.client().await;
+        c.subscribe("storm").await;
+        let first = c.recv_json().await;
+        assert_eq!(
+            first["event"], "pusher_internal:subscription_succeeded",
+            "{first}"
+        );
+        let next = c.recv_json().await;
+        assert_eq!(next["event"], "e", "{next}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    task.await.expect("publisher");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_event_comes_first_and_numbers_only_grow_under_load() {
+    let server = Setup::new().start().await;
+    server.api().publish("cache-storm", "e", "0").await;
+    let (task, stop) = storm(server.api(), "cache-storm");
+    for _ in 0..15 {
+        let mut c = server.client().await;
+        c.subscribe("cache-storm").await;
+        let first = c.recv_json().await;
+        assert_eq!(
+            first["event"], "pusher_internal:subscription_succeeded",
+            "{first}"
+        );
+        let mut last: Option<u64> = None;
+        for _ in 0..5 {
+            let frame = c.recv_json().await;
+            assert_eq!(
+                frame["event"], "e",
+                "the cached event, then live ones: {frame}"
+            );
+            let n: u64 = frame["data"]
+                .as_str()
+                .and_then(|d| d.parse().ok())
+                .expect("number");
+            assert!(
+                last.is_none_or(|l| n > l),
+                "event {n} after {last:?}: order broken"
+            );
+            last = Some(n);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    task.await.expect("publisher");
+}

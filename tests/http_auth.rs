@@ -273,3 +273,21 @@ async fn other_auth_version_is_refused() {
         (401, "Version not supported")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_order_on_the_wire_does_not_matter() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let path = api.path("/channels");
+    let params = [("filter_by_prefix", "presence-"), ("info", "user_count")];
+    let query = api.signed_query("GET", &path, &params, "", &Signing::default());
+    let mut pairs: Vec<&str> = query.split('&').collect();
+    pairs.reverse();
+    let response = api
+        .raw("GET", &format!("{path}?{}", pairs.join("&")), "")
+        .await;
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, r#"{"channels":{}}"#)
+    );
+}

@@ -327,3 +327,23 @@ async fn each_app_signs_with_its_own_key_and_secret() {
         vec![json!({"name": "channel_occupied", "channel": "two-channel"})]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_returning_in_time_sends_nothing() {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .webhooks("vacated_delay", "\"1s\"")
+        .hook(&receiver.url, &["member_added", "member_removed"], false)
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join_presence("presence-back", r#"{"user_id":"r"}"#).await;
+    let want = json!({"name": "member_added", "channel": "presence-back", "user_id": "r"});
+    assert_eq!(receiver.next_event().await, want);
+    c.close().await;
+    let mut again = server.client().await;
+    again
+        .join_presence("presence-back", r#"{"user_id":"r"}"#)
+        .await;
+    receiver.expect_none(Duration::from_millis(1500)).await;
+}
