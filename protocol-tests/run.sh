@@ -9,7 +9,8 @@
 # Reads HERALD_BIN (default target/release/herald, relative to the repository root). Installs
 # what it needs (npm ci, a venv from requirements.txt), starts herald with
 # config/herald-test.toml on a free 127.0.0.1 port, runs `node --test` and `pytest`, and stops
-# exactly the herald it started. Exits non-zero if anything failed.
+# exactly the herald it started. Exits non-zero if anything failed. PT_KEEP_LOGS=1 keeps the
+# shared herald's log (protocol-tests/.run/shared.*/herald.err) even when everything passed.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -74,8 +75,11 @@ cleanup() {
     kill -KILL "$HERALD_PID" 2>/dev/null || true
     wait "$HERALD_PID" 2>/dev/null || true
   fi
-  if [ "$rc" -ne 0 ] && [ -f "$WORK/herald.err" ]; then
-    echo "--- last lines of the shared herald's log ($WORK/herald.err) ---" >&2
+  if [ -n "${PT_KEEP_LOGS:-}" ]; then
+    echo "protocol-tests: herald logs kept in $WORK"
+  elif [ "$rc" -ne 0 ] && [ -d "$WORK" ]; then
+    echo "--- last lines of the shared herald's output ($WORK/herald.out, herald.err) ---" >&2
+    tail -n 40 "$WORK/herald.out" >&2 || true
     tail -n 40 "$WORK/herald.err" >&2 || true
   else
     rm -rf "$WORK"
