@@ -212,7 +212,6 @@ async fn apps_are_isolated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 5: continuation frames are dropped, fragmented messages never reach dispatch"]
 async fn fragmented_text_message_is_reassembled() {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
@@ -284,4 +283,30 @@ async fn defaults_development_app_and_120s_activity_timeout() {
         (response.status, response.body.as_str()),
         (200, r#"{"channels":{}}"#)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragmented_message_over_max_frame_bytes_closes_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+    let server = Setup::new().server("max_frame_bytes", "4096").start().await;
+    let mut other = server.client().await;
+    let mut client = server.client().await;
+    let chunk = vec![b' '; 3000];
+    client
+        .send_message(Message::Frame(WsFrame::message(
+            chunk.clone(),
+            OpCode::Data(Data::Text),
+            false,
+        )))
+        .await;
+    client
+        .send_message(Message::Frame(WsFrame::message(
+            chunk,
+            OpCode::Data(Data::Continue),
+            true,
+        )))
+        .await;
+    client.expect_error_and_close(1009, None).await;
+    other.ping_pong().await;
 }

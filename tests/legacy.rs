@@ -137,7 +137,7 @@ async fn old_client_is_never_sent_pusher_ping_events() {
         .await;
     let mut a = browser_1_8_3(&server).await;
     // Only WebSocket pings (answered by the browser), never text frames it would not answer.
-    a.expect_no_frame(Duration::from_millis(3500)).await;
+    a.expect_no_frame(Duration::from_millis(2500)).await;
     assert!(a.pings >= 1, "server checked liveness with WebSocket pings");
     let response = server
         .api()

@@ -100,7 +100,7 @@ async fn legacy_client_answering_ws_pings_stays_connected() {
         .await;
     client.expect_succeeded("todos").await;
     // Reading answers the server's WebSocket pings, as browsers do.
-    client.expect_no_frame(Duration::from_millis(4500)).await;
+    client.expect_no_frame(Duration::from_millis(3200)).await;
     assert!(
         client.pings >= 2,
         "server pinged during the silence ({} pings)",

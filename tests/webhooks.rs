@@ -9,7 +9,7 @@ use common::{Hook, Receiver, Setup, KEY, SECRET};
 use serde_json::json;
 use tokio::time::Instant;
 
-const QUIET: Duration = Duration::from_millis(800);
+const QUIET: Duration = Duration::from_millis(600);
 
 fn check_envelope(hook: &Hook) {
     assert_eq!(hook.method, "POST");
