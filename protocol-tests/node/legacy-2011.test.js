@@ -103,6 +103,30 @@ test('2011 client: unknown key gets a pusher:error frame with 4001 before the cl
   assert.equal(closed.code, 4001);
 });
 
+for (const [version, protocol] of [['1.11.2', 5], ['2.0.0', 6], ['1.10.1', 4]]) {
+  test(`pusher.js ${version} (protocol ${protocol}) connects, subscribes and receives`, T, async (t) => {
+    const q = `?protocol=${protocol}&client=js&version=${version}${protocol >= 6 ? '&flash=false' : ''}`;
+    const c = new h.RawClient(h.wsUrl(h.APPS.main, q));
+    t.after(() => c.close());
+    const est = await c.next(() => true);
+    assert.equal(est.event, 'pusher:connection_established');
+    const name = h.uid(`proto${protocol}`);
+    c.send({ event: 'pusher:subscribe', data: { channel: name } });
+    await c.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === name);
+    await h.sdk().trigger(name, 'ev', { p: protocol });
+    assert.deepEqual((await c.next('ev')).data, { p: protocol });
+  });
+}
+
+test('protocol 3 (no longer supported) is refused with 4007', T, async (t) => {
+  const c = new h.RawClient(h.wsUrl(h.APPS.main, '?protocol=3&client=js&version=1.9.0'));
+  t.after(() => c.close());
+  const closed = await c.closed;
+  assert.equal(closed.code, 4007);
+  const err = c.frames.find((f) => f.event === 'pusher:error');
+  assert.ok(err && err.data.code === 4007, `pusher:error 4007 before the close; frames ${JSON.stringify(c.frames)}`);
+});
+
 test('2011 client: pusher:ping is answered with pusher:pong', T, async (t) => {
   const { c } = await legacyClient(t);
   c.send({ event: 'pusher:ping', data: {} });
