@@ -397,3 +397,15 @@ test('subscription_count is not sent on presence channels', T, async (t) => {
   await h.sleep(300);
   assert.deepEqual(counts, []);
 });
+
+test('private-encrypted-cache channel: the cached ciphertext is decrypted by a late subscriber', T, async (t) => {
+  const { track, auth, api } = await setup(t);
+  const name = h.uid('private-encrypted-cache-safe');
+  await api.trigger(name, 'sealed', { combo: '12-34-56' });
+  const p = track(h.client(h.APPS.main, { auth }));
+  await h.connected(p);
+  const ch = p.subscribe(name);
+  const got = h.waitEvent(ch, 'sealed');
+  await h.waitEvent(ch, 'pusher:subscription_succeeded');
+  assert.deepEqual(await got, { combo: '12-34-56' });
+});

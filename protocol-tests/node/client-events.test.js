@@ -105,3 +105,19 @@ test('client event rate limit: 4301 as pusher:error, connection not closed', T, 
   ach.trigger('client-after', { ok: 1 });
   assert.deepEqual(await got, { ok: 1 });
 });
+
+test('client event data over 10 KB is refused with pusher:error, connection stays', T, async (t) => {
+  const { a, ach, bch } = await pair(t, 'private-bigclient');
+  const seen = h.record(bch, 'client-big');
+  const socketId = a.connection.socket_id;
+  ach.trigger('client-big', { blob: 'x'.repeat(11000) });
+  const err = await h.waitPusherError(a);
+  assert.equal(typeof err.message, 'string');
+  await h.sleep(300);
+  assert.deepEqual(seen, []);
+  assert.equal(a.connection.state, 'connected');
+  assert.equal(a.connection.socket_id, socketId);
+  const got = h.waitEvent(bch, 'client-small');
+  ach.trigger('client-small', { blob: 'x'.repeat(9000) });
+  assert.equal((await got).blob.length, 9000);
+});
