@@ -195,6 +195,13 @@ async fn batch_is_all_or_nothing() {
     let too_big = json!({"channel": "b", "name": "e", "data": "x".repeat(10241)});
     let response = server.api().batch(json!({"batch": [good, too_big]})).await;
     assert_eq!(response.status, 413, "{}", response.body);
+    let many = json!({"channels": ["b", "c"], "name": "e", "data": "x"});
+    let response = server.api().batch(json!({"batch": [good, many]})).await;
+    assert_eq!(
+        response.status, 400,
+        "a batch event takes one channel: {}",
+        response.body
+    );
     let bad_channel = json!({"channel": "bad name", "name": "e", "data": "x"});
     let response = server
         .api()

@@ -253,3 +253,21 @@ async fn invalid_user_data_is_refused() {
     c.ping_pong().await;
     c.signin(r#"{"id":"ok"}"#).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_events_do_not_depend_on_the_inbox_subscription() {
+    let server = Setup::new().start().await;
+    let mut c = signed_in(&server, "1").await;
+    c.subscribe("#server-to-user-1").await;
+    c.expect_succeeded("#server-to-user-1").await;
+    c.unsubscribe("#server-to-user-1").await;
+    server
+        .api()
+        .publish("#server-to-user-1", "e", "still")
+        .await;
+    assert_eq!(
+        c.recv_text().await,
+        r##"{"event":"e","channel":"#server-to-user-1","data":"still"}"##
+    );
+    c.expect_no_frame(QUIET).await;
+}

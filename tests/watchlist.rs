@@ -124,3 +124,17 @@ async fn signed_in_or_private_connections_stay() {
     private.ping_pong().await;
     presence.ping_pong().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_signin_does_not_authorize() {
+    let server = authorized().start().await;
+    let mut c = server.client().await;
+    let user_data = r#"{"id":"1"}"#;
+    c.send_json(
+        json!({"event": "pusher:signin", "data": {"auth": "test-key:00", "user_data": user_data}}),
+    )
+    .await;
+    c.expect_error_code(None).await;
+    c.expect_error_and_close(4009, Some("Connection not authorized within timeout"))
+        .await;
+}

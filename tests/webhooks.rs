@@ -347,3 +347,34 @@ async fn member_returning_in_time_sends_nothing() {
         .await;
     receiver.expect_none(Duration::from_millis(1500)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_client_events_make_no_webhook() {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["client_event"], false)
+        .start()
+        .await;
+    let mut a = server.client().await;
+    a.join_private("private-rl").await;
+    a.join("public-rl").await;
+    a.trigger("public-rl", "client-x", json!({})).await;
+    for i in 0..11 {
+        a.trigger("private-rl", "client-n", json!(i.to_string()))
+            .await;
+    }
+    // Delivery order across webhooks is not guaranteed (§9.2): compare as a set.
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(
+            receiver.next_event().await["data"]
+                .as_str()
+                .expect("data")
+                .parse::<u32>()
+                .expect("n"),
+        );
+    }
+    got.sort();
+    assert_eq!(got, (0..10).collect::<Vec<u32>>());
+    receiver.expect_none(QUIET).await;
+}
