@@ -179,3 +179,42 @@ async fn cached_event_comes_first_and_numbers_only_grow_under_load() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     task.await.expect("publisher");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 6: stuck consumers filling the fan-out backlog stall every API trigger for 2 s"]
+async fn stuck_consumers_do_not_slow_publishers() {
+    const EVENTS: usize = 100;
+    let server = Setup::new()
+        .server("outbound_queue", "32")
+        .server("fanout_backlog", "64")
+        .app("max_event_data_bytes", "200000")
+        .start()
+        .await;
+    let mut stuck = Vec::new();
+    for _ in 0..3 {
+        let mut c = server.client().await;
+        c.join("jam").await;
+        stuck.push(c);
+    }
+    let mut healthy = server.client().await;
+    healthy.join("jam").await;
+    let reader = tokio::spawn(async move {
+        for i in 0..EVENTS {
+            let frame = healthy.recv_json_within(Duration::from_secs(30)).await;
+            assert_eq!(frame["event"], format!("e{i}"));
+        }
+    });
+    let payload = "x".repeat(100_000);
+    let mut worst = Duration::ZERO;
+    for i in 0..EVENTS {
+        let started = tokio::time::Instant::now();
+        let body = json!({"channels": ["jam"], "name": format!("e{i}"), "data": payload});
+        assert_eq!(server.api().trigger(body).await.status, 200);
+        worst = worst.max(started.elapsed());
+    }
+    reader.await.expect("healthy subscriber got every event");
+    assert!(
+        worst < Duration::from_millis(1000),
+        "a trigger took {worst:?}: slow consumers slowed a publisher"
+    );
+}
