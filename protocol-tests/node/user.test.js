@@ -78,6 +78,24 @@ test('watchlist: online and offline events for a watched user', T, async (t) => 
   await h.eventually(() => offline.some((e) => e.user_ids.includes(watched)), { what: 'offline', timeout: 5000 });
 });
 
+test('watchlist: a second connection of the watched user is not a new online, offline only after the last', T, async (t) => {
+  const { track, auth } = await setup(t);
+  const watched = h.uid('twice');
+  const watcher = await signedIn(track, auth, h.uid('observer'), { watchlist: watched });
+  const online = h.record(watcher.user.watchlist, 'online');
+  const offline = h.record(watcher.user.watchlist, 'offline');
+  const mine = (list) => list.filter((e) => e.user_ids.includes(watched));
+  const c1 = await signedIn(track, auth, watched);
+  await h.eventually(() => mine(online).length === 1, { what: 'online' });
+  const c2 = await signedIn(track, auth, watched);
+  c1.disconnect();
+  await h.sleep(1200); // longer than vacated_delay
+  assert.equal(mine(online).length, 1, 'no second online');
+  assert.equal(mine(offline).length, 0, 'still online through the second connection');
+  c2.disconnect();
+  await h.eventually(() => mine(offline).length === 1, { what: 'offline after the last connection', timeout: 5000 });
+});
+
 test('watchlist: a user already online is reported right after signin', T, async (t) => {
   const { track, auth } = await setup(t);
   const watched = h.uid('early');

@@ -57,10 +57,11 @@ retry_for = "5s"
 id = "%(id)s"
 key = "%(key)s"
 secret = "%(secret)s"
+client_events = true
 
 [[apps.webhooks]]
 url = "http://127.0.0.1:%(port)d/pusher/webhooks"
-events = ["channel_occupied", "channel_vacated", "member_added", "member_removed"]
+events = ["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss"]
 """ % dict(APP, port=rec.port))
     yield rec, herald
     herald.stop()
@@ -132,3 +133,28 @@ def test_wrong_secret_does_not_validate(setup):
     h = {k.lower(): v for k, v in d["headers"].items()}
     assert wrong.validate_webhook(h["x-pusher-key"], h["x-pusher-signature"], d["body"].decode()) is None
     assert json.loads(d["body"])["events"]
+
+
+def test_validate_webhook_client_event_and_cache_miss(setup):
+    rec, herald = setup
+    api = make_sdk(herald.server, APP)
+    name = uid("private-pywh")
+    a = PysherClient(herald.server, app=APP, secret=APP["secret"])
+    b = PysherClient(herald.server, app=APP, secret=APP["secret"])
+    try:
+        ach = a.subscribe(name)
+        b.subscribe(name, events=["client-py"])
+        ach.trigger("client-py", {"k": "v"})
+        b.next_event()
+        ev = eventually(lambda: [e for e in events_of(rec, api) if e.get("name") == "client_event" and e.get("channel") == name],
+                        what="client_event")[0]
+        assert ev["event"] == "client-py"
+        assert json.loads(ev["data"]) == {"k": "v"}
+        assert ev["socket_id"] == a.socket_id
+        cache = uid("cache-pywh")
+        a.subscribe(cache)
+        eventually(lambda: [e for e in events_of(rec, api) if e.get("name") == "cache_miss" and e.get("channel") == cache],
+                   what="cache_miss")
+    finally:
+        a.close()
+        b.close()
