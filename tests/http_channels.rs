@@ -196,3 +196,20 @@ async fn unoccupied_channel_counts_are_zero() {
         json!({"occupied": false, "user_count": 0, "subscription_count": 0})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_but_unoccupied_channels_are_not_listed() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    api.publish("cache-lonely", "e", "d").await;
+    let mut c = server.client().await;
+    c.join("news").await;
+    c.join("left").await;
+    c.unsubscribe("left").await;
+    c.ping_pong().await;
+    let list = api.get(&api.path("/channels"), &[]).await;
+    assert_eq!(
+        (list.status, list.body.as_str()),
+        (200, r#"{"channels":{"news":{}}}"#)
+    );
+}

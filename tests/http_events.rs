@@ -297,3 +297,24 @@ async fn repeated_channel_in_one_trigger_is_delivered_once() {
     );
     c.expect_no_frame(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusion_applies_to_every_channel_of_the_trigger() {
+    let server = Setup::new().start().await;
+    let mut a = listener(&server, "x1").await;
+    a.join("x2").await;
+    let mut b = listener(&server, "x1").await;
+    b.join("x2").await;
+    let body =
+        json!({"name": "e", "channels": ["x1", "x2"], "data": "d", "socket_id": a.socket_id});
+    assert_eq!(server.api().trigger(body).await.status, 200);
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"e","channel":"x1","data":"d"}"#
+    );
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"e","channel":"x2","data":"d"}"#
+    );
+    a.expect_no_frame(QUIET).await;
+}

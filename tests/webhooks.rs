@@ -378,3 +378,23 @@ async fn rejected_client_events_make_no_webhook() {
     assert_eq!(got, (0..10).collect::<Vec<u32>>());
     receiver.expect_none(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_configured_endpoint_gets_its_events() {
+    let mut first = Receiver::start(0).await;
+    let mut second = Receiver::start(0).await;
+    let server = Setup::new()
+        .hook(&first.url, &["channel_occupied"], false)
+        .hook(&second.url, &["channel_occupied", "channel_vacated"], false)
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join("both").await;
+    let occupied = json!({"name": "channel_occupied", "channel": "both"});
+    assert_eq!(next_checked(&mut first).await, occupied);
+    assert_eq!(next_checked(&mut second).await, occupied);
+    c.unsubscribe("both").await;
+    let vacated = json!({"name": "channel_vacated", "channel": "both"});
+    assert_eq!(next_checked(&mut second).await, vacated);
+    first.expect_none(QUIET).await;
+}
