@@ -148,5 +148,10 @@ if [ "$run_py" = 1 ]; then
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${py_args[@]}" || py_rc=$?
 fi
 
+herald_rc=0
+if ! kill -0 "$HERALD_PID" 2>/dev/null; then
+  echo "protocol-tests: the shared herald died during the run" >&2
+  herald_rc=1
+fi
 echo "protocol-tests: node exit $node_rc, pytest exit $py_rc, $(( $(date +%s) - START )) s"
-[ "$node_rc" -eq 0 ] && [ "$py_rc" -eq 0 ]
+[ "$node_rc" -eq 0 ] && [ "$py_rc" -eq 0 ] && [ "$herald_rc" -eq 0 ]
