@@ -74,6 +74,10 @@ pub struct ServerConfig {
     /// Frames queued on all connections together above which API triggers wait (up to 2 s)
     /// for fan-out to catch up, instead of overflowing healthy connections. Default 65536.
     pub fanout_backlog: usize,
+    /// A connection whose queue is over half full and has not been drained for this long is
+    /// closed with 4100. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub slow_consumer_timeout: Duration,
     /// Longest channel name accepted, in characters. Default 200.
     pub channel_name_max_length: usize,
     /// HTTP worker threads; 0 = one per core. Default 0.
@@ -193,6 +197,7 @@ impl Default for ServerConfig {
             max_frame_bytes: 256 * 1024,
             outbound_queue: 1024,
             fanout_backlog: 65_536,
+            slow_consumer_timeout: Duration::from_secs(5),
             channel_name_max_length: 200,
             workers: 0,
             log: "info".into(),

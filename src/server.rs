@@ -28,7 +28,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
         apps: Apps::new(&config, webhook_tx),
         adapter: LocalAdapter::shared(),
         server: config.server.clone(),
-        backlog: Backlog::new(config.server.fanout_backlog),
+        backlog: Backlog::new(
+            config.server.fanout_backlog,
+            config.server.slow_consumer_timeout,
+        ),
         shutdown: shutdown.clone(),
     });
     let drain_for = config.server.shutdown_timeout;

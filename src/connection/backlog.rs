@@ -1,0 +1,219 @@
+//! Backpressure bookkeeping: the process-wide [`Backlog`] of queued frames that API triggers
+//! wait on, each connection's [`Share`] of it, and [`Outbound`], the receiving end of a
+//! connection's queue that releases its share as frames leave.
+//!
+//! Only the first half of a connection's queue counts towards the backlog, so connections that
+//! stopped reading cannot hold publishers back: they fill the rest of their queue, or stall past
+//! the stall timeout, and are closed with 4100.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use super::Frame;
+
+/// How many frames are queued on all connections.
+#[derive(Debug)]
+pub struct Backlog {
+    queued: AtomicUsize,
+    /// Publishers wait while `queued` is at or above this.
+    high: usize,
+    /// A connection with a queue over half full that has not been drained for this long is
+    /// a slow consumer.
+    stall: Duration,
+    /// Woken when `queued` falls below `high`.
+    room: Notify,
+}
+
+impl Backlog {
+    /// A backlog that makes publishers wait at `high` queued frames, and whose connections count
+    /// as stalled after `stall` without draining.
+    pub fn new(high: usize, stall: Duration) -> Arc<Self> {
+        Arc::new(Backlog {
+            queued: AtomicUsize::new(0),
+            high: high.max(1),
+            stall,
+            room: Notify::new(),
+        })
+    }
+
+    /// Frames counted now, on all connections.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    fn add(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let before = self.queued.fetch_sub(n, Ordering::AcqRel);
+        if before >= self.high && before.saturating_sub(n) < self.high {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Waits until fewer than `high` frames are counted, at most `max_wait`; returns whether
+    /// there is room (false: waited out, the caller goes ahead anyway).
+    pub async fn wait_for_room(&self, max_wait: Duration) -> bool {
+        let deadline = Instant::now() + max_wait;
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queued() < self.high {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // A short tick as well as the notification, so no wake-up can be missed for long.
+            let tick = Instant::now() + Duration::from_millis(5);
+            let _ = tokio::time::timeout_at(tick.min(deadline), notified).await;
+        }
+    }
+}
+
+/// Milliseconds since the first call, for cheap shared timestamps.
+fn now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// One connection's part in the backlog.
+#[derive(Debug)]
+pub(super) struct Share {
+    backlog: Arc<Backlog>,
+    /// Frames of this queue counted in the backlog.
+    counted: AtomicUsize,
+    /// When the session last took a frame off the queue ([`now_ms`]).
+    drained_at: AtomicU64,
+}
+
+impl Share {
+    pub(super) fn new(backlog: Arc<Backlog>) -> Self {
+        Share {
+            backlog,
+            counted: AtomicUsize::new(0),
+            drained_at: AtomicU64::new(now_ms()),
+        }
+    }
+
+    /// A frame was queued while the queue was at most half full.
+    pub(super) fn counted(&self) {
+        self.counted.fetch_add(1, Ordering::Relaxed);
+        self.backlog.add();
+    }
+
+    /// Whether the queue has not been drained for the stall timeout.
+    pub(super) fn stalled(&self) -> bool {
+        let idle = now_ms().saturating_sub(self.drained_at.load(Ordering::Relaxed));
+        Duration::from_millis(idle) >= self.backlog.stall
+    }
+
+    fn received(&self) {
+        self.drained_at.store(now_ms(), Ordering::Relaxed);
+        let took = self
+            .counted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if took.is_ok() {
+            self.backlog.release(1);
+        }
+    }
+
+    fn release_all(&self) {
+        self.backlog.release(self.counted.swap(0, Ordering::AcqRel));
+    }
+}
+
+/// The receiving half of a connection's queue, owned by its session loop. Dropping it closes
+/// the queue and releases the connection's share of the backlog.
+#[derive(Debug)]
+pub struct Outbound {
+    rx: mpsc::Receiver<Frame>,
+    share: Arc<Share>,
+}
+
+impl Outbound {
+    pub(super) fn new(rx: mpsc::Receiver<Frame>, share: Arc<Share>) -> Self {
+        Outbound { rx, share }
+    }
+
+    /// The next frame; `None` once every handle is gone.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let frame = self.rx.recv().await;
+        if frame.is_some() {
+            self.share.received();
+        }
+        frame
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&mut self) -> Result<Frame, mpsc::error::TryRecvError> {
+        let frame = self.rx.try_recv();
+        if frame.is_ok() {
+            self.share.received();
+        }
+        frame
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+        self.share.release_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::ConnectionHandle;
+    use crate::protocol::{CloseCode, SocketId};
+
+    #[tokio::test]
+    async fn backlog_counts_queued_frames_until_received_or_dropped() {
+        let backlog = Backlog::new(2, Duration::from_secs(60));
+        let (a, mut arx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog.clone());
+        let (b, brx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog.clone());
+        assert!(a.send("1".into()) && b.send("2".into()) && b.send("3".into()));
+        assert_eq!(backlog.queued(), 3);
+        assert!(!backlog.wait_for_room(Duration::from_millis(20)).await);
+        arx.recv().await;
+        assert_eq!(backlog.queued(), 2);
+        drop(brx);
+        assert_eq!(backlog.queued(), 0);
+        assert!(backlog.wait_for_room(Duration::from_millis(20)).await);
+        assert!(!b.send("4".into()), "a closed queue takes nothing");
+        assert_eq!(backlog.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn only_the_first_half_of_a_queue_counts() {
+        let backlog = Backlog::new(100, Duration::from_secs(60));
+        let (stuck, _rx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog.clone());
+        for i in 0..8 {
+            assert!(stuck.send(i.to_string().into()));
+        }
+        assert_eq!(backlog.queued(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_queue_over_half_full_is_a_slow_consumer() {
+        let backlog = Backlog::new(100, Duration::from_secs(5));
+        let (stuck, _rx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog.clone());
+        for i in 0..5 {
+            assert!(stuck.send(i.to_string().into()));
+        }
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(stuck.send("late".into()));
+        assert_eq!(stuck.closed().await.0, CloseCode::OverCapacity);
+    }
+}

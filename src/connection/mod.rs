@@ -1,0 +1,179 @@
+//! [`ConnectionHandle`]: the shared front of one WebSocket connection — its socket id, its
+//! bounded queue of encoded frames, and a way to ask it to close.
+//!
+//! Made by `ws`, held by the channel and user registries, so fan-out reaches connections without
+//! knowing anything about the transport. Sending never awaits: a full queue — or a queue more
+//! than half full that its connection has not drained for the stall timeout — marks the
+//! connection a slow consumer, and it is closed with 4100 instead of slowing everyone down.
+//! [`Backlog`] counts what is queued on all connections, for publishers' backpressure.
+
+mod backlog;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytestring::ByteString;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use backlog::Share;
+pub use backlog::{Backlog, Outbound};
+
+use crate::protocol::{CloseCode, SocketId};
+
+/// An encoded frame; clones share the bytes.
+pub type Frame = ByteString;
+
+/// Frames dropped because a connection's queue was full, since start (for logs and tests).
+static SLOW_CONSUMERS: AtomicU64 = AtomicU64::new(0);
+
+/// The cloneable front of one connection.
+#[derive(Clone, Debug)]
+pub struct ConnectionHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Which connection this is; the key in every registry.
+    socket_id: SocketId,
+    /// The connection's outbound queue, drained by its session loop only.
+    outbound: mpsc::Sender<Frame>,
+    /// This queue's part in the process-wide backlog, and when it was last drained.
+    share: Arc<Share>,
+    /// Cancelled when someone asks the connection to close.
+    close: CancellationToken,
+    /// Why it should close; the first request wins.
+    reason: Mutex<Option<(CloseCode, String)>>,
+}
+
+impl ConnectionHandle {
+    /// A handle and the receiver of its queue, which holds at most `capacity` frames, counted
+    /// in a backlog of its own.
+    pub fn new(socket_id: SocketId, capacity: usize) -> (Self, Outbound) {
+        Self::with_backlog(
+            socket_id,
+            capacity,
+            Backlog::new(usize::MAX, std::time::Duration::MAX),
+        )
+    }
+
+    /// A handle whose queued frames count in the shared `backlog`.
+    pub fn with_backlog(
+        socket_id: SocketId,
+        capacity: usize,
+        backlog: Arc<Backlog>,
+    ) -> (Self, Outbound) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let share = Arc::new(Share::new(backlog));
+        let inner = Inner {
+            socket_id,
+            outbound: tx,
+            share: share.clone(),
+            close: CancellationToken::new(),
+            reason: Mutex::new(None),
+        };
+        (
+            ConnectionHandle {
+                inner: Arc::new(inner),
+            },
+            Outbound::new(rx, share),
+        )
+    }
+
+    /// The connection's socket id.
+    pub fn socket_id(&self) -> &SocketId {
+        &self.inner.socket_id
+    }
+
+    /// Queues a frame without waiting. A full queue closes the connection with 4100; returns
+    /// whether the frame was queued.
+    pub fn send(&self, frame: Frame) -> bool {
+        let outbound = &self.inner.outbound;
+        match outbound.try_send(frame) {
+            Ok(()) => {
+                let capacity = outbound.max_capacity();
+                let len = capacity - outbound.capacity();
+                let share = &self.inner.share;
+                if len <= capacity / 2 {
+                    share.counted();
+                } else if share.stalled() {
+                    self.slow_consumer();
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.slow_consumer();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn slow_consumer(&self) {
+        SLOW_CONSUMERS.fetch_add(1, Ordering::Relaxed);
+        self.close(
+            CloseCode::OverCapacity,
+            "Over capacity: the connection is not reading fast enough",
+        );
+    }
+
+    /// Asks the connection to send `pusher:error` with `code` and `message`, then close.
+    pub fn close(&self, code: CloseCode, message: &str) {
+        if let Ok(mut reason) = self.inner.reason.lock() {
+            if reason.is_none() {
+                *reason = Some((code, message.to_owned()));
+            }
+        }
+        self.inner.close.cancel();
+    }
+
+    /// Resolves when [`close`](Self::close) was called, with the code and message.
+    pub async fn closed(&self) -> (CloseCode, String) {
+        self.inner.close.cancelled().await;
+        self.inner
+            .reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or((CloseCode::Reconnect, String::new()))
+    }
+
+    /// Whether two handles are the same connection.
+    pub fn same(&self, other: &ConnectionHandle) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// How many times a full queue closed a connection, since start.
+pub fn slow_consumer_count() -> u64 {
+    SLOW_CONSUMERS.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn full_queue_closes_with_4100() {
+        let (handle, mut rx) = ConnectionHandle::new(SocketId::generate(), 2);
+        assert!(handle.send("a".into()));
+        assert!(handle.send("b".into()));
+        assert!(!handle.send("c".into()));
+        let (code, _) = handle.closed().await;
+        assert_eq!(code, CloseCode::OverCapacity);
+        assert_eq!(rx.recv().await.as_deref(), Some("a"));
+        assert_eq!(rx.recv().await.as_deref(), Some("b"));
+    }
+
+    #[tokio::test]
+    async fn first_close_reason_wins() {
+        let (handle, _rx) = ConnectionHandle::new(SocketId::generate(), 1);
+        handle.close(CloseCode::Unauthorized, "bye");
+        handle.close(CloseCode::Reconnect, "later");
+        assert_eq!(
+            handle.closed().await,
+            (CloseCode::Unauthorized, "bye".to_owned())
+        );
+    }
+}
