@@ -4,14 +4,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::WAIT;
+use super::{KEY, SECRET, WAIT};
 
 /// One received webhook request.
 #[derive(Debug, Clone)]
@@ -35,6 +35,40 @@ impl Hook {
 
     pub fn json(&self) -> Value {
         super::json(std::str::from_utf8(&self.body).expect("utf-8 body"))
+    }
+
+    /// Checks the envelope: POST, exact Content-Type, X-Pusher-Key, X-Pusher-Signature over
+    /// the raw body, and a body of exactly `time_ms` (creation time) and `events`.
+    pub fn check_envelope(&self) {
+        assert_eq!(self.method, "POST");
+        assert_eq!(self.path, "/pusher/webhooks");
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "exactly application/json"
+        );
+        assert_eq!(self.header("x-pusher-key"), Some(KEY));
+        let signature = herald::auth::sign(SECRET, &self.body);
+        assert_eq!(
+            self.header("x-pusher-signature"),
+            Some(signature.as_str()),
+            "HMAC of the raw body"
+        );
+        let body = self.json();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
+        let time_ms = body["time_ms"].as_i64().expect("time_ms integer");
+        assert!(
+            (now - time_ms).abs() < 10_000,
+            "time_ms {time_ms} is the creation time (now {now})"
+        );
+        assert_eq!(
+            body.as_object().map(|o| o.len()),
+            Some(2),
+            "only time_ms and events: {body}"
+        );
     }
 
     /// The `events` array of the body.
@@ -100,6 +134,20 @@ impl Receiver {
                 return events[0].clone();
             }
         }
+    }
+
+    /// The next request, answered 200, with a checked envelope and exactly one event.
+    pub async fn next_checked(&mut self) -> Value {
+        let hook = self.next().await;
+        assert_eq!(hook.answered, 200);
+        hook.check_envelope();
+        let events = hook.events();
+        assert_eq!(
+            events.len(),
+            1,
+            "one event per unbatched webhook: {events:?}"
+        );
+        events[0].clone()
     }
 
     /// Fails if any request arrives within `within`.
