@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::error::bad_request;
-use super::signed::authenticate;
+use super::signed::{authenticate, Signed};
 use super::{ok_json, ApiError};
 use crate::auth::api::param;
 use crate::protocol::{ChannelKind, ChannelName};
@@ -71,16 +71,26 @@ pub(super) async fn list(
     Ok(ok_json(json!({ "channels": channels })))
 }
 
+/// Authenticates a `/apps/{app_id}/channels/{channel}…` request and checks the channel name.
+fn channel_request(
+    req: &HttpRequest,
+    body: &[u8],
+    state: &State,
+    (app_id, channel): (String, String),
+) -> Result<(Signed, ChannelName), ApiError> {
+    let signed = authenticate(req, body, state, Some(&app_id))?;
+    let name = ChannelName::parse(&channel, signed.app.channel_name_max_length)
+        .map_err(|e| bad_request(e.to_string()))?;
+    Ok((signed, name))
+}
+
 pub(super) async fn show(
     req: HttpRequest,
     body: web::Bytes,
     path: web::Path<(String, String)>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
-    let (app_id, channel) = path.into_inner();
-    let signed = authenticate(&req, &body, &state, Some(&app_id))?;
-    let name = ChannelName::parse(&channel, signed.app.channel_name_max_length)
-        .map_err(|e| bad_request(e.to_string()))?;
+    let (signed, name) = channel_request(&req, &body, &state, path.into_inner())?;
     let attrs = attrs(&signed.query)?;
     if attrs.user_count && name.kind() != ChannelKind::Presence {
         return Err(bad_request(
@@ -117,10 +127,7 @@ pub(super) async fn users(
     path: web::Path<(String, String)>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
-    let (app_id, channel) = path.into_inner();
-    let signed = authenticate(&req, &body, &state, Some(&app_id))?;
-    let name = ChannelName::parse(&channel, signed.app.channel_name_max_length)
-        .map_err(|e| bad_request(e.to_string()))?;
+    let (signed, name) = channel_request(&req, &body, &state, path.into_inner())?;
     if name.kind() != ChannelKind::Presence {
         return Err(bad_request(
             "Users can only be listed for presence channels",

@@ -109,14 +109,7 @@ impl ChannelName {
         let what = "channel name";
         let body = name.strip_prefix(SERVER_TO_USER_PREFIX).unwrap_or(name);
         check_name(what, body, max_len)?;
-        let len = name.chars().count();
-        if len > max_len {
-            return Err(NameError::TooLong {
-                what,
-                len,
-                max: max_len,
-            });
-        }
+        check_length(what, name, max_len)?;
         Ok(ChannelName(name.into()))
     }
 
@@ -180,16 +173,10 @@ impl fmt::Display for ChannelName {
     }
 }
 
-fn check_name(what: &'static str, name: &str, max_len: usize) -> Result<(), NameError> {
+/// Non-empty and at most `max_len` characters.
+fn check_length(what: &'static str, name: &str, max_len: usize) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty { what });
-    }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-=@,.;".contains(c);
-    if !name.chars().all(allowed) {
-        return Err(NameError::BadCharacters {
-            what,
-            name: name.to_owned(),
-        });
     }
     let len = name.chars().count();
     if len > max_len {
@@ -202,6 +189,21 @@ fn check_name(what: &'static str, name: &str, max_len: usize) -> Result<(), Name
     Ok(())
 }
 
+/// Channel-name characters, non-empty, at most `max_len` characters.
+fn check_name(what: &'static str, name: &str, max_len: usize) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-=@,.;".contains(c);
+    if !name.chars().all(allowed) {
+        return Err(NameError::BadCharacters {
+            what,
+            name: name.to_owned(),
+        });
+    }
+    check_length(what, name, max_len)
+}
+
 /// An event name: any non-empty string of at most 200 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EventName(Arc<str>);
@@ -212,18 +214,7 @@ pub const MAX_EVENT_NAME: usize = 200;
 impl EventName {
     /// Checks the length rules.
     pub fn parse(name: &str) -> Result<Self, NameError> {
-        let what = "event name";
-        if name.is_empty() {
-            return Err(NameError::Empty { what });
-        }
-        let len = name.chars().count();
-        if len > MAX_EVENT_NAME {
-            return Err(NameError::TooLong {
-                what,
-                len,
-                max: MAX_EVENT_NAME,
-            });
-        }
+        check_length("event name", name, MAX_EVENT_NAME)?;
         Ok(EventName(name.into()))
     }
 
@@ -256,17 +247,7 @@ impl UserId {
             serde_json::Value::Number(n) => n.to_string(),
             _ => return Err(NameError::Empty { what }),
         };
-        if text.is_empty() {
-            return Err(NameError::Empty { what });
-        }
-        let len = text.chars().count();
-        if len > max_len {
-            return Err(NameError::TooLong {
-                what,
-                len,
-                max: max_len,
-            });
-        }
+        check_length(what, &text, max_len)?;
         Ok(UserId(text.into()))
     }
 
