@@ -216,6 +216,12 @@ impl Group {
         self.shared.received.load(Ordering::Relaxed)
     }
 
+    /// A cloneable reader of [`Group::received`].
+    pub fn probe(&self) -> crate::publish::DeliveredProbe {
+        let shared = self.shared.clone();
+        Arc::new(move || shared.received.load(Ordering::Relaxed))
+    }
+
     /// Connections that subscribed.
     pub fn connected(&self) -> u64 {
         self.shared.connected.load(Ordering::Relaxed)

@@ -6,6 +6,7 @@ use crate::api::Publisher;
 use crate::metrics::Latency;
 use crate::target::Target;
 use crate::wire;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -13,6 +14,23 @@ use tokio::time::{Instant, MissedTickBehavior};
 /// Builds one request: given the publisher index and its next sequence number, returns the
 /// endpoint (`events` or `batch_events`), the body, and how many events it carries.
 pub type RequestBuilder = Arc<dyn Fn(u32, &mut u64) -> (&'static str, String, u64) + Send + Sync>;
+
+/// Reads how many deliveries the subscribers have received so far.
+pub type DeliveredProbe = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Closed-loop pacing for "flat out" runs: publishers wait while more than `max_events`
+/// events are published but not yet delivered to every subscriber, so that the server is
+/// kept busy without building an unbounded backlog (which would measure queueing, and make
+/// servers that bound their per-connection queues drop slow subscribers).
+#[derive(Clone)]
+pub struct Window {
+    /// Deliveries each event makes (subscribers of its channel).
+    pub per_event: u64,
+    /// Most events outstanding.
+    pub max_events: u64,
+    /// Deliveries so far.
+    pub delivered: DeliveredProbe,
+}
 
 /// How to publish.
 pub struct Plan {
@@ -24,6 +42,29 @@ pub struct Plan {
     pub duration: Duration,
     /// Request factory.
     pub build: RequestBuilder,
+    /// Closed-loop pacing; `None` publishes open loop.
+    pub window: Option<Window>,
+}
+
+/// Publisher-side state shared by all publishers of a run.
+struct Pacing {
+    window: Window,
+    /// Events in requests sent (failed requests are taken back).
+    sent: AtomicU64,
+}
+
+impl Pacing {
+    /// Waits until the window has room (or the deadline passes).
+    async fn room(&self, deadline: Instant) {
+        let limit = self.window.max_events * self.window.per_event;
+        while Instant::now() < deadline {
+            let expected = self.sent.load(Ordering::Relaxed) * self.window.per_event;
+            if expected.saturating_sub((self.window.delivered)()) <= limit {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 }
 
 /// What the publishers saw.
@@ -53,6 +94,12 @@ pub struct Published {
 pub async fn run(target: Arc<Target>, plan: Plan) -> Published {
     let started = Instant::now();
     let deadline = started + plan.duration;
+    let pacing = plan.window.map(|window| {
+        Arc::new(Pacing {
+            window,
+            sent: AtomicU64::new(0),
+        })
+    });
     let tasks: Vec<_> = (0..plan.publishers)
         .map(|index| {
             let interval = (plan.rate > 0.0)
@@ -63,6 +110,7 @@ pub async fn run(target: Arc<Target>, plan: Plan) -> Published {
                 interval,
                 deadline,
                 plan.build.clone(),
+                pacing.clone(),
             ))
         })
         .collect();
@@ -89,6 +137,7 @@ async fn one_publisher(
     interval: Option<Duration>,
     deadline: Instant,
     build: RequestBuilder,
+    pacing: Option<Arc<Pacing>>,
 ) -> Published {
     let mut publisher = Publisher::new(target);
     let mut out = Published::default();
@@ -113,7 +162,16 @@ async fn one_publisher(
                 break;
             }
         }
+        if let Some(pacing) = &pacing {
+            pacing.room(deadline).await;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
         let (endpoint, body, events) = build(index, &mut seq);
+        if let Some(pacing) = &pacing {
+            pacing.sent.fetch_add(events, Ordering::Relaxed);
+        }
         let sent = wire::now_us();
         match publisher.post(endpoint, body).await {
             Ok(reply) if reply.status == 200 => {
@@ -121,11 +179,17 @@ async fn one_publisher(
                 out.events_ok += events;
             }
             Ok(reply) => {
+                if let Some(pacing) = &pacing {
+                    pacing.sent.fetch_sub(events, Ordering::Relaxed);
+                }
                 out.requests_failed += 1;
                 out.first_error
                     .get_or_insert_with(|| format!("HTTP {}: {}", reply.status, reply.body));
             }
             Err(error) => {
+                if let Some(pacing) = &pacing {
+                    pacing.sent.fetch_sub(events, Ordering::Relaxed);
+                }
                 out.requests_failed += 1;
                 out.first_error.get_or_insert_with(|| format!("{error:#}"));
                 // A transport failure (refused, reset): do not spin on a dead server.

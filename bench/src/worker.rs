@@ -2,11 +2,12 @@
 //! only as many sockets as its open-files limit allows (20,000 hard on the bench machines).
 //!
 //! The parent runs `herald-bench worker --spec JSON ...` per share. A worker connects its
-//! share, prints `ready`, then `progress N` every 250 ms, and on `stop` (or end of stdin)
+//! share, prints `ready CONNECTED`, then `progress N` every 20 ms, and on `stop` (or end of stdin)
 //! prints `report JSON` and exits. [`Subscribers`] hides whether the group is local or not.
 
 use crate::group::{Group, GroupReport, GroupSpec};
 use crate::metrics;
+use crate::publish::DeliveredProbe;
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
 use std::process::Stdio;
@@ -16,6 +17,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
+
+/// How often a worker reports its delivery count (publishers pace on it).
+const PROGRESS_EVERY_MS: u64 = 20;
 
 /// File descriptors kept free in each process for everything that is not a subscriber.
 const FD_RESERVE: u64 = 200;
@@ -43,6 +47,7 @@ pub struct Worker {
     child: Child,
     stdin: ChildStdin,
     progress: Arc<AtomicU64>,
+    connected: Arc<AtomicU64>,
     report: mpsc::Receiver<GroupReport>,
 }
 
@@ -87,12 +92,33 @@ impl Subscribers {
         Ok(Subscribers::Remote(children))
     }
 
+    /// Connections that subscribed.
+    pub fn connected(&self) -> u64 {
+        match self {
+            Subscribers::Local(group) => group.connected(),
+            Subscribers::Remote(workers) => workers
+                .iter()
+                .map(|w| w.connected.load(Ordering::Relaxed))
+                .sum(),
+        }
+    }
+
+    /// A probe of the delivery count that publishers can hold on to.
+    pub fn probe(&self) -> DeliveredProbe {
+        match self {
+            Subscribers::Local(group) => group.probe(),
+            Subscribers::Remote(workers) => {
+                let counters: Vec<Arc<AtomicU64>> =
+                    workers.iter().map(|w| w.progress.clone()).collect();
+                Arc::new(move || counters.iter().map(|c| c.load(Ordering::Relaxed)).sum())
+            }
+        }
+    }
+
     /// Fails when not a single connection subscribed (nothing to measure).
     pub fn ensure_connected(&self) -> Result<()> {
-        if let Subscribers::Local(group) = self {
-            if group.connected() == 0 {
-                bail!("no subscriber connection succeeded; is the server running?");
-            }
+        if self.connected() == 0 {
+            bail!("no subscriber connection succeeded; is the server running?");
         }
         Ok(())
     }
@@ -148,12 +174,15 @@ impl Worker {
         let stdin = child.stdin.take().context("worker stdin")?;
         let stdout = child.stdout.take().context("worker stdout")?;
         let progress = Arc::new(AtomicU64::new(0));
+        let connected = Arc::new(AtomicU64::new(0));
         let (report_tx, report) = mpsc::channel(2);
         let seen = progress.clone();
+        let subscribed = connected.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if line == "ready" {
+                if let Some(n) = line.strip_prefix("ready ") {
+                    subscribed.store(n.trim().parse().unwrap_or(0), Ordering::Relaxed);
                     let _ = report_tx.send(GroupReport::default()).await;
                 } else if let Some(n) = line.strip_prefix("progress ") {
                     seen.store(n.trim().parse().unwrap_or(0), Ordering::Relaxed);
@@ -168,6 +197,7 @@ impl Worker {
             child,
             stdin,
             progress,
+            connected,
             report,
         })
     }
@@ -195,10 +225,11 @@ impl Worker {
 pub async fn run_worker(target: Arc<Target>, spec: GroupSpec) -> Result<()> {
     let group = Group::start(target, spec).await;
     let mut out = tokio::io::stdout();
-    out.write_all(b"ready\n").await?;
+    out.write_all(format!("ready {}\n", group.connected()).as_bytes())
+        .await?;
     out.flush().await?;
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_millis(PROGRESS_EVERY_MS));
     loop {
         tokio::select! {
             line = stdin.next_line() => match line {

@@ -33,6 +33,7 @@ pub async fn run(ctx: &Ctx, args: ApiArgs) -> Result<Outcome> {
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
         build: publish::trigger_builder(args.channel.clone(), "bench".to_owned()),
+        window: None,
     };
     let published = publish::run(ctx.target.clone(), plan).await;
     let latency = published.request_latency.summary();

@@ -3,7 +3,7 @@
 
 use super::{delivery_outcome, drain, Ctx};
 use crate::group::{ChannelPlan, GroupSpec};
-use crate::publish::{self, Plan, RequestBuilder};
+use crate::publish::{self, Plan, RequestBuilder, Window};
 use crate::report::Outcome;
 use crate::wire;
 use crate::worker::Subscribers;
@@ -34,6 +34,10 @@ pub struct ChannelsArgs {
     /// Subscriptions opened at the same time.
     #[arg(long, default_value_t = 100)]
     pub connect_concurrency: usize,
+    /// Flat out only: most events published but not yet delivered (closed loop);
+    /// 0 publishes open loop.
+    #[arg(long, default_value_t = 2000)]
+    pub window: u64,
     /// Longest wait for late deliveries, seconds.
     #[arg(long, default_value_t = 10)]
     pub drain: u64,
@@ -79,6 +83,11 @@ pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<Outcome> {
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
         build: batch_builder(args.connections, args.batch.clamp(1, 100)),
+        window: (args.rate <= 0.0 && args.window > 0).then(|| Window {
+            per_event: 1,
+            max_events: args.window,
+            delivered: subscribers.probe(),
+        }),
     };
     let publish_start_us = wire::now_us();
     let published = publish::run(ctx.target.clone(), plan).await;
@@ -96,6 +105,7 @@ pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<Outcome> {
     out.params = json!({
         "connections": args.connections, "batch": args.batch, "rate": args.rate,
         "publishers": args.publishers, "duration_s": args.duration, "workers": ctx.workers,
+        "window": args.window,
         "drained_s": drained_s,
     });
     Ok(out)

@@ -4,7 +4,7 @@
 
 use super::{delivery_outcome, drain, Ctx};
 use crate::group::{ChannelPlan, GroupSpec};
-use crate::publish::{self, Plan};
+use crate::publish::{self, Plan, Window};
 use crate::report::Outcome;
 use crate::wire;
 use crate::worker::Subscribers;
@@ -34,6 +34,10 @@ pub struct FanoutArgs {
     /// Longest wait for late deliveries after publishing stops, seconds.
     #[arg(long, default_value_t = 10)]
     pub drain: u64,
+    /// Flat out only: most events published but not yet delivered to every subscriber
+    /// (closed loop); 0 publishes open loop, as fast as the API answers.
+    #[arg(long, default_value_t = 50)]
+    pub window: u64,
     /// Channel name.
     #[arg(long, default_value = "bench-fanout")]
     pub channel: String,
@@ -56,13 +60,15 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
         build: publish::trigger_builder(args.channel.clone(), "bench".to_owned()),
+        window: (args.rate <= 0.0 && args.window > 0).then(|| Window {
+            per_event: subscribers.connected(),
+            max_events: args.window,
+            delivered: subscribers.probe(),
+        }),
     };
     let publish_start_us = wire::now_us();
     let published = publish::run(ctx.target.clone(), plan).await;
-    let connected = match &subscribers {
-        Subscribers::Local(group) => group.connected(),
-        Subscribers::Remote(_) => args.subscribers as u64,
-    };
+    let connected = subscribers.connected();
     let expected = published.events_ok * connected;
     let drained_s = drain(
         &subscribers,
@@ -72,13 +78,12 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
     )
     .await;
     let group = subscribers.finish().await?;
-    // Workers only know their count at the end; recompute with the real number.
-    let expected = published.events_ok * group.connected;
     let mut out = Outcome::default();
     delivery_outcome(&mut out, &published, &group, expected, publish_start_us);
     out.params = json!({
         "subscribers": args.subscribers, "rate": args.rate, "publishers": args.publishers,
         "duration_s": args.duration, "workers": ctx.workers, "drained_s": drained_s,
+        "window": args.window,
     });
     Ok(out)
 }
