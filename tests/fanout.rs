@@ -228,13 +228,21 @@ async fn half_full_queue_not_drained_closes_4100() {
         .await;
     let mut stuck = server.client().await;
     stuck.join("drip").await;
-    // Enough to fill the socket buffers and well over half (but not all) of a 256-frame queue.
+    // Enough to fill the socket buffers and well over half (but not all) of a 256-frame queue,
+    // sent quickly in batches.
     let payload = "x".repeat(100_000);
-    for i in 0..250 {
-        let body = json!({"channels": ["drip"], "name": format!("e{i}"), "data": payload});
-        assert_eq!(server.api().trigger(body).await.status, 200);
+    for chunk in 0..25 {
+        let batch: Vec<_> = (0..10)
+            .map(|j| json!({"channel": "drip", "name": format!("e{}", chunk * 10 + j), "data": payload}))
+            .collect();
+        assert_eq!(
+            server.api().batch(json!({"batch": batch})).await.status,
+            200
+        );
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The stall is noticed when the next frame is queued after the timeout.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.api().publish("drip", "late", "x").await;
     let mut events = 0;
     let code = loop {
         match stuck.next_frame(Duration::from_secs(10)).await {
