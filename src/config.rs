@@ -249,7 +249,7 @@ impl AppConfig {
     /// The development app created when nothing is configured.
     pub fn development() -> Self {
         AppConfig {
-            id: "app-id".into(),
+            id: "1".into(),
             key: "app-key".into(),
             secret: "app-secret".into(),
             ..AppConfig::default()

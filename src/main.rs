@@ -57,7 +57,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     if config.development_app {
         tracing::warn!(
-            "no app configured: serving the DEVELOPMENT app (id app-id, key app-key, secret app-secret) on loopback only"
+            "no app configured: serving the DEVELOPMENT app (id 1, key app-key, secret app-secret) on loopback only"
         );
     }
     for app in &config.apps {

@@ -277,8 +277,8 @@ async fn defaults_development_app_and_120s_activity_timeout() {
     let data = client.established().await;
     assert_eq!(data["activity_timeout"], 120);
     client.ping_pong().await;
-    let api = common::Api::new(server.addr, "app-id", "app-key", "app-secret");
-    let response = api.get("/apps/app-id/channels", &[]).await;
+    let api = common::Api::new(server.addr, "1", "app-key", "app-secret");
+    let response = api.get("/apps/1/channels", &[]).await;
     assert_eq!(
         (response.status, response.body.as_str()),
         (200, r#"{"channels":{}}"#)
