@@ -114,6 +114,11 @@ async fn app_switch_off_has_hosted_text() {
 async fn eleventh_event_in_a_second_gets_4301_and_stays_open() {
     let server = Setup::new().start().await;
     let (mut a, mut b) = pair(&server, CHAT).await;
+    // One event, then a pause, so the burst below falls in one window whatever its shape
+    // (fixed windows starting at an event, or sliding).
+    a.trigger(CHAT, "client-n", json!("primer")).await;
+    assert_eq!(b.recv_json().await["data"], "primer");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     for i in 0..11 {
         a.trigger(CHAT, "client-n", json!(i.to_string())).await;
     }

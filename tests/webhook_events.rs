@@ -195,6 +195,10 @@ async fn rejected_client_events_make_no_webhook() {
     a.join_private("private-rl").await;
     a.join("public-rl").await;
     a.trigger("public-rl", "client-x", json!({})).await;
+    // A primer and a pause put the burst below in one rate-limit window.
+    a.trigger("private-rl", "client-n", json!("100")).await;
+    assert_eq!(receiver.next_event().await["data"], "100");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     for i in 0..11 {
         a.trigger("private-rl", "client-n", json!(i.to_string()))
             .await;
