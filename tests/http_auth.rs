@@ -291,3 +291,17 @@ async fn parameter_order_on_the_wire_does_not_matter() {
         (200, r#"{"channels":{}}"#)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upper_case_signature_is_refused() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let path = api.path("/channels");
+    let query = api.signed_query("GET", &path, &[], "", &Signing::default());
+    let (rest, signature) = query.rsplit_once("auth_signature=").expect("signature");
+    let upper = format!("{path}?{rest}auth_signature={}", signature.to_uppercase());
+    let response = api.raw("GET", &upper, "").await;
+    assert_eq!(response.status, 401, "{}", response.body);
+    let lower = api.raw("GET", &format!("{path}?{query}"), "").await;
+    assert_eq!(lower.status, 200, "{}", lower.body);
+}
