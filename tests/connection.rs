@@ -310,3 +310,24 @@ async fn fragmented_message_over_max_frame_bytes_closes_1009() {
     client.expect_error_and_close(1009, None).await;
     other.ping_pong().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 7: a non-client event without `channel` gets a decode error, not the hosted text"]
+async fn unknown_event_without_channel_has_hosted_text() {
+    // Spec §1.4: hosted answers an event literally named `subscribe` this way.
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    client
+        .send_json(json!({"event": "subscribe", "data": {"channel": "x"}}))
+        .await;
+    client
+        .expect_error(None, "Unsupported event received on socket: subscribe")
+        .await;
+    client
+        .send_json(json!({"event": "subscribe", "channel": "x", "data": {}}))
+        .await;
+    client
+        .expect_error(None, "Unsupported event received on socket: subscribe")
+        .await;
+    client.ping_pong().await;
+}
