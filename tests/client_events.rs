@@ -123,7 +123,7 @@ async fn eleventh_event_in_a_second_gets_4301_and_stays_open() {
         a.trigger(CHAT, "client-n", json!(i.to_string())).await;
     }
     let message = a.expect_error_code(Some(4301)).await;
-    assert!(!message.is_empty());
+    assert_eq!(message, "Client event rejected due to rate limit");
     for i in 0..10 {
         let want = format!(r#"{{"event":"client-n","channel":"private-chat","data":"{i}"}}"#);
         assert_eq!(b.recv_text().await, want);

@@ -71,7 +71,8 @@ async fn protocol_1_to_3_is_refused_with_4007() {
 async fn unknown_key_is_refused_with_4001() {
     let server = Setup::new().start().await;
     let mut client = Client::connect(&server, "no-such-key", "protocol=7").await;
-    client.expect_error_and_close(4001, None).await;
+    let hosted = "App key no-such-key not in this cluster. Did you forget to specify the cluster?";
+    client.expect_error_and_close(4001, Some(hosted)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,4 +331,14 @@ async fn unknown_event_without_channel_has_hosted_text() {
         .expect_error(None, "Unsupported event received on socket: subscribe")
         .await;
     client.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 8: 4004 message is not the hosted 'Account over quota'"]
+async fn over_quota_has_hosted_text() {
+    let server = Setup::new().app("max_connections", "1").start().await;
+    let _a = server.client().await;
+    let mut b = Client::connect(&server, KEY, "protocol=7").await;
+    b.expect_error_and_close(4004, Some("Account over quota"))
+        .await;
 }

@@ -61,6 +61,7 @@ async fn server_pings_after_silence_and_closes_4201_without_answer() {
                 let frame = common::json(&t);
                 assert_eq!(frame["event"], "pusher:error", "{t}");
                 assert_eq!(frame["data"]["code"], 4201, "{t}");
+                assert_eq!(frame["data"]["message"], "Pong reply not received", "{t}");
                 break;
             }
             other => panic!("expected ping then pusher:error 4201, got {other:?}"),
