@@ -318,3 +318,17 @@ async fn exclusion_applies_to_every_channel_of_the_trigger() {
     );
     a.expect_no_frame(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_of_exactly_200_chars_are_accepted() {
+    let server = Setup::new().start().await;
+    let channel = "c".repeat(200);
+    let mut c = listener(&server, &channel).await;
+    let name = "n".repeat(200);
+    let response = server
+        .api()
+        .trigger(json!({"name": name, "channels": [channel], "data": "x"}))
+        .await;
+    assert_eq!((response.status, response.body.as_str()), (200, "{}"));
+    assert_eq!(c.recv_json().await["event"], json!(name));
+}
