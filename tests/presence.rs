@@ -290,3 +290,38 @@ async fn abrupt_disconnect_removes_member() {
         r#"{"event":"pusher_internal:member_removed","channel":"presence-room","data":"{\"user_id\":\"2\"}"}"#
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_joins_and_leaves_of_one_user_make_one_member() {
+    let server = std::sync::Arc::new(Setup::new().start().await);
+    let (mut observer, _) = joined(&server, &member("obs", "O")).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let (c, _) = joined(&server, &member("x", "X")).await;
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for task in tasks {
+        clients.push(task.await.expect("join"));
+    }
+    let added = observer.recv_json().await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    observer.expect_no_frame(QUIET).await;
+    let closes: Vec<_> = clients
+        .into_iter()
+        .map(|c| tokio::spawn(c.close()))
+        .collect();
+    for close in closes {
+        close.await.expect("close");
+    }
+    let removed = observer.recv_json().await;
+    assert_eq!(
+        removed["event"], "pusher_internal:member_removed",
+        "{removed}"
+    );
+    assert_eq!(removed["data"], r#"{"user_id":"x"}"#);
+    observer.expect_no_frame(QUIET).await;
+}

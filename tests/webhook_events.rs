@@ -253,3 +253,49 @@ async fn no_subscription_count_webhook_for_presence() {
     c.unsubscribe("presence-nc").await;
     receiver.expect_none(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_subscribers_make_one_occupied_and_one_vacated() {
+    let mut receiver = Receiver::start(0).await;
+    let server = std::sync::Arc::new(
+        Setup::new()
+            .hook(
+                &receiver.url,
+                &["channel_occupied", "channel_vacated"],
+                false,
+            )
+            .start()
+            .await,
+    );
+    let joins: Vec<_> = (0..20)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut c = server.client().await;
+                c.join("crowd").await;
+                c
+            })
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for join in joins {
+        clients.push(join.await.expect("join"));
+    }
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_occupied", "channel": "crowd"})
+    );
+    receiver.expect_none(QUIET).await;
+    let closes: Vec<_> = clients
+        .into_iter()
+        .map(|c| tokio::spawn(c.close()))
+        .collect();
+    for close in closes {
+        close.await.expect("close");
+    }
+    assert_eq!(
+        receiver.next_event().await,
+        json!({"name": "channel_vacated", "channel": "crowd"})
+    );
+    receiver.expect_none(QUIET).await;
+}
