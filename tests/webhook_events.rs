@@ -299,3 +299,23 @@ async fn concurrent_subscribers_make_one_occupied_and_one_vacated() {
     );
     receiver.expect_none(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_miss_is_reported_again_after_the_cache_expired() {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .app("cache_ttl", "\"1s\"")
+        .hook(&receiver.url, &["cache_miss"], false)
+        .start()
+        .await;
+    let miss = json!({"name": "cache_miss", "channel": "cache-again"});
+    let mut a = server.client().await;
+    a.join("cache-again").await;
+    assert_eq!(receiver.next_event().await, miss);
+    server.api().publish("cache-again", "e", "d").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut b = server.client().await;
+    b.join("cache-again").await;
+    assert_eq!(b.recv_json().await["event"], "pusher:cache_miss");
+    assert_eq!(receiver.next_event().await, miss);
+}
