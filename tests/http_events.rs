@@ -332,3 +332,19 @@ async fn names_of_exactly_200_chars_are_accepted() {
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
     assert_eq!(c.recv_json().await["event"], json!(name));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_limit_counts_bytes_not_characters() {
+    let server = Setup::new().start().await;
+    // 5121 two-byte characters: 5121 characters, 10242 bytes.
+    let response = server
+        .api()
+        .trigger(event("a", &"\u{e9}".repeat(5121)))
+        .await;
+    assert_eq!(response.status, 413, "{}", response.body);
+    let response = server
+        .api()
+        .trigger(event("a", &"\u{e9}".repeat(5120)))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+}
