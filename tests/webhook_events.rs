@@ -14,7 +14,7 @@ const QUIET: Duration = Duration::from_millis(600);
 async fn quick_return_drops_vacated_and_second_occupied() {
     let mut receiver = Receiver::start(0).await;
     let server = Setup::new()
-        .webhooks("vacated_delay", "\"1s\"")
+        .webhooks("vacated_delay", "\"700ms\"")
         .hook(
             &receiver.url,
             &["channel_occupied", "channel_vacated"],
@@ -31,7 +31,7 @@ async fn quick_return_drops_vacated_and_second_occupied() {
     c.close().await;
     let mut again = server.client().await;
     again.join("flappy").await;
-    receiver.expect_none(Duration::from_millis(1500)).await;
+    receiver.expect_none(Duration::from_millis(1100)).await;
     again.unsubscribe("flappy").await;
     assert_eq!(
         receiver.next_event().await,
@@ -168,7 +168,7 @@ async fn abrupt_disconnect_vacates_after_the_delay() {
 async fn member_returning_in_time_sends_nothing() {
     let mut receiver = Receiver::start(0).await;
     let server = Setup::new()
-        .webhooks("vacated_delay", "\"1s\"")
+        .webhooks("vacated_delay", "\"700ms\"")
         .hook(&receiver.url, &["member_added", "member_removed"], false)
         .start()
         .await;
@@ -181,7 +181,7 @@ async fn member_returning_in_time_sends_nothing() {
     again
         .join_presence("presence-back", r#"{"user_id":"r"}"#)
         .await;
-    receiver.expect_none(Duration::from_millis(1500)).await;
+    receiver.expect_none(Duration::from_millis(1100)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
