@@ -213,3 +213,28 @@ async fn cached_but_unoccupied_channels_are_not_listed() {
         (200, r#"{"channels":{"news":{}}}"#)
     );
 }
+
+/// Spec §7.2: `subscription_count` "requires the app's subscription-count setting" — with the
+/// setting off it must not be reported (refused with 400 or left out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 9: subscription_count is reported although the app setting is off"]
+async fn subscription_count_needs_the_app_setting() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let mut c = server.client().await;
+    c.join("a").await;
+    let requests = [
+        api.get(&api.path("/channels"), &[("info", "subscription_count")])
+            .await,
+        api.get(&api.path("/channels/a"), &[("info", "subscription_count")])
+            .await,
+        api.trigger(
+            json!({"name": "e", "channels": ["a"], "data": "x", "info": "subscription_count"}),
+        )
+        .await,
+    ];
+    for response in requests {
+        let reported = response.status == 200 && response.body.contains("subscription_count");
+        assert!(!reported, "{} {}", response.status, response.body);
+    }
+}
