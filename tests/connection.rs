@@ -342,3 +342,33 @@ async fn over_quota_has_hosted_text() {
     b.expect_error_and_close(4004, Some("Account over quota"))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_style_handshake_headers_are_accepted() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = Setup::new().start().await;
+    let mut request = server
+        .ws_url(KEY, "protocol=7&client=js&version=8.4.0&flash=false")
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    headers.insert("Origin", "http://localhost:3000".parse().expect("header"));
+    headers.insert(
+        "Sec-WebSocket-Extensions",
+        "permessage-deflate; client_max_window_bits"
+            .parse()
+            .expect("header"),
+    );
+    headers.insert("User-Agent", "Mozilla/5.0".parse().expect("header"));
+    let (mut ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake");
+    assert_eq!(response.status().as_u16(), 101);
+    use futures_util::StreamExt;
+    let first = ws.next().await.expect("a frame").expect("no error");
+    let text = first.into_text().expect("text").to_string();
+    assert!(
+        text.starts_with(r#"{"event":"pusher:connection_established","data":""#),
+        "{text}"
+    );
+}
