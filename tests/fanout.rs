@@ -264,3 +264,34 @@ async fn half_full_queue_not_drained_closes_4100() {
         "closed before everything was delivered ({events} events)"
     );
 }
+
+/// Review finding 3: a reading connection that was idle longer than `slow_consumer_timeout`
+/// is not a slow consumer when a burst over half its queue arrives at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 12 (review #3): an idle reader is closed 4100 by a burst"]
+async fn idle_reader_survives_a_burst() {
+    let server = Setup::new()
+        .server("outbound_queue", "8")
+        .server("slow_consumer_timeout", "\"1s\"")
+        .start()
+        .await;
+    let mut reader = server.client().await;
+    let channels: Vec<String> = (0..6).map(|i| format!("burst-{i}")).collect();
+    for channel in &channels {
+        reader.join(channel).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let response = server
+        .api()
+        .trigger(json!({"name": "e", "channels": channels, "data": "x"}))
+        .await;
+    assert_eq!(response.status, 200);
+    for channel in &channels {
+        let frame = reader.recv_json().await;
+        assert_eq!(
+            frame,
+            json!({"event": "e", "channel": channel, "data": "x"})
+        );
+    }
+    reader.ping_pong().await;
+}

@@ -305,3 +305,31 @@ async fn upper_case_signature_is_refused() {
     let lower = api.raw("GET", &format!("{path}?{query}"), "").await;
     assert_eq!(lower.status, 200, "{}", lower.body);
 }
+
+/// Review finding 4: timestamps far in the future are refused with 401, not a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 13 (review #4): far-future auth_timestamp panics the handler"]
+async fn out_of_range_timestamps_are_401() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let path = api.path("/channels");
+    for ts in [
+        "99999999999",
+        "253402300800",
+        "18446744073709551615",
+        "-5",
+        "abc",
+    ] {
+        let query =
+            format!("auth_key={KEY}&auth_timestamp={ts}&auth_version=1.0&auth_signature=00");
+        let response = api.raw("GET", &format!("{path}?{query}"), "").await;
+        assert_eq!(response.status, 401, "{ts}: {}", response.body);
+        assert!(
+            response
+                .body
+                .starts_with("Timestamp expired: Given timestamp ("),
+            "{ts}: {}",
+            response.body
+        );
+    }
+}

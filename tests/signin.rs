@@ -271,3 +271,20 @@ async fn user_events_do_not_depend_on_the_inbox_subscription() {
     );
     c.expect_no_frame(QUIET).await;
 }
+
+/// Review finding 6: every user id sign-in accepts (up to 200 characters) can get user events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 14 (review #6): #server-to-user-<id> over 200 chars is refused"]
+async fn long_user_ids_receive_server_to_user_events() {
+    let server = Setup::new().start().await;
+    let id = "u".repeat(200);
+    let mut c = signed_in(&server, &id).await;
+    let inbox = format!("#server-to-user-{id}");
+    c.subscribe(&inbox).await;
+    c.expect_succeeded(&inbox).await;
+    server.api().publish(&inbox, "e", "x").await;
+    assert_eq!(
+        c.recv_json().await,
+        json!({"event": "e", "channel": inbox, "data": "x"})
+    );
+}

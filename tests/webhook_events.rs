@@ -319,3 +319,30 @@ async fn cache_miss_is_reported_again_after_the_cache_expired() {
     assert_eq!(b.recv_json().await["event"], "pusher:cache_miss");
     assert_eq!(receiver.next_event().await, miss);
 }
+
+/// Review finding 1 / spec §9.2: a quick return sends no webhooks, whatever event kinds an
+/// endpoint asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_applies_to_endpoints_wanting_only_one_side_of_a_pair() {
+    let mut vacated_only = Receiver::start(0).await;
+    let mut added_only = Receiver::start(0).await;
+    let server = Setup::new()
+        .webhooks("vacated_delay", "\"700ms\"")
+        .hook(&vacated_only.url, &["channel_vacated"], false)
+        .hook(&added_only.url, &["member_added"], false)
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join("room-1").await;
+    c.join_presence("presence-r", r#"{"user_id":"u1"}"#).await;
+    let added = json!({"name": "member_added", "channel": "presence-r", "user_id": "u1"});
+    assert_eq!(added_only.next_event().await, added);
+    c.close().await;
+    let mut again = server.client().await;
+    again.join("room-1").await;
+    again
+        .join_presence("presence-r", r#"{"user_id":"u1"}"#)
+        .await;
+    vacated_only.expect_none(Duration::from_millis(1200)).await;
+    added_only.expect_none(Duration::ZERO).await;
+}

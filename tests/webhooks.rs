@@ -148,3 +148,56 @@ async fn every_configured_endpoint_gets_its_events() {
     assert_eq!(second.next_checked().await, vacated);
     first.expect_none(QUIET).await;
 }
+
+/// Review finding 2: one app's unreachable endpoint must not hold up another app's webhooks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 11 (review #2): a failing endpoint holds every delivery permit"]
+async fn a_failing_endpoint_does_not_delay_other_apps() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/gone", listener.local_addr().expect("addr"))
+    };
+    let mut receiver = Receiver::start(0).await;
+    let other_app = format!(
+        "id = \"two-id\"\nkey = \"two-key\"\nsecret = \"two-secret\"\n[[apps.webhooks]]\nurl = \"{}\"\nevents = [\"channel_occupied\"]",
+        receiver.url
+    );
+    let server = Setup::new()
+        .webhooks("retry_for", "\"60s\"")
+        .hook(&dead, &["channel_occupied"], false)
+        .extra_app(&other_app)
+        .start()
+        .await;
+    let mut flood = server.client().await;
+    for i in 0..70 {
+        flood.join(&format!("room-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut c = common::Client::connect(&server, "two-key", "protocol=7").await;
+    c.established().await;
+    c.join("unaffected").await;
+    let hook = receiver.next().await;
+    assert_eq!(
+        hook.events(),
+        vec![json!({"name": "channel_occupied", "channel": "unaffected"})]
+    );
+}
+
+/// Review finding 9 / spec §9.1: the body is `{"time_ms":…,"events":[{"name":…,"channel":…}]}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FINDING 15 (review #9): webhook body keys are sorted"]
+async fn body_has_the_documented_key_order() {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["channel_occupied"], false)
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join("ordered").await;
+    let hook = receiver.next().await;
+    let time_ms = hook.json()["time_ms"].as_u64().expect("time_ms");
+    let want = format!(
+        r#"{{"time_ms":{time_ms},"events":[{{"name":"channel_occupied","channel":"ordered"}}]}}"#
+    );
+    assert_eq!(String::from_utf8_lossy(&hook.body), want);
+}
