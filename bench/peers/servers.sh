@@ -46,7 +46,10 @@ client_events = true
 max_connections = 0
 max_client_events_per_second = 1000
 TOML
-  "${HERALD_BIN:-$REPO/target/release/herald}" --config "$config" > "$RUN_DIR/herald.log" 2>&1 &
+  # HERALD_WRAP: an optional wrapper command (a profiler), word-split on purpose.
+  # shellcheck disable=SC2086
+  ${HERALD_WRAP:-} "${HERALD_BIN:-$REPO/target/release/herald}" --config "$config" \
+    > "$RUN_DIR/herald.log" 2>&1 &
   SERVER_PID=$!
   wait_port "$SERVER_PORT" "$SERVER_PID"
 }

@@ -223,7 +223,7 @@ fn record(
         case: common.case.clone().unwrap_or_else(|| scenario.to_owned()),
         server: common.server_name.clone(),
         started_unix_s,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: portable_command(),
         params: outcome.params,
         metrics: outcome.metrics,
         details: outcome.details,
@@ -239,4 +239,23 @@ fn record(
             .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The command line with the program called by its name and paths made relative to the
+/// working directory, so that records do not carry this machine's layout.
+fn portable_command() -> String {
+    let cwd = std::env::current_dir()
+        .map(|d| format!("{}/", d.display()))
+        .unwrap_or_default();
+    std::env::args()
+        .enumerate()
+        .map(|(i, arg)| {
+            if i == 0 {
+                "herald-bench".to_owned()
+            } else {
+                arg.strip_prefix(&cwd).map(str::to_owned).unwrap_or(arg)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
