@@ -50,6 +50,53 @@ pub struct GroupSpec {
     pub connect_concurrency: usize,
     /// Number of publishers whose sequence numbers are checked for order.
     pub publishers: u32,
+    /// Per publisher, how many events to time individually (first and last delivery of
+    /// each event over all connections of this group); 0 = off.
+    #[serde(default)]
+    pub track_events: u64,
+}
+
+/// First and last delivery latency of each event, over all connections of a group.
+struct EventSpans {
+    per_publisher: u64,
+    first: Vec<AtomicU64>,
+    last: Vec<AtomicU64>,
+}
+
+impl EventSpans {
+    fn new(publishers: u32, per_publisher: u64) -> Self {
+        let n = publishers as usize * per_publisher as usize;
+        Self {
+            per_publisher,
+            first: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            last: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn record(&self, stamp: &wire::Stamp, latency_us: u64) {
+        if stamp.seq >= self.per_publisher {
+            return;
+        }
+        let i = (stamp.publisher as u64 * self.per_publisher + stamp.seq) as usize;
+        if let (Some(first), Some(last)) = (self.first.get(i), self.last.get(i)) {
+            first.fetch_min(latency_us, Ordering::Relaxed);
+            last.fetch_max(latency_us, Ordering::Relaxed);
+        }
+    }
+
+    /// Histograms of the first and of the last delivery per event.
+    fn histograms(&self) -> (Buckets, Buckets) {
+        let mut first = Latency::default();
+        let mut last = Latency::default();
+        for (f, l) in self.first.iter().zip(&self.last) {
+            let f = f.load(Ordering::Relaxed);
+            if f != u64::MAX {
+                first.record(f);
+                last.record(l.load(Ordering::Relaxed));
+            }
+        }
+        (first.to_buckets(), last.to_buckets())
+    }
 }
 
 /// What a group measured. Mergeable across processes.
@@ -83,6 +130,12 @@ pub struct GroupReport {
     pub last_delivery_us: u64,
     /// Connections the server closed (or that broke) while they should have stayed open.
     pub dropped: u64,
+    /// Per tracked event: latency of its first delivery (how soon the server starts).
+    #[serde(default)]
+    pub event_first: Buckets,
+    /// Per tracked event: latency of its last delivery (when the fan-out completed).
+    #[serde(default)]
+    pub event_last: Buckets,
     /// CPU seconds used by the process that ran the group (filled in by workers).
     pub cpu_s: f64,
 }
@@ -115,6 +168,11 @@ impl GroupReport {
         self.last_delivery_us = self.last_delivery_us.max(other.last_delivery_us);
         self.dropped += other.dropped;
         self.cpu_s += other.cpu_s;
+        // Per-event spans cannot be merged across processes; keep the first group's.
+        if self.event_first.0.is_empty() {
+            self.event_first = other.event_first;
+            self.event_last = other.event_last;
+        }
     }
 }
 
@@ -136,6 +194,7 @@ struct Shared {
     handshake: SharedLatency,
     subscribe: SharedLatency,
     latency: SharedLatency,
+    spans: Option<EventSpans>,
 }
 
 impl Shared {
@@ -179,6 +238,8 @@ impl Group {
             handshake: SharedLatency::new(8),
             subscribe: SharedLatency::new(8),
             latency: SharedLatency::new(32),
+            spans: (spec.track_events > 0)
+                .then(|| EventSpans::new(spec.publishers.max(1), spec.track_events)),
         });
         let (stop, stop_rx) = watch::channel(false);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1024);
@@ -258,6 +319,9 @@ impl Group {
         report.handshake = shared.handshake.snapshot().to_buckets();
         report.subscribe = shared.subscribe.snapshot().to_buckets();
         report.latency = shared.latency.snapshot().to_buckets();
+        if let Some(spans) = &shared.spans {
+            (report.event_first, report.event_last) = spans.histograms();
+        }
         report
     }
 }
@@ -334,9 +398,11 @@ impl Job {
                         continue;
                     };
                     let now = wire::now_us();
-                    self.shared
-                        .latency
-                        .record(self.index, now.saturating_sub(stamp.sent_us));
+                    let latency_us = now.saturating_sub(stamp.sent_us);
+                    self.shared.latency.record(self.index, latency_us);
+                    if let Some(spans) = &self.shared.spans {
+                        spans.record(&stamp, latency_us);
+                    }
                     self.shared.received.fetch_add(1, Ordering::Relaxed);
                     stats.received += 1;
                     if stats.first_us == 0 {

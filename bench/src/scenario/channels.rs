@@ -74,6 +74,7 @@ pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<Outcome> {
         channels: ChannelPlan::PerConnection(PREFIX.to_owned()),
         connect_concurrency: args.connect_concurrency,
         publishers: args.publishers,
+        track_events: 0,
     };
     let subscribers =
         Subscribers::start(ctx.target.clone(), spec, ctx.workers, ctx.per_process).await?;

@@ -4,8 +4,9 @@
 
 use super::{delivery_outcome, drain, Ctx};
 use crate::group::{ChannelPlan, GroupSpec};
+use crate::metrics::Latency;
 use crate::publish::{self, Plan, Window};
-use crate::report::Outcome;
+use crate::report::{Better, Outcome};
 use crate::wire;
 use crate::worker::Subscribers;
 use anyhow::Result;
@@ -51,6 +52,12 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
         channels: ChannelPlan::Shared(args.channel.clone()),
         connect_concurrency: args.connect_concurrency,
         publishers: args.publishers,
+        // At a fixed rate in one process, time each event's first and last delivery.
+        track_events: if args.rate > 0.0 && ctx.workers == 1 {
+            (args.rate * args.duration as f64 / args.publishers.max(1) as f64 * 1.2) as u64 + 100
+        } else {
+            0
+        },
     };
     let subscribers =
         Subscribers::start(ctx.target.clone(), spec, ctx.workers, ctx.per_process).await?;
@@ -80,6 +87,14 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
     let group = subscribers.finish().await?;
     let mut out = Outcome::default();
     delivery_outcome(&mut out, &published, &group, expected, publish_start_us);
+    if !group.event_first.0.is_empty() {
+        let first = Latency::from_buckets(&group.event_first).summary();
+        let last = Latency::from_buckets(&group.event_last).summary();
+        out.metric("event_first_delivery_p50_ms", first.p50_ms, Better::Lower);
+        out.metric("event_first_delivery_p99_ms", first.p99_ms, Better::Lower);
+        out.metric("event_last_delivery_p50_ms", last.p50_ms, Better::Lower);
+        out.metric("event_last_delivery_p99_ms", last.p99_ms, Better::Lower);
+    }
     out.params = json!({
         "subscribers": args.subscribers, "rate": args.rate, "publishers": args.publishers,
         "duration_s": args.duration, "workers": ctx.workers, "drained_s": drained_s,

@@ -41,6 +41,7 @@ pub async fn run(ctx: &Ctx, args: IdleArgs, server_pid: Option<u32>) -> Result<O
         channels: ChannelPlan::Shared(args.channel.clone()),
         connect_concurrency: args.connect_concurrency,
         publishers: 1,
+        track_events: 0,
     };
     let subscribers =
         Subscribers::start(ctx.target.clone(), spec, ctx.workers, ctx.per_process).await?;
