@@ -58,6 +58,7 @@ impl App {
             key: config.key.clone(),
             secret: config.secret.clone(),
             targets: config.webhooks.clone(),
+            pending: Default::default(),
         };
         App {
             channels: channel::Registry::new(settings),

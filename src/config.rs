@@ -135,6 +135,8 @@ pub struct AppConfig {
     pub max_connections: usize,
     /// Largest event `data`, in bytes (API and client events). Default 10240.
     pub max_event_data_bytes: usize,
+    /// Most channels one connection may be subscribed to. Default 1000.
+    pub max_channels_per_connection: usize,
     /// Most channels in one trigger. Default 100.
     pub max_channels_per_trigger: usize,
     /// Most events in one batch. Default 10.
@@ -232,6 +234,7 @@ impl Default for AppConfig {
             watchlist_events: true,
             max_connections: 0,
             max_event_data_bytes: 10_240,
+            max_channels_per_connection: 1000,
             max_channels_per_trigger: 100,
             max_batch_events: 10,
             max_presence_members: 100,
@@ -385,6 +388,10 @@ impl Config {
             let positive = [
                 ("max_event_data_bytes", app.max_event_data_bytes),
                 ("max_channels_per_trigger", app.max_channels_per_trigger),
+                (
+                    "max_channels_per_connection",
+                    app.max_channels_per_connection,
+                ),
                 ("max_batch_events", app.max_batch_events),
                 ("max_presence_members", app.max_presence_members),
                 (

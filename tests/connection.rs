@@ -313,7 +313,6 @@ async fn fragmented_message_over_max_frame_bytes_closes_1009() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 7: a non-client event without `channel` gets a decode error, not the hosted text"]
 async fn unknown_event_without_channel_has_hosted_text() {
     // Spec §1.4: hosted answers an event literally named `subscribe` this way.
     let server = Setup::new().start().await;
@@ -334,7 +333,6 @@ async fn unknown_event_without_channel_has_hosted_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 8: 4004 message is not the hosted 'Account over quota'"]
 async fn over_quota_has_hosted_text() {
     let server = Setup::new().app("max_connections", "1").start().await;
     let _a = server.client().await;

@@ -268,7 +268,6 @@ async fn half_full_queue_not_drained_closes_4100() {
 /// Review finding 3: a reading connection that was idle longer than `slow_consumer_timeout`
 /// is not a slow consumer when a burst over half its queue arrives at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 12 (review #3): an idle reader is closed 4100 by a burst"]
 async fn idle_reader_survives_a_burst() {
     let server = Setup::new()
         .server("outbound_queue", "8")

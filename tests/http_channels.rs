@@ -217,7 +217,6 @@ async fn cached_but_unoccupied_channels_are_not_listed() {
 /// Spec §7.2: `subscription_count` "requires the app's subscription-count setting" — with the
 /// setting off it must not be reported (refused with 400 or left out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 9: subscription_count is reported although the app setting is off"]
 async fn subscription_count_needs_the_app_setting() {
     let server = Setup::new().start().await;
     let api = server.api();

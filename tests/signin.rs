@@ -274,7 +274,6 @@ async fn user_events_do_not_depend_on_the_inbox_subscription() {
 
 /// Review finding 6: every user id sign-in accepts (up to 200 characters) can get user events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 14 (review #6): #server-to-user-<id> over 200 chars is refused"]
 async fn long_user_ids_receive_server_to_user_events() {
     let server = Setup::new().start().await;
     let id = "u".repeat(200);

@@ -151,7 +151,6 @@ async fn every_configured_endpoint_gets_its_events() {
 
 /// Review finding 2: one app's unreachable endpoint must not hold up another app's webhooks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 11 (review #2): a failing endpoint holds every delivery permit"]
 async fn a_failing_endpoint_does_not_delay_other_apps() {
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -185,7 +184,6 @@ async fn a_failing_endpoint_does_not_delay_other_apps() {
 
 /// Review finding 9 / spec §9.1: the body is `{"time_ms":…,"events":[{"name":…,"channel":…}]}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 15 (review #9): webhook body keys are sorted"]
 async fn body_has_the_documented_key_order() {
     let mut receiver = Receiver::start(0).await;
     let server = Setup::new()

@@ -167,8 +167,8 @@ pub fn verify(secret: &str, req: Request<'_>, now: u64) -> Result<(), ApiAuthErr
 
 fn check_timestamp(ts: &str, now: u64) -> Result<(), ApiAuthError> {
     let expired = |given: Option<u64>| ApiAuthError::TimestampExpired {
-        given: given.map(iso8601).unwrap_or_else(|| ts.to_owned()),
-        now: iso8601(now),
+        given: given.and_then(iso8601).unwrap_or_else(|| ts.to_owned()),
+        now: iso8601(now).unwrap_or_else(|| now.to_string()),
     };
     let given: u64 = ts.parse().map_err(|_| expired(None))?;
     if given.abs_diff(now) >= TIMESTAMP_WINDOW {
@@ -177,8 +177,14 @@ fn check_timestamp(ts: &str, now: u64) -> Result<(), ApiAuthError> {
     Ok(())
 }
 
-fn iso8601(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+/// ISO-8601 UTC, for the times RFC 3339 can write (up to 9999-12-31T23:59:59Z).
+fn iso8601(secs: u64) -> Option<String> {
+    const LAST: u64 = 253_402_300_799;
+    if secs > LAST {
+        return None;
+    }
+    let time = UNIX_EPOCH.checked_add(Duration::from_secs(secs))?;
+    Some(humantime::format_rfc3339_seconds(time).to_string())
 }
 
 #[cfg(test)]
@@ -346,6 +352,30 @@ mod tests {
             ),
             Err(ApiAuthError::BodyMd5Required)
         );
+    }
+
+    #[test]
+    fn absurd_timestamps_are_refused_not_panicked_on() {
+        for ts in [
+            "253402300800",
+            "18446744073709551615",
+            "99999999999999999999",
+            "-1",
+            "x",
+        ] {
+            let query = q(&[("auth_version", "1.0"), ("auth_timestamp", ts)]);
+            let req = Request {
+                method: "GET",
+                path: "/apps/3/channels",
+                query: &query,
+                body: b"",
+            };
+            let err = verify(SECRET, req, TS).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("Timestamp expired: Given timestamp ({ts})")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! connection's queue that releases its share as frames leave.
 //!
 //! Only the first half of a connection's queue counts towards the backlog, so connections that
-//! stopped reading cannot hold publishers back: they fill the rest of their queue, or stall past
-//! the stall timeout, and are closed with 4100.
+//! stopped reading cannot hold publishers back: they fill the rest of their queue, or stay over
+//! half full with nothing taken off for the stall timeout, and are closed with 4100.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
@@ -26,6 +26,8 @@ pub struct Backlog {
     stall: Duration,
     /// Woken when `queued` falls below `high`.
     room: Notify,
+    /// The origin of the millisecond timestamps connections keep.
+    base: Instant,
 }
 
 impl Backlog {
@@ -37,7 +39,13 @@ impl Backlog {
             high: high.max(1),
             stall,
             room: Notify::new(),
+            base: Instant::now(),
         })
+    }
+
+    /// Milliseconds since the backlog was made, for cheap shared timestamps.
+    fn now_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
     }
 
     /// Frames counted now, on all connections.
@@ -80,20 +88,15 @@ impl Backlog {
     }
 }
 
-/// Milliseconds since the first call, for cheap shared timestamps.
-fn now_ms() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
 /// One connection's part in the backlog.
 #[derive(Debug)]
 pub(super) struct Share {
     backlog: Arc<Backlog>,
     /// Frames of this queue counted in the backlog.
     counted: AtomicUsize,
-    /// When the session last took a frame off the queue ([`now_ms`]).
-    drained_at: AtomicU64,
+    /// Since when ([`Backlog::now_ms`] + 1) the queue has been over half full with no frame taken off
+    /// it; 0 while it is not.
+    over_half_since: AtomicU64,
 }
 
 impl Share {
@@ -101,7 +104,7 @@ impl Share {
         Share {
             backlog,
             counted: AtomicUsize::new(0),
-            drained_at: AtomicU64::new(now_ms()),
+            over_half_since: AtomicU64::new(0),
         }
     }
 
@@ -111,14 +114,21 @@ impl Share {
         self.backlog.add();
     }
 
-    /// Whether the queue has not been drained for the stall timeout.
+    /// A frame was queued while the queue was over half full: whether it has been over half
+    /// full, with nothing taken off it, for the stall timeout.
     pub(super) fn stalled(&self) -> bool {
-        let idle = now_ms().saturating_sub(self.drained_at.load(Ordering::Relaxed));
-        Duration::from_millis(idle) >= self.backlog.stall
+        let now = self.backlog.now_ms() + 1;
+        let first =
+            self.over_half_since
+                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        match first {
+            Ok(_) => false,
+            Err(since) => Duration::from_millis(now.saturating_sub(since)) >= self.backlog.stall,
+        }
     }
 
     fn received(&self) {
-        self.drained_at.store(now_ms(), Ordering::Relaxed);
+        self.over_half_since.store(0, Ordering::Relaxed);
         let took = self
             .counted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -203,6 +213,23 @@ mod tests {
             assert!(stuck.send(i.to_string().into()));
         }
         assert_eq!(backlog.queued(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_after_a_quiet_spell_is_not_a_stall() {
+        let backlog = Backlog::new(100, Duration::from_secs(5));
+        let (conn, mut rx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog);
+        assert!(conn.send("first".into()));
+        rx.recv().await;
+        tokio::time::advance(Duration::from_secs(60)).await;
+        for i in 0..8 {
+            assert!(conn.send(i.to_string().into()), "frame {i}");
+        }
+        let closed = tokio::time::timeout(Duration::from_millis(1), conn.closed()).await;
+        assert!(
+            closed.is_err(),
+            "a healthy connection that was idle is not a slow consumer"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use super::error::bad_request;
 use super::signed::{authenticate, Signed};
 use super::{ok_json, ApiError};
+use crate::app::App;
 use crate::auth::api::param;
 use crate::protocol::{ChannelKind, ChannelName};
 use crate::state::State;
@@ -20,7 +21,9 @@ struct Attrs {
     cache: bool,
 }
 
-fn attrs(query: &[(String, String)]) -> Result<Attrs, ApiError> {
+/// The requested attributes; `subscription_count` only when the app has the setting on (it is
+/// an opt-in feature on hosted Pusher), otherwise left out of the answer.
+fn attrs(query: &[(String, String)], app: &App) -> Result<Attrs, ApiError> {
     let mut attrs = Attrs::default();
     for attr in param(query, "info")
         .unwrap_or("")
@@ -35,6 +38,7 @@ fn attrs(query: &[(String, String)]) -> Result<Attrs, ApiError> {
             other => return Err(bad_request(format!("Unknown info attribute: {other}"))),
         }
     }
+    attrs.subscription_count &= app.config.subscription_count;
     Ok(attrs)
 }
 
@@ -46,7 +50,7 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
     let prefix = param(&signed.query, "filter_by_prefix").unwrap_or("");
-    let attrs = attrs(&signed.query)?;
+    let attrs = attrs(&signed.query, &signed.app)?;
     if attrs.user_count && !prefix.starts_with("presence-") {
         return Err(bad_request(
             "user_count may only be requested for presence channels: add filter_by_prefix=presence-",
@@ -91,7 +95,7 @@ pub(super) async fn show(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let (signed, name) = channel_request(&req, &body, &state, path.into_inner())?;
-    let attrs = attrs(&signed.query)?;
+    let attrs = attrs(&signed.query, &signed.app)?;
     if attrs.user_count && name.kind() != ChannelKind::Presence {
         return Err(bad_request(
             "user_count is only available for presence channels",

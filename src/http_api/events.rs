@@ -206,7 +206,11 @@ fn validate(app: &App, body: EventBody, many_channels: bool) -> Result<Valid, Ap
         Some(s) => Some(SocketId::parse(&s).map_err(|e| bad_request(e.to_string()))?),
         None => None,
     };
-    let info = body.info.as_deref().map(parse_info).transpose()?;
+    let mut info = body.info.as_deref().map(parse_info).transpose()?;
+    if let Some(info) = info.as_mut() {
+        // An opt-in feature on hosted Pusher: left out unless the app has it on.
+        info.subscription_count &= config.subscription_count;
+    }
     Ok(Valid {
         name,
         data,

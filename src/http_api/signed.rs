@@ -35,7 +35,11 @@ pub fn authenticate(
                 .by_id(id)
                 .ok_or_else(|| ApiError::NotFound(format!("Unknown app id {id}")))?;
             if app.config.key != key {
-                return Err(ApiAuthError::UnknownKey.into());
+                return Err(match state.apps.by_key(key) {
+                    Some(_) => ApiAuthError::AppMismatch,
+                    None => ApiAuthError::UnknownKey,
+                }
+                .into());
             }
             app
         }

@@ -37,7 +37,8 @@ pub enum ClientMessage {
         /// The data to relay: strings verbatim, other JSON values in compact form.
         data: String,
     },
-    /// A `pusher:` event herald does not know.
+    /// An event herald does not handle: an unknown `pusher:` event, or a name without the
+    /// `client-` prefix (hosted Pusher answers both "Unsupported event received on socket").
     Unknown {
         /// The event name as sent.
         event: String,
@@ -129,9 +130,7 @@ impl ClientMessage {
                 let user_data = data.user_data.ok_or_else(|| field("user_data"))?;
                 Ok(ClientMessage::Signin { auth, user_data })
             }
-            e if e.starts_with("pusher:") || e.starts_with("pusher_internal:") => {
-                Ok(ClientMessage::Unknown { event })
-            }
+            e if !e.starts_with("client-") => Ok(ClientMessage::Unknown { event }),
             _ => {
                 let channel = env.channel.ok_or_else(|| field("channel"))?;
                 let data = env.data.map(raw_to_string).unwrap_or_default();
@@ -301,6 +300,12 @@ mod tests {
             ClientMessage::decode(r#"{"event":"pusher:foo"}"#).unwrap(),
             ClientMessage::Unknown {
                 event: "pusher:foo".into()
+            }
+        );
+        assert_eq!(
+            ClientMessage::decode(r#"{"event":"subscribe"}"#).unwrap(),
+            ClientMessage::Unknown {
+                event: "subscribe".into()
             }
         );
     }

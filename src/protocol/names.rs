@@ -105,11 +105,13 @@ pub struct ChannelName(Arc<str>);
 impl ChannelName {
     /// Checks a name against the spec: allowed characters and a maximum length; `#` only in
     /// `#server-to-user-<id>`.
+    /// A user's inbox `#server-to-user-<id>` is checked by its id's rules instead (up to
+    /// [`MAX_USER_ID`] characters), so every user who can sign in can receive its events.
     pub fn parse(name: &str, max_len: usize) -> Result<Self, NameError> {
-        let what = "channel name";
-        let body = name.strip_prefix(SERVER_TO_USER_PREFIX).unwrap_or(name);
-        check_name(what, body, max_len)?;
-        check_length(what, name, max_len)?;
+        match name.strip_prefix(SERVER_TO_USER_PREFIX) {
+            Some(user) => check_name("user id", user, MAX_USER_ID)?,
+            None => check_name("channel name", name, max_len)?,
+        }
         Ok(ChannelName(name.into()))
     }
 
@@ -234,6 +236,9 @@ impl EventName {
     }
 }
 
+/// The longest user id accepted at sign-in (what the SDKs allow).
+pub const MAX_USER_ID: usize = 200;
+
 /// A user id (presence member or signed-in user), always a string on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(Arc<str>);
@@ -320,6 +325,12 @@ mod tests {
         assert!(ChannelName::parse("has space", 200).is_err());
         assert!(ChannelName::parse("#other", 200).is_err());
         assert!(ChannelName::parse("#server-to-user-", 200).is_err());
+        let inbox = format!("#server-to-user-{}", "u".repeat(200));
+        assert!(
+            ChannelName::parse(&inbox, 200).is_ok(),
+            "any user that can sign in has an inbox"
+        );
+        assert!(ChannelName::parse(&format!("{inbox}u"), 200).is_err());
         assert!(ChannelName::parse(&"a".repeat(200), 200).is_ok());
         assert!(matches!(
             ChannelName::parse(&"a".repeat(201), 200),

@@ -98,6 +98,9 @@ pub struct AppTarget {
     pub secret: String,
     /// Where to send what.
     pub targets: Vec<WebhookTarget>,
+    /// Deliveries of this app waiting or in flight, bounded so that one app's failing endpoint
+    /// cannot take every other app's share.
+    pub pending: std::sync::atomic::AtomicUsize,
 }
 
 /// An event on its way to the worker.
@@ -114,7 +117,16 @@ pub struct Queued {
 /// Events dropped because the queue was full, since start.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// How many webhook events were dropped because the queue was full.
+/// Counts a dropped webhook and logs it (at the 1st, 2nd, 4th, 8th… drop, so floods stay quiet).
+fn count_dropped(app_id: &str, why: &'static str) {
+    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(app_id, dropped = n, why, "webhook dropped");
+    }
+}
+
+/// How many webhook events or deliveries were dropped (queue full, or an app with too many
+/// deliveries pending).
 pub fn dropped_count() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
@@ -147,9 +159,13 @@ impl Hooks {
     }
 
     /// Queues an event without waiting; drops (and counts) it when the queue is full.
+    /// An event is queued when some target wants it or the other half of its grace-period pair
+    /// (`channel_occupied`/`channel_vacated`, `member_added`/`member_removed`): the worker needs
+    /// both halves to cancel a held vacated/removed, and filters per target when it sends.
     pub fn emit(&self, event: WebhookEvent) {
         let Some(queue) = &self.queue else { return };
-        if !self.wants(event.name()) {
+        let name = event.name();
+        if !self.wants(name) && !grace_partner(name).is_some_and(|p| self.wants(p)) {
             return;
         }
         let queued = Queued {
@@ -158,11 +174,19 @@ impl Hooks {
             time_ms: now_ms(),
         };
         if queue.try_send(queued).is_err() {
-            let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!(app_id = %self.app.app_id, dropped = n, "webhook queue full: event dropped");
-            }
+            count_dropped(&self.app.app_id, "webhook queue full");
         }
+    }
+}
+
+/// The other event of a grace-period pair.
+fn grace_partner(name: &str) -> Option<&'static str> {
+    match name {
+        "channel_occupied" => Some("channel_vacated"),
+        "channel_vacated" => Some("channel_occupied"),
+        "member_added" => Some("member_removed"),
+        "member_removed" => Some("member_added"),
+        _ => None,
     }
 }
 
@@ -222,6 +246,7 @@ mod tests {
             key: "k".into(),
             secret: "s".into(),
             targets: vec![target],
+            pending: Default::default(),
         };
         let hooks = Hooks::new(app, tx);
         hooks.emit(WebhookEvent::CacheMiss {

@@ -5,9 +5,11 @@
 //! POSTs with a timeout and retries with exponential backoff.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -16,10 +18,12 @@ use tokio_util::task::TaskTracker;
 use super::{now_ms, AppTarget, Queued, WebhookEvent};
 use crate::config::WebhookConfig;
 
-/// Most deliveries in flight at once.
+/// Most webhook requests in flight at once, all apps together.
 const MAX_IN_FLIGHT: usize = 64;
 /// Most events in one batched request.
 const MAX_BATCH: usize = 100;
+/// Most deliveries one app may have waiting or in flight (retries included).
+const MAX_PENDING_PER_APP: usize = 1024;
 /// The first retry delay; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -128,23 +132,23 @@ pub async fn run(
             biased;
             _ = shutdown.cancelled() => break,
             q = queue.recv() => match q {
-                Some(q) => worker.accept(q).await,
+                Some(q) => worker.accept(q),
                 None => break,
             },
             _ = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {}
         }
         for q in worker.grace.due() {
-            worker.dispatch(q).await;
+            worker.dispatch(q);
         }
-        worker.flush_batches(false).await;
+        worker.flush_batches(false);
     }
     while let Ok(q) = queue.try_recv() {
-        worker.accept(q).await;
+        worker.accept(q);
     }
     for q in worker.grace.drain() {
-        worker.dispatch(q).await;
+        worker.dispatch(q);
     }
-    worker.flush_batches(true).await;
+    worker.flush_batches(true);
     worker.tracker.close();
     let _ = tokio::time::timeout(drain_for, worker.tracker.wait()).await;
 }
@@ -160,14 +164,14 @@ struct Worker {
 }
 
 impl Worker {
-    async fn accept(&mut self, q: Queued) {
+    fn accept(&mut self, q: Queued) {
         if let Some(q) = self.grace.accept(q, self.config.vacated_delay) {
-            self.dispatch(q).await;
+            self.dispatch(q);
         }
     }
 
     /// Sends an event to every target that wants it, now or into its batch.
-    async fn dispatch(&mut self, q: Queued) {
+    fn dispatch(&mut self, q: Queued) {
         let name = q.event.name();
         for target in q
             .app
@@ -191,13 +195,12 @@ impl Worker {
                     target.url.clone(),
                     vec![q.event.clone()],
                     q.time_ms,
-                )
-                .await;
+                );
             }
         }
     }
 
-    async fn flush_batches(&mut self, all: bool) {
+    fn flush_batches(&mut self, all: bool) {
         let now = Instant::now();
         let due: Vec<(String, String)> = self
             .batches
@@ -213,24 +216,32 @@ impl Worker {
                         batch.url.clone(),
                         chunk.to_vec(),
                         now_ms(),
-                    )
-                    .await;
+                    );
                 }
             }
         }
     }
 
-    async fn deliver(
+    /// Hands one request to a delivery task; never waits. An app with too many deliveries
+    /// waiting or in flight (a failing endpoint) has new ones dropped and counted, so it cannot
+    /// hold back the others.
+    fn deliver(
         &mut self,
         app: Arc<AppTarget>,
         url: String,
         events: Vec<WebhookEvent>,
         time_ms: u64,
     ) {
-        let body = serde_json::json!({ "time_ms": time_ms, "events": events }).to_string();
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+        if app.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_PER_APP {
+            app.pending.fetch_sub(1, Ordering::AcqRel);
+            super::count_dropped(&app.app_id, "too many deliveries pending for this app");
             return;
-        };
+        }
+        let body = serde_json::to_string(&Body {
+            time_ms,
+            events: &events,
+        })
+        .unwrap_or_default();
         let delivery = Delivery {
             client: self.client.clone(),
             url,
@@ -238,13 +249,21 @@ impl Worker {
             app,
             body,
             retry_for: self.config.retry_for,
+            permits: self.permits.clone(),
             shutdown: self.shutdown.clone(),
         };
         self.tracker.spawn(async move {
             delivery.run().await;
-            drop(permit);
+            delivery.app.pending.fetch_sub(1, Ordering::AcqRel);
         });
     }
+}
+
+/// A webhook request body, keys in the documented order.
+#[derive(Serialize)]
+struct Body<'a> {
+    time_ms: u64,
+    events: &'a [WebhookEvent],
 }
 
 /// One signed request and its retries.
@@ -255,11 +274,13 @@ struct Delivery {
     body: String,
     signature: String,
     retry_for: Duration,
+    /// Bounds the requests in flight across all apps; held for one attempt only.
+    permits: Arc<Semaphore>,
     shutdown: CancellationToken,
 }
 
 impl Delivery {
-    async fn run(self) {
+    async fn run(&self) {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -281,6 +302,7 @@ impl Delivery {
     }
 
     async fn attempt(&self) -> Result<(), String> {
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let response = self
             .client
             .post(&self.url)
@@ -309,6 +331,7 @@ mod tests {
             key: "k".into(),
             secret: "s".into(),
             targets: vec![],
+            pending: Default::default(),
         });
         Queued {
             app,

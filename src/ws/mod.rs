@@ -75,12 +75,9 @@ fn admit(state: &State, key: &str, query: &str) -> Result<(Arc<App>, ConnectionS
     if !app.config.enabled {
         return Err((CloseCode::AppDisabled, "Application disabled".into()));
     }
-    let slot = app.connect().ok_or_else(|| {
-        (
-            CloseCode::OverQuota,
-            "Application is over connection quota".into(),
-        )
-    })?;
+    let slot = app
+        .connect()
+        .ok_or_else(|| (CloseCode::OverQuota, "Account over quota".into()))?;
     Ok((app.clone(), slot))
 }
 

@@ -119,6 +119,12 @@ impl Connection {
         if self.subscriptions.contains_key(&name) {
             return Err(format!("Existing subscription to channel {name}"));
         }
+        let max = self.app.config.max_channels_per_connection;
+        if self.subscriptions.len() >= max {
+            return Err(format!(
+                "Cannot subscribe to {name}: the connection is already subscribed to {max} channels"
+            ));
+        }
         if name.kind() == ChannelKind::ServerToUser {
             return self.subscribe_inbox(name);
         }

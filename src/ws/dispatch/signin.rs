@@ -7,10 +7,8 @@ use serde_json::value::RawValue;
 
 use super::{Connection, SignedInUser};
 use crate::auth;
+use crate::protocol::names::MAX_USER_ID;
 use crate::protocol::{codes, ServerMessage, UserId};
-
-/// The longest user id accepted at sign-in (what the SDKs allow).
-const MAX_SIGNIN_USER_ID: usize = 200;
 
 impl Connection {
     pub(super) fn on_signin(&mut self, auth_value: &str, user_data: &str) {
@@ -86,13 +84,12 @@ fn parse_user_data(user_data: &str) -> Result<SignedInUser, String> {
         Some(serde_json::Value::String(s)) if !s.is_empty() => s,
         _ => return Err("Invalid user_data: id must be a non-empty string".into()),
     };
-    let user =
-        UserId::parse(&id, MAX_SIGNIN_USER_ID).map_err(|e| format!("Invalid user_data: {e}"))?;
+    let user = UserId::parse(&id, MAX_USER_ID).map_err(|e| format!("Invalid user_data: {e}"))?;
     let watchlist = data
         .watchlist
         .unwrap_or_default()
         .iter()
-        .filter_map(|v| UserId::from_json(v, MAX_SIGNIN_USER_ID).ok())
+        .filter_map(|v| UserId::from_json(v, MAX_USER_ID).ok())
         .collect();
     let info = data
         .user_info
