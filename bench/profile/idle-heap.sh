@@ -19,7 +19,8 @@ export HERALD_WRAP="heaptrack -o $RUN_DIR/heap"
 # heaptrack wraps the server: start_herald's PID is heaptrack's, the server is its child.
 start_herald
 sleep 2
-server=$(pgrep -P "$SERVER_PID" | head -1 || true)
+# The herald process is the one started with this run's own config file.
+server=$(pgrep -f -- "^$REPO/target/release/herald --config $RUN_DIR/herald.toml" | head -1 || true)
 echo "heaptrack pid $SERVER_PID, herald pid ${server:-?}"
 "$REPO/target/release/herald-bench" idle --connections "$N" --settle 3 --hold 1 \
   --ws-url "ws://127.0.0.1:$SERVER_PORT" --api-url "http://127.0.0.1:$SERVER_PORT" \
