@@ -248,3 +248,37 @@ async fn channel_name_limit_is_configurable() {
         .await;
     assert_eq!(response.status, 400, "{}", response.body);
 }
+
+/// Spec §11 "channels per connection: configurable" (review #5): `max_channels_per_connection`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_per_connection_are_limited() {
+    let server = Setup::new()
+        .app("max_channels_per_connection", "3")
+        .start()
+        .await;
+    let mut c = server.client().await;
+    for channel in ["a", "b", "c"] {
+        c.join(channel).await;
+    }
+    c.subscribe("d").await;
+    c.expect_error_code(None).await;
+    server.api().publish("d", "e", "x").await;
+    c.expect_no_frame(QUIET).await;
+    c.unsubscribe("a").await;
+    c.join("d").await;
+    c.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limit_is_1000_channels_per_connection() {
+    let server = Setup::new().start().await;
+    let mut c = server.client().await;
+    for i in 0..1001 {
+        c.subscribe(&format!("many-{i}")).await;
+    }
+    for i in 0..1000 {
+        c.expect_succeeded(&format!("many-{i}")).await;
+    }
+    c.expect_error_code(None).await;
+    c.ping_pong().await;
+}
