@@ -21,8 +21,7 @@ async fn signin_success_echoes_user_data() {
     let mut c = server.client().await;
     let user_data = r#"{"id":"12345","user_info":{"name":"A"}}"#;
     let auth = common::signin_auth(&c.socket_id, user_data);
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
-        .await;
+    c.send_signin(&auth, user_data).await;
     let want = json!({"event": "pusher:signin_success", "data": {"user_data": user_data}});
     assert_eq!(common::json(&c.recv_text().await), want);
     // Signing in again as the same user succeeds again.
@@ -34,14 +33,10 @@ async fn bad_signin_is_error_null_and_stays_open() {
     let server = Setup::new().start().await;
     let mut c = server.client().await;
     let user_data = r#"{"id":"1"}"#;
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": format!("{KEY}:00"), "user_data": user_data}}))
-        .await;
+    c.send_signin(&format!("{KEY}:00"), user_data).await;
     let message = c.expect_error_code(None).await;
     assert!(message.starts_with("Invalid signature"), "{message}");
-    c.send_json(
-        json!({"event": "pusher:signin", "data": {"auth": "nocolon", "user_data": user_data}}),
-    )
-    .await;
+    c.send_signin("nocolon", user_data).await;
     c.expect_error(
         None,
         "Invalid format: auth must have the format key:signature",
@@ -60,8 +55,7 @@ async fn signin_as_a_second_user_is_refused() {
     let mut c = signed_in(&server, "1").await;
     let other = r#"{"id":"2"}"#;
     let auth = common::signin_auth(&c.socket_id, other);
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": other}}))
-        .await;
+    c.send_signin(&auth, other).await;
     c.expect_error_code(None).await;
     server
         .api()
@@ -87,8 +81,7 @@ async fn signin_refused_when_user_authentication_is_off() {
     let mut c = server.client().await;
     let user_data = r#"{"id":"1"}"#;
     let auth = common::signin_auth(&c.socket_id, user_data);
-    c.send_json(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
-        .await;
+    c.send_signin(&auth, user_data).await;
     c.expect_error_code(None).await;
     c.ping_pong().await;
 }
@@ -243,10 +236,7 @@ async fn invalid_user_data_is_refused() {
         r#"{"id":"a b"}"#,
     ] {
         let auth = common::signin_auth(&c.socket_id, user_data);
-        c.send_json(
-            json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
-        )
-        .await;
+        c.send_signin(&auth, user_data).await;
         let message = c.expect_error_code(None).await;
         assert!(!message.is_empty(), "{user_data}");
     }

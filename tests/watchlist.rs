@@ -130,10 +130,7 @@ async fn failed_signin_does_not_authorize() {
     let server = authorized().start().await;
     let mut c = server.client().await;
     let user_data = r#"{"id":"1"}"#;
-    c.send_json(
-        json!({"event": "pusher:signin", "data": {"auth": "test-key:00", "user_data": user_data}}),
-    )
-    .await;
+    c.send_signin("test-key:00", user_data).await;
     c.expect_error_code(None).await;
     c.expect_error_and_close(4009, Some("Connection not authorized within timeout"))
         .await;

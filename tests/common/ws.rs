@@ -274,6 +274,14 @@ impl Client {
         assert_eq!(self.recv_text().await, want);
     }
 
+    /// Sends `pusher:signin` with this `auth` (valid or not) and `user_data`.
+    pub async fn send_signin(&mut self, auth: &str, user_data: &str) {
+        self.send_json(
+            json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+        )
+        .await;
+    }
+
     /// Sends `pusher:signin` for `user_data` with a valid signature and expects success.
     pub async fn signin(&mut self, user_data: &str) {
         let auth = super::signin_auth(&self.socket_id, user_data);
