@@ -325,3 +325,49 @@ async fn out_of_range_timestamps_are_401() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_get_with_json_content_type_and_no_body() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let php = Signing {
+        percent_encode: true,
+        content_type_always: true,
+        ..Signing::default()
+    };
+    let response = api
+        .request(
+            "GET",
+            &api.path("/channels"),
+            &[("filter_by_prefix", "presence-")],
+            "",
+            &php,
+        )
+        .await;
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, r#"{"channels":{}}"#)
+    );
+}
+
+/// sdk-requests.md §1: PHP JSON-encodes string data again; it is relayed verbatim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn php_double_encoded_string_data_is_relayed_verbatim() {
+    let server = Setup::new().start().await;
+    let mut c = server.client().await;
+    c.join("php").await;
+    let php = Signing {
+        percent_encode: true,
+        ..Signing::default()
+    };
+    let body = r#"{"name":"e","data":"\"plain string\"","channel":"php"}"#;
+    let response = server
+        .api()
+        .request("POST", &server.api().path("/events"), &[], body, &php)
+        .await;
+    assert_eq!((response.status, response.body.as_str()), (200, "{}"));
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"php","data":"\"plain string\""}"#
+    );
+}

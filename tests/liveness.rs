@@ -146,3 +146,18 @@ async fn client_traffic_counts_as_activity() {
         "no WebSocket ping while the client keeps talking"
     );
 }
+
+/// sdk-requests.md §1: pysher connects with protocol 6 and pings with `"data":""`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pysher_style_ping_with_empty_string_data() {
+    let server = Setup::new().start().await;
+    let mut client = Client::connect(&server, KEY, "client=Pysher&version=1.0.7&protocol=6").await;
+    client.established().await;
+    client
+        .send_text(r#"{"event":"pusher:ping","data":""}"#)
+        .await;
+    assert_eq!(
+        client.recv_text().await,
+        r#"{"event":"pusher:pong","data":"{}"}"#
+    );
+}

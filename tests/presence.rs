@@ -325,3 +325,18 @@ async fn concurrent_joins_and_leaves_of_one_user_make_one_member() {
     assert_eq!(removed["data"], r#"{"user_id":"x"}"#);
     observer.expect_no_frame(QUIET).await;
 }
+
+/// sdk-requests.md §1: Python's `json.dumps` spacing in `channel_data` is signed as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_spaced_channel_data_verifies_and_parses() {
+    let server = Setup::new().start().await;
+    let (mut a, _) = joined(&server, &member("1", "A")).await;
+    let spaced = r#"{"user_id": "user-1", "user_info": {"name": "Alice"}}"#;
+    let (_b, list) = joined(&server, spaced).await;
+    assert_eq!(list["hash"]["user-1"], json!({"name": "Alice"}));
+    let added = a.recv_json().await;
+    assert_eq!(
+        common::json(added["data"].as_str().expect("data")),
+        json!({"user_id": "user-1", "user_info": {"name": "Alice"}})
+    );
+}

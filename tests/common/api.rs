@@ -27,6 +27,8 @@ pub struct Signing {
     pub secret: Option<String>,
     /// Send this `body_md5` instead of the right one (still signed).
     pub body_md5: Option<String>,
+    /// Send `Content-Type: application/json` even without a body (PHP does, on GET).
+    pub content_type_always: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -179,18 +181,35 @@ impl Api {
         s: &Signing,
     ) -> Response {
         let query = self.signed_query(method, path, params, body, s);
-        self.raw(method, &format!("{path}?{query}"), body).await
+        self.send(
+            method,
+            &format!("{path}?{query}"),
+            body,
+            s.content_type_always,
+        )
+        .await
     }
 
     /// An unsigned request to `path_and_query` exactly as given.
     pub async fn raw(&self, method: &str, path_and_query: &str, body: &str) -> Response {
+        self.send(method, path_and_query, body, false).await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &str,
+        content_type: bool,
+    ) -> Response {
         let url = format!("http://{}{path_and_query}", self.addr);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, &url);
+        if !body.is_empty() || content_type {
+            request = request.header("Content-Type", "application/json");
+        }
         if !body.is_empty() {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(body.to_owned());
+            request = request.body(body.to_owned());
         }
         let response = request
             .send()
