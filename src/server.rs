@@ -6,7 +6,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, HttpServer};
+use actix_http::HttpService;
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::dev::AppConfig;
+use actix_web::web;
 use tokio::sync::mpsc;
 
 use crate::adapter::LocalAdapter;
@@ -64,30 +67,46 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
     }
 }
 
-/// Builds the actix server (not yet polled). Kept out of `run` so that future stays `Send`:
-/// the app factory is `!Send` and must not live across an `.await`.
+/// Builds the HTTP server (not yet polled): actix-web serves the REST API, and every HTTP/1
+/// upgrade request goes to [`ws::upgrade`] with the raw connection. Kept out of `run` so that
+/// future stays `Send`: the app factory is `!Send` and must not live across an `.await`.
 fn http_server(
     state: Arc<State>,
     listener: TcpListener,
     config: &Config,
-) -> std::io::Result<actix_web::dev::Server> {
-    let data = web::Data::from(state);
+) -> std::io::Result<actix_server::Server> {
+    let addr = listener.local_addr()?;
     let payload = web::PayloadConfig::new(body_limit(config));
-    let mut http = HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(data.clone())
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
+    if config.server.workers > 0 {
+        builder = builder.workers(config.server.workers);
+    }
+    let builder = builder.listen("herald", listener, move || {
+        let api = actix_web::App::new()
+            .app_data(web::Data::from(state.clone()))
             .app_data(payload.clone())
-            .configure(ws::configure)
             .configure(http_api::configure)
             .default_service(web::to(http_api::not_found))
-    })
-    .disable_signals()
-    .tcp_nodelay(true)
-    .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
-    if config.server.workers > 0 {
-        http = http.workers(config.server.workers);
-    }
-    Ok(http.listen(listener)?.run())
+            .into_factory()
+            .map_err(|err| err.error_response());
+        let ws_state = state.clone();
+        let upgrade = fn_service(move |(req, framed)| {
+            let state = ws_state.clone();
+            async move {
+                ws::upgrade(state, req, framed).await;
+                Ok::<_, std::convert::Infallible>(())
+            }
+        });
+        HttpService::build()
+            .tcp_nodelay(true)
+            .local_addr(addr)
+            .upgrade(upgrade)
+            .finish(map_config(api, |_| AppConfig::default()))
+            .tcp()
+    })?;
+    Ok(builder.run())
 }
 
 /// The largest API request body: a full batch of maximum-size events, JSON-escaped, with room

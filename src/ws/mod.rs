@@ -1,52 +1,81 @@
-//! The WebSocket transport: the `/app/{key}` upgrade and its handshake checks (app, enabled,
-//! quota, protocol version), then one [`session`] task per connection that owns the socket, and
-//! [`dispatch`], which turns client messages into calls on the domain.
+//! The WebSocket transport. actix-http hands every HTTP/1 `Connection: Upgrade` request to
+//! [`upgrade`] together with the raw connection; for `GET /app/{key}` it completes the
+//! WebSocket handshake itself ([`handshake`]), runs the Pusher checks (protocol version, app,
+//! enabled, quota), and then one [`session`] task per connection reads and writes frames on
+//! that socket directly, so no HTTP/1 dispatcher or its buffers stay alive behind a WebSocket.
+//! [`dispatch`] turns client messages into calls on the domain.
 //!
 //! This and `http_api` are the only modules that touch actix.
 
 mod dispatch;
+mod handshake;
 mod session;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_codec::Framed;
+use actix_http::{h1, Request};
+use futures_util::SinkExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use crate::app::{App, ConnectionSlot};
 use crate::auth::api::{param, parse_query};
 use crate::protocol::{codes, CloseCode, ServerMessage};
 use crate::state::State;
 
-/// Registers the WebSocket route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/app/{key}", web::get().to(upgrade));
-}
+/// A WebSocket over a plain TCP connection.
+type Socket = WebSocketStream<TcpStream>;
+
+/// Bytes read from the socket in one go; buffers grow for larger messages.
+const READ_BUFFER: usize = 1024;
 
 /// A refused connection: the code and the message sent before closing.
 type Refusal = (CloseCode, String);
 
-async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    key: web::Path<String>,
-    state: web::Data<State>,
-) -> actix_web::Result<HttpResponse> {
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+/// Serves one upgrade request: the handshake, the Pusher checks, then the session.
+pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, h1::Codec>) {
+    let parts = framed.into_parts();
+    let mut io = parts.io;
+    let accepted = handshake::accept(&req);
+    // The request's head shares the HTTP read buffer: let both go before the session starts.
+    drop(req);
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(response) => {
+            let _ = io.write_all(response.as_bytes()).await;
+            let _ = io.shutdown().await;
+            return;
+        }
+    };
+    if io.write_all(accepted.response.as_bytes()).await.is_err() {
+        return;
+    }
     let max = state.server.max_frame_bytes;
-    let stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
-    match admit(&state, &key, req.query_string()) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_frame_size(Some(max))
+        .max_message_size(Some(max));
+    let leftover = parts.read_buf.to_vec();
+    drop(parts.read_buf);
+    drop(parts.write_buf);
+    let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
+    match admit(&state, &accepted.key, &accepted.query) {
         Ok((app, slot)) => {
-            let task = session::run(state.clone().into_inner(), app, slot, ws, stream);
-            actix_web::rt::spawn(state.shutdown.track(task));
+            // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
+            // allocated for the life of the connection.
+            let session = session::run(state.clone(), app, slot, ws);
+            actix_web::rt::spawn(state.shutdown.track(session));
         }
         Err((code, message)) => {
-            tracing::debug!(key = %key.as_str(), code = code.code(), %message, "connection refused");
-            actix_web::rt::spawn(refuse(ws, code, message));
+            tracing::debug!(key = %accepted.key, code = code.code(), %message, "connection refused");
+            refuse(ws, code, message).await;
         }
     }
-    Ok(response)
 }
 
 /// The handshake checks, in the order pusher-js can act on them.
@@ -82,20 +111,21 @@ fn admit(state: &State, key: &str, query: &str) -> Result<(Arc<App>, ConnectionS
 }
 
 /// Sends `pusher:error` and closes with the same code.
-async fn refuse(mut ws: actix_ws::Session, code: CloseCode, message: String) {
+async fn refuse(mut ws: Socket, code: CloseCode, message: String) {
     let frame = ServerMessage::Error {
         code: Some(code.code()),
         message: &message,
     }
     .encode();
-    if ws.text(frame).await.is_ok() {
-        let _ = ws.close(Some(close_reason(code, &message))).await;
+    if ws.send(Message::Text(frame.into())).await.is_ok() {
+        let _ = ws.close(Some(close_frame(code, &message))).await;
     }
 }
 
-fn close_reason(code: CloseCode, message: &str) -> actix_ws::CloseReason {
-    actix_ws::CloseReason {
-        code: actix_ws::CloseCode::Other(code.code()),
-        description: Some(codes::close_reason(message).to_owned()),
+/// A close frame with a Pusher code and a reason cut to what a close frame holds.
+fn close_frame(code: CloseCode, message: &str) -> CloseFrame {
+    CloseFrame {
+        code: WsCloseCode::from(code.code()),
+        reason: codes::close_reason(message).into(),
     }
 }

@@ -1,17 +1,20 @@
 //! One connection's task: a single `select!` over shutdown, close requests, the outbound queue,
 //! inbound frames and the liveness timers, with one exit path that unsubscribes everything,
-//! signs the user out, then flushes the queue and closes with a Pusher code.
+//! signs the user out, then flushes the queue and closes with a Pusher code. Frames go from the
+//! connection's queue straight to its socket, several per write when several are waiting.
 
 use std::sync::Arc;
 
-use actix_ws::{AggregatedMessage as Message, AggregatedMessageStream, ProtocolError};
+use futures_util::{SinkExt, StreamExt};
 use tokio::time::{sleep, Instant};
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
 
-use super::close_reason;
 use super::dispatch::Connection;
+use super::{close_frame, Socket};
 use crate::app::{App, ConnectionSlot};
-use crate::connection::{ConnectionHandle, Outbound};
+use crate::connection::{ConnectionHandle, Frame, Outbound};
 use crate::protocol::{CloseCode, ServerMessage, SocketId};
 use crate::state::State;
 
@@ -24,20 +27,14 @@ const WRITE_BATCH: usize = 64;
 enum Exit {
     /// The transport is gone (EOF, error): nothing more to send.
     Gone,
-    /// The peer sent a close frame: answer it.
-    PeerClosed(Option<actix_ws::CloseReason>),
+    /// The peer sent a close frame: the answer is queued, flush it.
+    PeerClosed,
     /// We close, after `pusher:error` with this code and message.
     Close(CloseCode, String),
 }
 
 /// Runs a connection until it ends.
-pub(super) async fn run(
-    state: Arc<State>,
-    app: Arc<App>,
-    slot: ConnectionSlot,
-    ws: actix_ws::Session,
-    stream: AggregatedMessageStream,
-) {
+pub(super) async fn run(state: Arc<State>, app: Arc<App>, slot: ConnectionSlot, ws: Socket) {
     let socket_id = SocketId::generate();
     let span = tracing::debug_span!("connection", app_id = %app.config.id, socket_id = %socket_id);
     async move {
@@ -53,11 +50,7 @@ pub(super) async fn run(
         handle.send(established.encode().into());
         let mut conn = Connection::new(app, state.adapter.clone(), handle);
         tracing::debug!("connected");
-        let mut io = Io {
-            ws,
-            stream,
-            outbound,
-        };
+        let mut io = Io { ws, outbound };
         let exit = io.run(&state, &mut conn).await;
         conn.disconnect();
         io.finish(exit).await;
@@ -78,8 +71,7 @@ async fn stop_requested(state: &State, handle: ConnectionHandle) -> (CloseCode, 
 }
 
 struct Io {
-    ws: actix_ws::Session,
-    stream: AggregatedMessageStream,
+    ws: Socket,
     outbound: Outbound,
 }
 
@@ -111,7 +103,7 @@ impl Io {
                         sent = self.write_batch(frame) => if sent.is_err() { return Exit::Gone },
                     }
                 }
-                inbound = self.stream.recv() => {
+                inbound = self.ws.next() => {
                     last_seen = Instant::now();
                     ping_sent = None;
                     if let Some(exit) = self.on_inbound(inbound, conn).await {
@@ -126,7 +118,7 @@ impl Io {
                         }
                         liveness.as_mut().reset(sent + pong_timeout);
                     } else if now >= last_seen + activity_timeout {
-                        if self.ws.ping(b"").await.is_err() {
+                        if self.ws.send(Message::Ping(Default::default())).await.is_err() {
                             return Exit::Gone;
                         }
                         ping_sent = Some(now);
@@ -145,46 +137,41 @@ impl Io {
         }
     }
 
-    /// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] frames), so a
-    /// busy connection goes through the `select!` once per batch rather than once per frame.
-    async fn write_batch(
-        &mut self,
-        first: crate::connection::Frame,
-    ) -> Result<(), actix_ws::Closed> {
-        self.ws.text(first).await?;
+    /// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] frames) with
+    /// one flush, so a busy connection costs one `write` per batch rather than one per frame.
+    async fn write_batch(&mut self, first: Frame) -> Result<(), WsError> {
+        self.ws.feed(Message::Text(first)).await?;
         for _ in 1..WRITE_BATCH {
             match self.outbound.try_recv() {
-                Ok(frame) => self.ws.text(frame).await?,
+                Ok(frame) => self.ws.feed(Message::Text(frame)).await?,
                 Err(_) => break,
             }
         }
-        Ok(())
+        self.ws.flush().await
     }
 
     /// Handles one inbound item; `Some` ends the session.
     async fn on_inbound(
         &mut self,
-        inbound: Option<Result<Message, ProtocolError>>,
+        inbound: Option<Result<Message, WsError>>,
         conn: &mut Connection,
     ) -> Option<Exit> {
         match inbound {
             None => Some(Exit::Gone),
-            Some(Ok(Message::Close(reason))) => Some(Exit::PeerClosed(reason)),
-            // A frame over max_frame_size, or fragments adding up to more.
-            Some(Err(ProtocolError::Overflow)) => Some(Exit::Close(
+            Some(Ok(Message::Close(_))) => Some(Exit::PeerClosed),
+            // A frame or a message (fragments together) over max_frame_bytes.
+            Some(Err(WsError::Capacity(
+                CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
+            ))) => Some(Exit::Close(
                 CloseCode::MessageTooBig,
                 "Message too big".into(),
             )),
-            // The aggregator reports fragments over the limit as an `Other` I/O error.
-            Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::Other => Some(
-                Exit::Close(CloseCode::MessageTooBig, "Message too big".into()),
-            ),
             Some(Err(e)) => {
-                tracing::debug!(error = %e, "websocket protocol error");
+                tracing::debug!(error = %e, "websocket error");
                 Some(Exit::Gone)
             }
             Some(Ok(Message::Text(text))) => {
-                conn.on_text(&text);
+                conn.on_text(text.as_str());
                 None
             }
             Some(Ok(Message::Binary(_))) => {
@@ -194,18 +181,20 @@ impl Io {
                 );
                 None
             }
-            Some(Ok(Message::Ping(bytes))) => self.ws.pong(&bytes).await.err().map(|_| Exit::Gone),
-            Some(Ok(Message::Pong(_))) => None,
+            // tungstenite queued the pong; send it now.
+            Some(Ok(Message::Ping(_))) => self.ws.flush().await.err().map(|_| Exit::Gone),
+            Some(Ok(Message::Pong(_) | Message::Frame(_))) => None,
         }
     }
 
     /// Flushes what is queued (not for slow consumers), sends `pusher:error`, closes; bounded
     /// in time, since the peer may not be reading.
-    async fn finish(self, exit: Exit) {
+    async fn finish(mut self, exit: Exit) {
         match exit {
             Exit::Gone => {}
-            Exit::PeerClosed(reason) => {
-                let _ = tokio::time::timeout(FINISH_TIMEOUT, self.ws.close(reason)).await;
+            Exit::PeerClosed => {
+                // tungstenite has queued the close reply.
+                let _ = tokio::time::timeout(FINISH_TIMEOUT, self.ws.flush()).await;
             }
             Exit::Close(code, message) => {
                 let _ = tokio::time::timeout(FINISH_TIMEOUT, self.close(code, message)).await;
@@ -217,7 +206,7 @@ impl Io {
         // A slow consumer's queue is full of what it could not read: don't wait on it.
         if code != CloseCode::OverCapacity {
             while let Ok(frame) = self.outbound.try_recv() {
-                if self.ws.text(frame).await.is_err() {
+                if self.ws.feed(Message::Text(frame)).await.is_err() {
                     return;
                 }
             }
@@ -227,8 +216,8 @@ impl Io {
             message: &message,
         }
         .encode();
-        if self.ws.text(error).await.is_ok() {
-            let _ = self.ws.close(Some(close_reason(code, &message))).await;
+        if self.ws.feed(Message::Text(error.into())).await.is_ok() {
+            let _ = self.ws.close(Some(close_frame(code, &message))).await;
         }
     }
 }
