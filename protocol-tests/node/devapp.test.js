@@ -23,7 +23,9 @@ test('development app: pusher-js gets events triggered by the Node and Python SD
   const herald = await h.spawnHerald(`[server]\nhost = "127.0.0.1"\nport = ${port}\n`);
   const track = h.tracker(t);
   track.onClose(() => herald.stop());
-  assert.match(herald.logs(), /DEVELOPMENT app \(id 1, key app-key, secret app-secret\) on loopback only/);
+  // The announcement goes to stderr, the listening line to stdout: wait for the log too.
+  const announced = /DEVELOPMENT app \(id 1, key app-key, secret app-secret\) on loopback only/;
+  await h.eventually(() => announced.test(herald.logs()), { what: 'the development-app warning' });
 
   const pusher = track(h.client(DEV, { server: herald.server }));
   const channel = h.uid('dev');
