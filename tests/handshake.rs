@@ -182,7 +182,6 @@ async fn first_frame_in_the_same_packet_as_the_handshake() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "FINDING 16: the refusal of Sec-WebSocket-Version 8 does not name version 13"]
 async fn unsupported_websocket_version_names_the_supported_one() {
     // RFC 6455 §4.2.2/§4.4: answer 426 (or another 4xx) and say which version is understood.
     let server = Setup::new().start().await;

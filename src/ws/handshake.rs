@@ -7,6 +7,11 @@ use actix_http::{HttpMessage, Method, Request};
 use percent_encoding::percent_decode_str;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+/// The answer to an upgrade in a WebSocket version other than 13.
+const VERSION_REFUSED: &str = "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n\
+    Content-Type: text/plain\r\nContent-Length: 36\r\nConnection: close\r\n\r\n\
+    Only WebSocket version 13 is spoken\n";
+
 /// An accepted upgrade.
 #[derive(Debug)]
 pub(super) struct Accepted {
@@ -41,6 +46,10 @@ pub(super) fn accept(req: &Request) -> Result<Accepted, String> {
         .get(header::SEC_WEBSOCKET_VERSION)
         .and_then(|v| v.to_str().ok());
     let client_key = headers.get(header::SEC_WEBSOCKET_KEY);
+    if websocket && version.is_some_and(|v| v != "13") {
+        // RFC 6455 §4.4: refuse, naming the version understood.
+        return Err(VERSION_REFUSED.to_owned());
+    }
     let (true, Some("13"), Some(client_key)) = (websocket, version, client_key) else {
         return Err(plain(
             400,
@@ -122,8 +131,11 @@ mod tests {
             .unwrap_err()
             .starts_with("HTTP/1.1 400"));
         let old = [GOOD[0], GOOD[1], ("Sec-WebSocket-Version", "8"), GOOD[3]];
-        assert!(accept(&request("/app/k", &old))
-            .unwrap_err()
-            .starts_with("HTTP/1.1 400"));
+        let refused = accept(&request("/app/k", &old)).unwrap_err();
+        assert!(
+            refused.starts_with("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n")
+        );
+        let body = refused.split("\r\n\r\n").nth(1).unwrap();
+        assert!(refused.contains(&format!("Content-Length: {}\r\n", body.len())));
     }
 }
