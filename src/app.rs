@@ -80,11 +80,6 @@ impl App {
             });
         taken.ok().map(|_| ConnectionSlot { app: self.clone() })
     }
-
-    /// Open connections.
-    pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
-    }
 }
 
 /// All apps, by id and by key.

@@ -21,7 +21,8 @@
 //! # Dependency rule
 //!
 //! `protocol` and `auth` depend on nothing of ours. `connection`, `channel`, `user`, `app` and
-//! `adapter` know no actix, sockets or HTTP. Only `ws` and `http_api` touch actix; nothing
+//! `adapter` know no actix, sockets or HTTP. Only `ws` and `http_api` handle requests
+//! with actix (and `server`, which wires them); nothing
 //! imports them but `server`. Only `config` reads the environment.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]

@@ -35,11 +35,6 @@ impl Shutdown {
         self.token.cancelled().await
     }
 
-    /// The underlying token, for tasks that select on it.
-    pub fn token(&self) -> &CancellationToken {
-        &self.token
-    }
-
     /// Tracks a task that shutdown should wait for.
     pub fn track<F: std::future::Future>(
         &self,

@@ -9,7 +9,6 @@
 
 mod backlog;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -23,9 +22,6 @@ use crate::protocol::{CloseCode, SocketId};
 /// An encoded text frame; clones share the bytes. It is tungstenite's UTF-8 byte string, so
 /// the transport writes it as it is, with no copy and no second UTF-8 check per subscriber.
 pub type Frame = tokio_tungstenite::tungstenite::Utf8Bytes;
-
-/// Frames dropped because a connection's queue was full, since start (for logs and tests).
-static SLOW_CONSUMERS: AtomicU64 = AtomicU64::new(0);
 
 /// The cloneable front of one connection.
 #[derive(Clone, Debug)]
@@ -111,7 +107,7 @@ impl ConnectionHandle {
     }
 
     fn slow_consumer(&self) {
-        SLOW_CONSUMERS.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(socket_id = %self.inner.socket_id, "slow consumer: closing with 4100");
         self.close(
             CloseCode::OverCapacity,
             "Over capacity: the connection is not reading fast enough",
@@ -138,16 +134,6 @@ impl ConnectionHandle {
             .and_then(|r| r.clone())
             .unwrap_or((CloseCode::Reconnect, String::new()))
     }
-
-    /// Whether two handles are the same connection.
-    pub fn same(&self, other: &ConnectionHandle) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-}
-
-/// How many times a full queue closed a connection, since start.
-pub fn slow_consumer_count() -> u64 {
-    SLOW_CONSUMERS.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -115,11 +115,6 @@ impl ChannelName {
         Ok(ChannelName(name.into()))
     }
 
-    /// The name of user `user_id`'s inbox channel.
-    pub fn server_to_user(user_id: &UserId) -> Self {
-        ChannelName(format!("{SERVER_TO_USER_PREFIX}{}", user_id.as_str()).into())
-    }
-
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0

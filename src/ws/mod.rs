@@ -5,7 +5,8 @@
 //! that socket directly, so no HTTP/1 dispatcher or its buffers stay alive behind a WebSocket.
 //! [`dispatch`] turns client messages into calls on the domain.
 //!
-//! This and `http_api` are the only modules that touch actix.
+//! This and `http_api` are the only modules that handle requests with actix (`server` wires
+//! them).
 
 mod dispatch;
 mod handshake;
