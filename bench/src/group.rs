@@ -4,19 +4,20 @@
 //! [`crate::worker`]) when one process cannot hold all the connections.
 
 use crate::metrics::{Buckets, Latency, SharedLatency};
+use crate::reader::{Readers, Sink, Subscriber};
 use crate::target::Target;
 use crate::wire;
-use crate::ws::{Connection, Socket};
-use futures_util::StreamExt;
+use crate::ws::Connection;
 use serde::{Deserialize, Serialize};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::Semaphore;
 
 /// How many error texts a report keeps.
 const MAX_ERRORS: usize = 5;
+/// Reader threads per process (see [`crate::reader`]).
+const READERS: usize = 2;
 
 /// Which channel each connection subscribes to.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -193,8 +194,24 @@ struct Shared {
     errors: Mutex<Vec<String>>,
     handshake: SharedLatency,
     subscribe: SharedLatency,
-    latency: SharedLatency,
     spans: Option<EventSpans>,
+}
+
+impl Sink for Shared {
+    fn delivered(&self, stamp: &wire::Stamp, latency_us: u64) {
+        if let Some(spans) = &self.spans {
+            spans.record(stamp, latency_us);
+        }
+    }
+
+    fn received(&self, count: u64) {
+        self.received.fetch_add(count, Ordering::Relaxed);
+    }
+
+    fn dropped(&self, error: String) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.error(error);
+    }
 }
 
 impl Shared {
@@ -207,26 +224,16 @@ impl Shared {
     }
 }
 
-/// Per-connection delivery statistics, returned when its task ends.
-#[derive(Default)]
-struct ReaderStats {
-    out_of_order: u64,
-    duplicates: u64,
-    first_us: u64,
-    last_us: u64,
-    received: u64,
-}
-
 /// A running group.
 pub struct Group {
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<ReaderStats>>,
+    readers: Option<Readers>,
     connect_start_us: u64,
 }
 
 impl Group {
-    /// Opens and subscribes all connections; returns once each has succeeded or failed.
+    /// Opens and subscribes all connections; returns once each has succeeded or failed, with
+    /// the subscribed sockets handed to reader threads.
     pub async fn start(target: Arc<Target>, spec: GroupSpec) -> Group {
         let shared = Arc::new(Shared {
             received: AtomicU64::new(0),
@@ -237,15 +244,12 @@ impl Group {
             errors: Mutex::new(Vec::new()),
             handshake: SharedLatency::new(8),
             subscribe: SharedLatency::new(8),
-            latency: SharedLatency::new(32),
             spans: (spec.track_events > 0)
                 .then(|| EventSpans::new(spec.publishers.max(1), spec.track_events)),
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let (done_tx, mut done_rx) = mpsc::channel::<()>(1024);
         let permits = Arc::new(Semaphore::new(spec.connect_concurrency.max(1)));
         let connect_start_us = wire::now_us();
-        let tasks = (0..spec.count)
+        let tasks: Vec<_> = (0..spec.count)
             .map(|i| {
                 let index = spec.offset + i;
                 let channel = spec.channels.channel(index);
@@ -253,21 +257,27 @@ impl Group {
                     target: target.clone(),
                     shared: shared.clone(),
                     index,
-                    publishers: spec.publishers,
                 };
-                tokio::spawn(job.run(channel, permits.clone(), done_tx.clone(), stop_rx.clone()))
+                tokio::spawn(job.run(channel, permits.clone()))
             })
             .collect();
-        drop(done_tx);
-        for _ in 0..spec.count {
-            if done_rx.recv().await.is_none() {
-                break;
+        let mut subscribers = Vec::with_capacity(spec.count);
+        for task in tasks {
+            if let Ok(Some(subscriber)) = task.await {
+                subscribers.push(subscriber);
             }
         }
+        let sink: Arc<dyn Sink> = shared.clone();
+        let readers = match Readers::start(subscribers, READERS, spec.publishers, sink) {
+            Ok(readers) => Some(readers),
+            Err(error) => {
+                shared.error(format!("could not start the reader threads: {error}"));
+                None
+            }
+        };
         Group {
             shared,
-            stop,
-            tasks,
+            readers,
             connect_start_us,
         }
     }
@@ -290,25 +300,28 @@ impl Group {
 
     /// Stops reading, closes the connections and returns the measurements.
     pub async fn finish(self) -> GroupReport {
-        let _ = self.stop.send(true);
+        let totals = match self.readers {
+            Some(readers) => tokio::task::spawn_blocking(move || readers.finish())
+                .await
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let mut report = GroupReport {
             connect_start_us: self.connect_start_us,
             ..GroupReport::default()
         };
-        for task in self.tasks {
-            if let Ok(stats) = task.await {
-                report.received += stats.received;
-                report.out_of_order += stats.out_of_order;
-                report.duplicates += stats.duplicates;
-                if stats.first_us != 0 {
-                    report.first_delivery_us = if report.first_delivery_us == 0 {
-                        stats.first_us
-                    } else {
-                        report.first_delivery_us.min(stats.first_us)
-                    };
-                }
-                report.last_delivery_us = report.last_delivery_us.max(stats.last_us);
+        let mut latency = Latency::default();
+        for total in totals {
+            latency.merge(&Latency::from_buckets(&total.latency));
+            report.received += total.received;
+            report.out_of_order += total.out_of_order;
+            report.duplicates += total.duplicates;
+            if total.first_us != 0
+                && (report.first_delivery_us == 0 || total.first_us < report.first_delivery_us)
+            {
+                report.first_delivery_us = total.first_us;
             }
+            report.last_delivery_us = report.last_delivery_us.max(total.last_us);
         }
         let shared = &self.shared;
         report.connected = shared.connected.load(Ordering::Relaxed);
@@ -318,7 +331,7 @@ impl Group {
         report.errors = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
         report.handshake = shared.handshake.snapshot().to_buckets();
         report.subscribe = shared.subscribe.snapshot().to_buckets();
-        report.latency = shared.latency.snapshot().to_buckets();
+        report.latency = latency.to_buckets();
         if let Some(spans) = &shared.spans {
             (report.event_first, report.event_last) = spans.histograms();
         }
@@ -326,30 +339,33 @@ impl Group {
     }
 }
 
-/// One connection's life: connect, subscribe, report, then read until stopped.
+/// One connection's set-up: connect and subscribe, then hand the socket over for reading.
 struct Job {
     target: Arc<Target>,
     shared: Arc<Shared>,
     index: usize,
-    publishers: u32,
 }
 
 impl Job {
-    async fn run(
-        self,
-        channel: String,
-        permits: Arc<Semaphore>,
-        done: mpsc::Sender<()>,
-        stop: watch::Receiver<bool>,
-    ) -> ReaderStats {
+    async fn run(self, channel: String, permits: Arc<Semaphore>) -> Option<Subscriber> {
         let connection = {
             let _permit = permits.acquire().await;
-            self.connect(&channel).await
+            self.connect(&channel).await?
         };
-        let _ = done.send(()).await;
-        match connection {
-            Some(connection) => self.read(connection.socket, stop).await,
-            None => ReaderStats::default(),
+        // The reader threads own a duplicate of the socket; the tokio side is dropped.
+        // Nothing is left unread in tungstenite's buffer: the server sends nothing after
+        // `subscription_succeeded` until the first publish, which starts after every
+        // connection of the run has subscribed.
+        match connection.socket.get_ref().as_fd().try_clone_to_owned() {
+            Ok(fd) => Some(Subscriber {
+                index: self.index,
+                stream: std::net::TcpStream::from(fd),
+            }),
+            Err(error) => {
+                self.shared
+                    .dropped(format!("connection {}: dup failed: {error}", self.index));
+                None
+            }
         }
     }
 
@@ -382,62 +398,5 @@ impl Job {
                 None
             }
         }
-    }
-
-    async fn read(&self, mut socket: Socket, mut stop: watch::Receiver<bool>) -> ReaderStats {
-        let mut stats = ReaderStats::default();
-        let mut last_seq: Vec<Option<u64>> = vec![None; self.publishers.max(1) as usize];
-        loop {
-            let message = tokio::select! {
-                _ = stop.changed() => break,
-                message = socket.next() => message,
-            };
-            match message {
-                Some(Ok(Message::Text(text))) => {
-                    let Some(stamp) = wire::find_stamp(text.as_str()) else {
-                        continue;
-                    };
-                    let now = wire::now_us();
-                    let latency_us = now.saturating_sub(stamp.sent_us);
-                    self.shared.latency.record(self.index, latency_us);
-                    if let Some(spans) = &self.shared.spans {
-                        spans.record(&stamp, latency_us);
-                    }
-                    self.shared.received.fetch_add(1, Ordering::Relaxed);
-                    stats.received += 1;
-                    if stats.first_us == 0 {
-                        stats.first_us = now;
-                    }
-                    stats.last_us = now;
-                    if let Some(last) = last_seq.get_mut(stamp.publisher as usize) {
-                        match *last {
-                            Some(seen) if stamp.seq == seen => stats.duplicates += 1,
-                            Some(seen) if stamp.seq < seen => stats.out_of_order += 1,
-                            _ => *last = Some(stamp.seq),
-                        }
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.shared.error(format!(
-                        "connection {} closed by server: {frame:?}",
-                        self.index
-                    ));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.shared
-                        .error(format!("connection {} broke: {error}", self.index));
-                    break;
-                }
-                None => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
-        stats
     }
 }

@@ -13,6 +13,7 @@ mod compare;
 mod group;
 mod metrics;
 mod publish;
+mod reader;
 mod report;
 mod scenario;
 mod sign;

@@ -107,6 +107,7 @@ pub async fn run(target: Arc<Target>, plan: Plan) -> Published {
             tokio::spawn(one_publisher(
                 target.clone(),
                 index,
+                plan.publishers,
                 interval,
                 deadline,
                 plan.build.clone(),
@@ -134,6 +135,7 @@ pub async fn run(target: Arc<Target>, plan: Plan) -> Published {
 async fn one_publisher(
     target: Arc<Target>,
     index: u32,
+    publishers: u32,
     interval: Option<Duration>,
     deadline: Instant,
     build: RequestBuilder,
@@ -142,9 +144,11 @@ async fn one_publisher(
     let mut publisher = Publisher::new(target);
     let mut out = Published::default();
     let mut seq = 0u64;
-    // Rate mode: spread publishers over the interval so they do not fire together.
+    // Rate mode: spread publishers evenly over the interval, so that the events of the run
+    // are evenly spaced in time rather than bunched (with two publishers at 50/s, one event
+    // every 20 ms, not two 5 ms apart every 40 ms).
     let mut ticker = interval.map(|every| {
-        let offset = every.mul_f64(index as f64 / 8.0 % 1.0);
+        let offset = every.mul_f64(index as f64 / publishers as f64);
         let mut ticker = tokio::time::interval_at(Instant::now() + offset, every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         ticker
