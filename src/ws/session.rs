@@ -53,7 +53,10 @@ pub(super) async fn run(state: Arc<State>, app: Arc<App>, slot: ConnectionSlot, 
         let mut io = Io { ws, outbound };
         let exit = io.run(&state, &mut conn).await;
         conn.disconnect();
-        io.finish(exit).await;
+        // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
+        // than the rest of the session, and it would otherwise sit inline in every idle
+        // connection's task for its whole life (~1.3 KiB of its 2.6 KiB).
+        Box::pin(io.finish(exit)).await;
         drop(slot);
         tracing::debug!("disconnected");
     }
