@@ -16,7 +16,7 @@ cd "$REPO"
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-"herald soketi sockudo"}
 DURATION=${DURATION:-10}
-ALL_SCENARIOS="fanout-1000-flat fanout-5000-flat fanout-5000-open fanout-1000-rate50 channels-1000 idle-5000 api presence client-events"
+ALL_SCENARIOS="fanout-1000-flat fanout-5000-flat fanout-5000-open fanout-1000-rate50 fanout-1000-rate100 fanout-1000-rate150 channels-1000 idle-5000 api presence client-events"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 OUT=${OUT:-"$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"}
 RUN_DIR="$OUT/.run"
@@ -60,6 +60,8 @@ scenario_args() {
     fanout-5000-flat)   echo "fanout --subscribers 5000 --duration $DURATION" ;;
     fanout-5000-open)   echo "fanout --subscribers 5000 --window 0 --duration $DURATION" ;;
     fanout-1000-rate50) echo "fanout --subscribers 1000 --rate 50 --publishers 2 --duration $DURATION" ;;
+    fanout-1000-rate100) echo "fanout --subscribers 1000 --rate 100 --publishers 2 --duration $DURATION" ;;
+    fanout-1000-rate150) echo "fanout --subscribers 1000 --rate 150 --publishers 2 --duration $DURATION" ;;
     channels-1000)      echo "channels --connections 1000 --duration $DURATION" ;;
     idle-5000)          echo "idle --connections 5000 --connect-concurrency 100" ;;
     api)                echo "api --publishers 4 --duration $DURATION" ;;
