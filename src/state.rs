@@ -21,6 +21,6 @@ pub struct State {
     pub server: ServerConfig,
     /// Frames queued on all connections; the HTTP API waits on it before publishing.
     pub backlog: Arc<Backlog>,
-    /// The shutdown signal and the tracker of connection tasks.
+    /// The shutdown signal, the tracker of connection tasks and the live connections.
     pub shutdown: Shutdown,
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::Frame;
+use super::{Frame, Inner};
 
 /// How many frames are queued on all connections.
 #[derive(Debug)]
@@ -88,7 +88,7 @@ impl Backlog {
     }
 }
 
-/// One connection's part in the backlog.
+/// One connection's part in the backlog; it lives in the connection's shared state.
 #[derive(Debug)]
 pub(super) struct Share {
     backlog: Arc<Backlog>,
@@ -147,19 +147,21 @@ impl Share {
 #[derive(Debug)]
 pub struct Outbound {
     rx: mpsc::Receiver<Frame>,
-    share: Arc<Share>,
+    /// The connection's shared state, for its [`Share`] (no sender in it: `recv` still ends
+    /// once every handle is gone).
+    inner: Arc<Inner>,
 }
 
 impl Outbound {
-    pub(super) fn new(rx: mpsc::Receiver<Frame>, share: Arc<Share>) -> Self {
-        Outbound { rx, share }
+    pub(super) fn new(rx: mpsc::Receiver<Frame>, inner: Arc<Inner>) -> Self {
+        Outbound { rx, inner }
     }
 
     /// The next frame; `None` once every handle is gone.
     pub async fn recv(&mut self) -> Option<Frame> {
         let frame = self.rx.recv().await;
         if frame.is_some() {
-            self.share.received();
+            self.inner.share.received();
         }
         frame
     }
@@ -168,7 +170,7 @@ impl Outbound {
     pub fn try_recv(&mut self) -> Result<Frame, mpsc::error::TryRecvError> {
         let frame = self.rx.try_recv();
         if frame.is_ok() {
-            self.share.received();
+            self.inner.share.received();
         }
         frame
     }
@@ -178,7 +180,7 @@ impl Drop for Outbound {
     fn drop(&mut self) {
         self.rx.close();
         while self.rx.try_recv().is_ok() {}
-        self.share.release_all();
+        self.inner.share.release_all();
     }
 }
 

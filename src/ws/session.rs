@@ -1,8 +1,11 @@
-//! One connection's task: a single `select!` over shutdown, close requests, the outbound queue,
-//! inbound frames and the liveness timers, with one exit path that unsubscribes everything,
-//! signs the user out, then flushes the queue and closes with a Pusher code. Frames go from the
-//! connection's queue straight to its socket, several per write when several are waiting.
+//! One connection's task: a single `select!` over close requests on its handle (shutdown, 4200,
+//! is one of them), the outbound queue, inbound frames and the liveness timers, with one exit
+//! path that unsubscribes everything, signs the user out, then flushes the queue and closes with
+//! a Pusher code. Frames go from the connection's queue straight to its socket, several per write
+//! when several are waiting. A turn of the loop is a few atomic operations besides the socket:
+//! checking for a close request takes no lock.
 
+use std::future::poll_fn;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -48,10 +51,12 @@ pub(super) async fn run(state: Arc<State>, app: Arc<App>, slot: ConnectionSlot, 
             activity_timeout: state.server.activity_timeout.as_secs(),
         };
         handle.send(established.encode().into());
+        let watched = state.shutdown.watch(&handle);
         let mut conn = Connection::new(app, state.adapter.clone(), handle);
         tracing::debug!("connected");
         let mut io = Io { ws, outbound };
         let exit = io.run(&state, &mut conn).await;
+        drop(watched);
         conn.disconnect();
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
         // than the rest of the session, and it would otherwise sit inline in every idle
@@ -62,15 +67,6 @@ pub(super) async fn run(state: Arc<State>, app: Arc<App>, slot: ConnectionSlot, 
     }
     .instrument(span)
     .await
-}
-
-/// Resolves when the session must close: shutdown (4200) or a close request on its handle.
-async fn stop_requested(state: &State, handle: ConnectionHandle) -> (CloseCode, String) {
-    tokio::select! {
-        biased;
-        _ = state.shutdown.triggered() => (CloseCode::Reconnect, "Server is restarting; reconnect".into()),
-        reason = handle.closed() => reason,
-    }
 }
 
 struct Io {
@@ -90,20 +86,21 @@ impl Io {
         let auth_deadline = sleep(authorization.unwrap_or_default());
         tokio::pin!(auth_deadline);
         let mut auth_pending = authorization.is_some();
-        let stop = stop_requested(state, conn.handle().clone());
-        tokio::pin!(stop);
+        // Close requests: 4100 from a full queue, 4200 on shutdown, 4009 from terminate.
+        let handle = conn.handle().clone();
         loop {
             tokio::select! {
                 biased;
-                (code, message) = &mut stop => return Exit::Close(code, message),
+                (code, message) = poll_fn(|cx| handle.poll_closed(cx)) => return Exit::Close(code, message),
                 frame = self.outbound.recv() => {
                     let Some(frame) = frame else { return Exit::Gone };
                     // A client that stops reading blocks this write; a close request (4100 once
-                    // its queue is full) or shutdown still ends the session.
+                    // its queue is full, 4200 on shutdown) still ends the session. Checked only
+                    // while the write waits: the loop has just checked it.
                     tokio::select! {
                         biased;
-                        (code, message) = &mut stop => return Exit::Close(code, message),
                         sent = self.write_batch(frame) => if sent.is_err() { return Exit::Gone },
+                        (code, message) = poll_fn(|cx| handle.poll_closed(cx)) => return Exit::Close(code, message),
                     }
                 }
                 inbound = self.ws.next() => {
