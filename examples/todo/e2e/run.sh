@@ -91,7 +91,11 @@ if [ ! -x "$CHROMIUM" ]; then
     abort "could not install chromium"
   CHROMIUM=/usr/bin/chromium
 fi
-command -v npm >/dev/null || abort "npm is required (Node 18 or later)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "no node/npm: installing Debian's nodejs and npm with apt-get"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) ||
+    abort "could not install nodejs and npm"
+fi
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in e2e/"
 (cd "$TODO_DIR/frontend" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in frontend/"
 (cd "$ROOT" && cargo build --release -p todo-example) || abort "cargo build -p todo-example"
