@@ -4,7 +4,7 @@
 //! [`crate::worker`]) when one process cannot hold all the connections.
 
 use crate::metrics::{Buckets, Latency, SharedLatency};
-use crate::reader::{Readers, Sink, Subscriber};
+use crate::reader::{Readers, Seen, Sink, Subscriber};
 use crate::target::Target;
 use crate::wire;
 use crate::ws::Connection;
@@ -311,18 +311,16 @@ impl Group {
             ..GroupReport::default()
         };
         let mut latency = Latency::default();
-        for total in totals {
-            latency.merge(&Latency::from_buckets(&total.latency));
-            report.received += total.received;
-            report.out_of_order += total.out_of_order;
-            report.duplicates += total.duplicates;
-            if total.first_us != 0
-                && (report.first_delivery_us == 0 || total.first_us < report.first_delivery_us)
-            {
-                report.first_delivery_us = total.first_us;
-            }
-            report.last_delivery_us = report.last_delivery_us.max(total.last_us);
+        let mut seen = Seen::default();
+        for total in &totals {
+            latency.merge(&total.latency);
+            seen.merge(&total.seen);
         }
+        report.received = seen.received;
+        report.out_of_order = seen.out_of_order;
+        report.duplicates = seen.duplicates;
+        report.first_delivery_us = seen.first_us;
+        report.last_delivery_us = seen.last_us;
         let shared = &self.shared;
         report.connected = shared.connected.load(Ordering::Relaxed);
         report.failed = shared.failed.load(Ordering::Relaxed);

@@ -11,7 +11,7 @@
 //! server-to-client half of RFC 6455 is needed: unmasked frames, pings answered with a masked
 //! pong, close frames and EOF counted as drops.
 
-use crate::metrics::{Buckets, Latency};
+use crate::metrics::Latency;
 use crate::wire;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use std::io::{ErrorKind, Read, Write};
@@ -50,23 +50,9 @@ pub struct Subscriber {
     pub stream: TcpStream,
 }
 
-/// What one subscriber saw.
+/// What one subscriber, one reader or a whole group saw.
 #[derive(Default)]
-struct Seen {
-    out_of_order: u64,
-    duplicates: u64,
-    first_us: u64,
-    last_us: u64,
-    received: u64,
-}
-
-/// Totals of a reader thread.
-#[derive(Default)]
-pub struct ReaderTotals {
-    /// Publish → delivery latency.
-    pub latency: Buckets,
-    /// Benchmark events received.
-    pub received: u64,
+pub struct Seen {
     /// Lower sequence number than one already seen from the same publisher.
     pub out_of_order: u64,
     /// Seen twice.
@@ -75,6 +61,29 @@ pub struct ReaderTotals {
     pub first_us: u64,
     /// Last delivery, µs since the epoch.
     pub last_us: u64,
+    /// Benchmark events received.
+    pub received: u64,
+}
+
+impl Seen {
+    /// Adds another's counts; keeps the earliest first and the latest last delivery.
+    pub fn merge(&mut self, other: &Seen) {
+        self.out_of_order += other.out_of_order;
+        self.duplicates += other.duplicates;
+        self.received += other.received;
+        if other.first_us != 0 && (self.first_us == 0 || other.first_us < self.first_us) {
+            self.first_us = other.first_us;
+        }
+        self.last_us = self.last_us.max(other.last_us);
+    }
+}
+
+/// Totals of a reader thread.
+pub struct ReaderTotals {
+    /// Publish → delivery latency.
+    pub latency: Latency,
+    /// Counts over its subscribers.
+    pub seen: Seen,
 }
 
 /// Running reader threads.
@@ -242,21 +251,14 @@ impl Reader {
     }
 
     fn totals(self) -> ReaderTotals {
-        let mut totals = ReaderTotals {
-            latency: self.latency.to_buckets(),
-            ..ReaderTotals::default()
-        };
+        let mut seen = Seen::default();
         for conn in &self.conns {
-            let seen = &conn.seen;
-            totals.received += seen.received;
-            totals.out_of_order += seen.out_of_order;
-            totals.duplicates += seen.duplicates;
-            if seen.first_us != 0 && (totals.first_us == 0 || seen.first_us < totals.first_us) {
-                totals.first_us = seen.first_us;
-            }
-            totals.last_us = totals.last_us.max(seen.last_us);
+            seen.merge(&conn.seen);
         }
-        totals
+        ReaderTotals {
+            latency: self.latency,
+            seen,
+        }
     }
 }
 
@@ -558,9 +560,9 @@ mod tests {
         let seqs: Vec<u64> = sink.stamps.lock().unwrap().iter().map(|s| s.seq).collect();
         assert_eq!(seqs, [0, 2, 1, 2]);
         assert_eq!(sink.received.load(Ordering::Relaxed), 4);
-        assert_eq!(totals[0].received, 4);
-        assert_eq!(totals[0].out_of_order, 1);
-        assert_eq!(totals[0].duplicates, 1);
+        assert_eq!(totals[0].seen.received, 4);
+        assert_eq!(totals[0].seen.out_of_order, 1);
+        assert_eq!(totals[0].seen.duplicates, 1);
         let drops = sink.drops.lock().unwrap();
         assert_eq!(drops.len(), 1);
         assert!(

@@ -60,7 +60,7 @@ pub(super) async fn run(state: Arc<State>, app: Arc<App>, slot: ConnectionSlot, 
         conn.disconnect();
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
         // than the rest of the session, and it would otherwise sit inline in every idle
-        // connection's task for its whole life (~1.3 KiB of its 2.6 KiB).
+        // connection's task for its whole life (boxing it cut the task from 2,648 to 2,376 bytes).
         Box::pin(io.finish(exit)).await;
         drop(slot);
         tracing::debug!("disconnected");
