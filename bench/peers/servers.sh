@@ -109,7 +109,17 @@ start_sockudo() {
   wait_port "$SERVER_PORT" "$SERVER_PID"
 }
 
-# start_server NAME: one of herald, soketi, sockudo.
+# The yardstick, not a peer: herald-bench's floor-server, one blocking write per delivery
+# (see bench/src/floor.rs). FLOOR_THREADS sets its fan-out threads (default 2).
+start_floor() {
+  SERVER_PORT=$(free_port)
+  ${HERALD_WRAP:-} "${BENCH:-$REPO/target/release/herald-bench}" floor-server --port "$SERVER_PORT" \
+    --threads "${FLOOR_THREADS:-2}" > "$RUN_DIR/floor.log" 2>&1 &
+  SERVER_PID=$!
+  wait_port "$SERVER_PORT" "$SERVER_PID"
+}
+
+# start_server NAME: one of herald, soketi, sockudo, floor.
 start_server() {
   "start_$1"
 }

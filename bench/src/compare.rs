@@ -1,11 +1,16 @@
 //! `compare`: reads run records (JSON files written with `--out`), groups them by case and
 //! server, and prints the median of each headline metric per server with the ratio of the
-//! reference server (herald) to the best of the others, as a Markdown table.
+//! reference server (herald) to the best of the others, as a Markdown table. Runs of the
+//! [`YARDSTICK`] server (`floor-server`) get a column but are not a peer: a second ratio
+//! column shows how close the floor itself comes to the best peer.
 
 use crate::report::{Better, RunRecord};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The server name under which `floor-server` runs are recorded.
+pub const YARDSTICK: &str = "floor";
 
 /// Median of a non-empty list.
 pub fn median(values: &mut [f64]) -> f64 {
@@ -64,15 +69,21 @@ pub fn compare(dirs: &[PathBuf], reference: &str) -> Result<String> {
                 .push(metric.value);
         }
     }
-    servers.sort_by_key(|s| (s != reference, s.clone()));
+    servers.sort_by_key(|s| (s != reference, s == YARDSTICK, s.clone()));
+    let yardstick = servers.iter().any(|s| s == YARDSTICK);
+    let ratios = if yardstick { 2 } else { 1 };
     let mut out = String::new();
     for (case, metrics) in &table {
         out.push_str(&format!("\n### {case}\n\n| metric |"));
         for server in &servers {
             out.push_str(&format!(" {server} |"));
         }
-        out.push_str(&format!(" {reference} / best peer |\n|---|"));
-        out.push_str(&"---:|".repeat(servers.len() + 1));
+        out.push_str(&format!(" {reference} / best peer |"));
+        if yardstick {
+            out.push_str(&format!(" {YARDSTICK} / best peer |"));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---:|".repeat(servers.len() + ratios));
         out.push('\n');
         for (name, by_server) in metrics {
             out.push_str(&format!("| {name} |"));
@@ -91,18 +102,23 @@ pub fn compare(dirs: &[PathBuf], reference: &str) -> Result<String> {
             let better = direction.get(name).copied().unwrap_or(Better::Higher);
             let peers = medians
                 .iter()
-                .filter(|(s, _)| s.as_str() != reference)
+                .filter(|(s, _)| s.as_str() != reference && s.as_str() != YARDSTICK)
                 .map(|(_, v)| *v);
             let best = match better {
                 Better::Higher => peers.fold(f64::NAN, f64::max),
                 Better::Lower => peers.fold(f64::NAN, f64::min),
             };
-            match medians.get(reference) {
+            let mut of = |server: &str| match medians.get(server) {
                 Some(&mine) if best.is_finite() && best != 0.0 => {
-                    out.push_str(&format!(" {:.2}× |\n", mine / best))
+                    out.push_str(&format!(" {:.2}× |", mine / best))
                 }
-                _ => out.push_str(" – |\n"),
+                _ => out.push_str(" – |"),
+            };
+            of(reference);
+            if yardstick {
+                of(YARDSTICK);
             }
+            out.push('\n');
         }
     }
     Ok(out)

@@ -3,13 +3,14 @@
 //! Layout: `sign` (API and channel signatures) and `wire` (frames, payload stamps) are pure;
 //! `ws` and `api` are the two clients; `group` + `worker` hold subscriber connections in
 //! this or in child processes; `publish` drives the HTTP API; `scenario::*` combine them;
-//! `report` and `compare` turn measurements into JSON and tables.
+//! `report` and `compare` turn measurements into JSON and tables; `floor` is a yardstick server.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 mod api;
 mod compare;
+mod floor;
 mod group;
 mod metrics;
 mod publish;
@@ -61,6 +62,9 @@ enum Command {
         #[arg(long, default_value = "herald")]
         reference: String,
     },
+    /// A yardstick server doing the least work per delivery (see BENCHMARKS.md): serves the
+    /// `fanout` scenario on 127.0.0.1:PORT until killed.
+    FloorServer(floor::FloorArgs),
     /// Internal: one share of subscriber connections (started by `--workers`).
     #[command(hide = true)]
     Worker {
@@ -184,6 +188,7 @@ async fn dispatch(command: Command, per_process: u64) -> Result<()> {
             print!("{}", compare::compare(&dirs, &reference)?);
             Ok(())
         }
+        Command::FloorServer(args) => tokio::task::spawn_blocking(move || floor::run(args)).await?,
         Command::Worker { target, spec } => {
             let spec = serde_json::from_str(&spec).context("worker spec")?;
             worker::run_worker(target.resolve()?, spec).await
