@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks herald against soketi and sockudo on this machine, side by side in one run.
+# Benchmarks herald against soketi and sockudo on this machine, side by side in one run,
+# with herald-bench's floor-server as a yardstick in the fanout cases (the least work per
+# delivery; not a peer, see BENCHMARKS.md).
 #
 #   bench/run-all.sh                   # all scenarios, 3 repetitions
 #   REPS=1 SCENARIOS="fanout-1000-flat api" bench/run-all.sh
@@ -14,7 +16,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$REPO"
 REPS=${REPS:-3}
-SERVERS=${SERVERS:-"herald soketi sockudo"}
+SERVERS=${SERVERS:-"herald soketi sockudo floor"}
 DURATION=${DURATION:-10}
 ALL_SCENARIOS="fanout-1000-flat fanout-5000-flat fanout-5000-open fanout-1000-rate50 fanout-1000-rate100 fanout-1000-rate150 channels-1000 idle-5000 api presence client-events"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
@@ -77,6 +79,8 @@ for rep in $(seq 1 "$REPS"); do
     n=${#servers[@]}
     for i in $(seq 0 $((n - 1))); do
       server=${servers[$(( (i + rep - 1 + n) % n ))]}
+      # The floor yardstick serves only the fanout scenario.
+      if [ "$server" = floor ] && [[ $case_name != fanout-* ]]; then continue; fi
       start_server "$server"
       # shellcheck disable=SC2046
       "$BENCH" $(scenario_args "$case_name") \
