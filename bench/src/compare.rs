@@ -136,6 +136,37 @@ fn fmt(value: f64) -> String {
 mod tests {
     use super::*;
 
+    fn write_record(dir: &Path, server: &str, p99: f64) {
+        let record = serde_json::json!({
+            "scenario": "fanout", "case": "rate50", "server": server, "started_unix_s": 0,
+            "command": "", "params": {}, "details": {}, "warnings": [],
+            "metrics": [{ "name": "latency_p99_ms", "value": p99, "better": "lower" }],
+            "resources": { "wall_s": 1.0, "generator_cpu_pct": 1.0, "cores": 2 },
+        });
+        std::fs::write(dir.join(format!("{server}.json")), record.to_string()).unwrap();
+    }
+
+    #[test]
+    fn the_yardstick_is_shown_but_never_the_best_peer() {
+        let dir = std::env::temp_dir().join(format!("hb-compare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_record(&dir, "herald", 5.0);
+        write_record(&dir, "sockudo", 10.0);
+        write_record(&dir, YARDSTICK, 4.0);
+        let table = compare(std::slice::from_ref(&dir), "herald").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            table.contains("| herald | sockudo | floor | herald / best peer | floor / best peer |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| latency_p99_ms | 5.00 (n=1) | 10.00 (n=1) | 4.00 (n=1) | 0.50× | 0.40× |"
+            ),
+            "{table}"
+        );
+    }
+
     #[test]
     fn median_of_odd_and_even_lists() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);

@@ -167,7 +167,10 @@ fn trigger(target: &str, body: &[u8], fan_out: &[mpsc::Sender<Job>]) -> Result<(
     };
     for channel in channels {
         let payload = serde_json::json!({ "event": name, "channel": channel, "data": data });
-        let job: Job = Arc::new((channel.to_owned(), text_frame(payload.to_string().as_bytes())));
+        let job: Job = Arc::new((
+            channel.to_owned(),
+            text_frame(payload.to_string().as_bytes()),
+        ));
         for thread in fan_out {
             let _ = thread.send(job.clone());
         }
