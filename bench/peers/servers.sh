@@ -110,7 +110,8 @@ start_sockudo() {
 }
 
 # The yardstick, not a peer: herald-bench's floor-server, one blocking write per delivery
-# (see bench/src/floor.rs). FLOOR_THREADS sets its fan-out threads (default 2).
+# (see bench/src/floor.rs). FLOOR_THREADS sets its fan-out threads (default 2); HERALD_WRAP
+# wraps it as it wraps herald, to profile the yardstick the same way.
 start_floor() {
   SERVER_PORT=$(free_port)
   ${HERALD_WRAP:-} "${BENCH:-$REPO/target/release/herald-bench}" floor-server --port "$SERVER_PORT" \

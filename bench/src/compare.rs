@@ -70,20 +70,22 @@ pub fn compare(dirs: &[PathBuf], reference: &str) -> Result<String> {
         }
     }
     servers.sort_by_key(|s| (s != reference, s == YARDSTICK, s.clone()));
-    let yardstick = servers.iter().any(|s| s == YARDSTICK);
-    let ratios = if yardstick { 2 } else { 1 };
+    // The servers with a ratio column: the reference, and the floor when it was measured.
+    let mut ratio_of = vec![reference];
+    if servers.iter().any(|s| s == YARDSTICK) {
+        ratio_of.push(YARDSTICK);
+    }
     let mut out = String::new();
     for (case, metrics) in &table {
         out.push_str(&format!("\n### {case}\n\n| metric |"));
         for server in &servers {
             out.push_str(&format!(" {server} |"));
         }
-        out.push_str(&format!(" {reference} / best peer |"));
-        if yardstick {
-            out.push_str(&format!(" {YARDSTICK} / best peer |"));
+        for server in &ratio_of {
+            out.push_str(&format!(" {server} / best peer |"));
         }
         out.push_str("\n|---|");
-        out.push_str(&"---:|".repeat(servers.len() + ratios));
+        out.push_str(&"---:|".repeat(servers.len() + ratio_of.len()));
         out.push('\n');
         for (name, by_server) in metrics {
             out.push_str(&format!("| {name} |"));
@@ -108,15 +110,13 @@ pub fn compare(dirs: &[PathBuf], reference: &str) -> Result<String> {
                 Better::Higher => peers.fold(f64::NAN, f64::max),
                 Better::Lower => peers.fold(f64::NAN, f64::min),
             };
-            let mut of = |server: &str| match medians.get(server) {
-                Some(&mine) if best.is_finite() && best != 0.0 => {
-                    out.push_str(&format!(" {:.2}× |", mine / best))
+            for server in &ratio_of {
+                match medians.get(*server) {
+                    Some(&mine) if best.is_finite() && best != 0.0 => {
+                        out.push_str(&format!(" {:.2}× |", mine / best))
+                    }
+                    _ => out.push_str(" – |"),
                 }
-                _ => out.push_str(" – |"),
-            };
-            of(reference);
-            if yardstick {
-                of(YARDSTICK);
             }
             out.push('\n');
         }

@@ -7,8 +7,9 @@
 //! answered `{}` with no signature check). An event is encoded once and written to every
 //! subscriber of its channel by `--threads` fan-out threads, each doing one blocking
 //! `write` per subscriber in a tight loop: no queues, no tasks, no wake-ups per connection.
-//! Whatever latency `fanout --rate` measures against it is what the kernel's loopback path
-//! and the generator cost on this machine; no server can deliver below it here.
+//! Whatever latency `fanout --rate` measures against it is, almost entirely, what the
+//! kernel's loopback path and the generator cost on this machine: a bound for any server that
+//! sends each subscriber's frame with its own `write`/`send` call, as herald does.
 //!
 //! Not a server to use: no authentication, no unsubscribe, no liveness, subscribers are kept
 //! until the process ends. Binds to 127.0.0.1 only.
@@ -221,23 +222,9 @@ fn subscriber(
     }
 }
 
-/// A server-to-client text frame (unmasked, one fragment).
+/// A server-to-client text frame (one fragment).
 fn text_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(payload.len() + 10);
-    frame.push(0x81);
-    match payload.len() {
-        n if n < 126 => frame.push(n as u8),
-        n if n <= u16::MAX as usize => {
-            frame.push(126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(payload);
-    frame
+    crate::wire::unmasked_frame(true, 0x1, payload)
 }
 
 /// Reads one client frame and returns its unmasked payload (fragments are not joined: the

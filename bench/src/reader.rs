@@ -488,18 +488,6 @@ mod tests {
         }
     }
 
-    fn text(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut frame = vec![(if fin { 0x80 } else { 0 }) | opcode];
-        if payload.len() < 126 {
-            frame.push(payload.len() as u8);
-        } else {
-            frame.push(126);
-            frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        }
-        frame.extend_from_slice(payload);
-        frame
-    }
-
     fn event(publisher: u32, seq: u64) -> Vec<u8> {
         let stamp = wire::Stamp {
             publisher,
@@ -532,20 +520,28 @@ mod tests {
         )
         .unwrap();
         let pause = || std::thread::sleep(std::time::Duration::from_millis(30));
-        let first = text(true, 1, &event(0, 0));
+        let first = wire::unmasked_frame(true, 1, &event(0, 0));
         server.write_all(&first[..5]).unwrap();
         pause();
         server.write_all(&first[5..]).unwrap();
         let second = event(0, 2);
         let (a, b) = second.split_at(10);
-        let mut both = text(false, 1, a);
-        both.extend(text(true, 0, b));
+        let mut both = wire::unmasked_frame(false, 1, a);
+        both.extend(wire::unmasked_frame(true, 0, b));
         both.extend([0x89, 0x02, b'p', b'q']);
         server.write_all(&both).unwrap();
-        server.write_all(&text(true, 1, &event(0, 1))).unwrap();
-        server.write_all(&text(true, 1, &event(0, 2))).unwrap();
         server
-            .write_all(&text(true, 1, br#"{"event":"pusher:pong","data":{}}"#))
+            .write_all(&wire::unmasked_frame(true, 1, &event(0, 1)))
+            .unwrap();
+        server
+            .write_all(&wire::unmasked_frame(true, 1, &event(0, 2)))
+            .unwrap();
+        server
+            .write_all(&wire::unmasked_frame(
+                true,
+                1,
+                br#"{"event":"pusher:pong","data":{}}"#,
+            ))
             .unwrap();
         let mut close = vec![0x88, 0x06];
         close.extend(4100u16.to_be_bytes());

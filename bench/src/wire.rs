@@ -17,6 +17,26 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// A server-to-client WebSocket frame (unmasked) with the given FIN bit and opcode, in the
+/// shortest length form: what the floor server sends, and what reader tests feed the reader.
+pub fn unmasked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    frame.push(if fin { 0x80 } else { 0 } | opcode);
+    match payload.len() {
+        n if n < 126 => frame.push(n as u8),
+        n if n <= u16::MAX as usize => {
+            frame.push(126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
 /// Seconds since the Unix epoch, for `auth_timestamp`.
 pub fn now_s() -> u64 {
     now_us() / 1_000_000

@@ -12,6 +12,7 @@
 
 mod backlog;
 
+#[cfg(test)]
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -139,14 +140,16 @@ impl ConnectionHandle {
         self.inner.waker.wake();
     }
 
-    /// Resolves when [`close`](Self::close) was called, with the code and message. One task
-    /// at a time may wait (the connection's session): a second waiter replaces the first.
+    /// Resolves when [`close`](Self::close) was called, with the code and message (tests; the
+    /// session polls [`poll_closed`](Self::poll_closed) in its `select!`).
+    #[cfg(test)]
     pub async fn closed(&self) -> (CloseCode, String) {
         poll_fn(|cx| self.poll_closed(cx)).await
     }
 
-    /// [`closed`](Self::closed) as a poll function, for the session's `select!`: an atomic
-    /// load, and registering the waker while no close was requested.
+    /// Ready with the code and message once [`close`](Self::close) was called: an atomic
+    /// load, and registering the waker while no close was requested. One task at a time may
+    /// wait (the connection's session): a second waiter replaces the first.
     pub fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<(CloseCode, String)> {
         let inner = &self.inner;
         if !inner.closing.load(Ordering::Acquire) {
