@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::config::{AppConfig, Config};
+use crate::fanout::FanOut;
 use crate::webhook::{AppTarget, Hooks, Queued};
 use crate::{channel, user};
 
@@ -42,11 +43,13 @@ impl Drop for ConnectionSlot {
 }
 
 impl App {
-    /// Builds an app whose webhooks go into `webhooks`.
+    /// Builds an app whose webhooks go into `webhooks` and whose broadcasts go through
+    /// `fan_out`.
     pub fn new(
         config: AppConfig,
         channel_name_max_length: usize,
         webhooks: mpsc::Sender<Queued>,
+        fan_out: FanOut,
     ) -> Self {
         let settings = channel::Settings {
             max_presence_members: config.max_presence_members,
@@ -61,7 +64,7 @@ impl App {
             pending: Default::default(),
         };
         App {
-            channels: channel::Registry::new(settings),
+            channels: channel::Registry::new(settings, fan_out),
             users: user::Registry::new(),
             hooks: Hooks::new(target, webhooks),
             connections: AtomicUsize::new(0),
@@ -91,13 +94,14 @@ pub struct Apps {
 
 impl Apps {
     /// Builds every configured app.
-    pub fn new(config: &Config, webhooks: mpsc::Sender<Queued>) -> Self {
+    pub fn new(config: &Config, webhooks: mpsc::Sender<Queued>, fan_out: &FanOut) -> Self {
         let mut apps = Apps::default();
         for app_config in &config.apps {
             let app = Arc::new(App::new(
                 app_config.clone(),
                 config.server.channel_name_max_length,
                 webhooks.clone(),
+                fan_out.clone(),
             ));
             apps.by_id.insert(app.config.id.clone(), app.clone());
             apps.by_key.insert(app.config.key.clone(), app);

@@ -82,6 +82,8 @@ pub struct ServerConfig {
     pub channel_name_max_length: usize,
     /// HTTP worker threads; 0 = one per core. Default 0.
     pub workers: usize,
+    /// Threads that write broadcasts to subscribers; 0 = one per core. Default 0.
+    pub fanout_threads: usize,
     /// Log filter (tracing `EnvFilter` syntax). Default `info`; env `HERALD_LOG`.
     pub log: String,
 }
@@ -202,6 +204,7 @@ impl Default for ServerConfig {
             slow_consumer_timeout: Duration::from_secs(5),
             channel_name_max_length: 200,
             workers: 0,
+            fanout_threads: 0,
             log: "info".into(),
         }
     }

@@ -8,7 +8,8 @@
 //! | [`protocol`] | wire messages (decode/encode), close codes, validated names — pure |
 //! | [`auth`] | every signature: channel auth, sign-in, HTTP API, webhooks — pure |
 //! | [`config`] | the typed configuration: defaults → TOML → env, validated |
-//! | [`connection`] | a connection's handle: socket id, bounded outbound queue, close request |
+//! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the socket it is written to), close request |
+//! | [`fanout`] | the fan-out threads: write broadcasts to a channel's subscribers, one lane per core |
 //! | [`channel`] | per-app channels: subscribers, presence members, cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
 //! | [`app`] | apps (config + their registries) and the lookup by id and key |
@@ -20,8 +21,9 @@
 //!
 //! # Dependency rule
 //!
-//! `protocol` and `auth` depend on nothing of ours. `connection`, `channel`, `user`, `app` and
-//! `adapter` know no actix, sockets or HTTP. Only `ws` and `http_api` handle requests
+//! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
+//! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
+//! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix. Only `ws` and `http_api` handle requests
 //! with actix (and `server`, which wires them); nothing
 //! imports them but `server`. Only `config` reads the environment.
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod channel;
 pub mod config;
 pub mod connection;
+pub mod fanout;
 pub mod http_api;
 pub mod protocol;
 pub mod server;

@@ -16,6 +16,7 @@ use crate::adapter::LocalAdapter;
 use crate::app::Apps;
 use crate::config::Config;
 use crate::connection::Backlog;
+use crate::fanout::FanOut;
 use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::webhook::{self, WebhookEvent};
@@ -27,16 +28,20 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Serves until `shutdown` fires, then drains. `listener` is already bound (port 0 in tests).
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> std::io::Result<()> {
     let (webhook_tx, webhook_rx) = mpsc::channel(config.webhooks.queue);
+    let backlog = Backlog::new(
+        config.server.fanout_backlog,
+        config.server.slow_consumer_timeout,
+    );
+    let fan_out = FanOut::start(fanout_threads(&config), backlog.clone())?;
     let state = Arc::new(State {
-        apps: Apps::new(&config, webhook_tx),
+        apps: Apps::new(&config, webhook_tx, &fan_out),
         adapter: LocalAdapter::shared(),
         server: config.server.clone(),
-        backlog: Backlog::new(
-            config.server.fanout_backlog,
-            config.server.slow_consumer_timeout,
-        ),
+        backlog,
         shutdown: shutdown.clone(),
     });
+    // The apps hold the fan-out lanes; the threads end when the state is dropped.
+    drop(fan_out);
     let drain_for = config.server.shutdown_timeout;
     let worker_token = tokio_util::sync::CancellationToken::new();
     let worker = tokio::spawn(webhook::worker::run(
@@ -134,6 +139,14 @@ async fn sweep(state: Arc<State>) {
                 });
             }
         }
+    }
+}
+
+/// Fan-out threads: as configured, or one per core.
+fn fanout_threads(config: &Config) -> usize {
+    match config.server.fanout_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 

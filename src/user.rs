@@ -175,7 +175,7 @@ mod tests {
 
     fn drain(rx: &mut Outbound) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(f) = rx.try_recv() {
+        while let Some(f) = rx.try_recv() {
             out.push(f.to_string());
         }
         out

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::connection::{ConnectionHandle, Frame};
+use crate::fanout::{FanOut, Targets};
 use crate::protocol::server::PresenceList;
 use crate::protocol::{ChannelKind, ChannelName, ServerMessage, SocketId, UserId};
 use count::CountState;
@@ -40,12 +41,16 @@ pub struct Registry {
     channels: DashMap<ChannelName, Channel>,
     /// The app's settings, fixed at start.
     settings: Settings,
+    /// Writes broadcasts to subscribers.
+    fan_out: FanOut,
 }
 
 #[derive(Debug, Default)]
 struct Channel {
     /// Subscribed connections.
     subscribers: HashMap<SocketId, Subscriber>,
+    /// `subscribers` split into fan-out lanes; built by the first broadcast after a change.
+    targets: Option<Arc<Targets>>,
     /// Presence members by user id (several connections of one user are one member).
     members: HashMap<UserId, Member>,
     /// The last API event, for cache channels.
@@ -143,11 +148,12 @@ pub struct ChannelInfo {
 }
 
 impl Registry {
-    /// An empty registry.
-    pub fn new(settings: Settings) -> Self {
+    /// An empty registry whose broadcasts go through `fan_out`.
+    pub fn new(settings: Settings, fan_out: FanOut) -> Self {
         Registry {
             channels: DashMap::new(),
             settings,
+            fan_out,
         }
     }
 
@@ -196,6 +202,7 @@ impl Registry {
                 user_id: user_id.clone(),
             },
         );
+        channel.targets = None;
         joining
             .handle
             .send(succeeded_frame(name, channel, user_id.is_some()));
@@ -209,7 +216,7 @@ impl Registry {
                 user_id: id.as_str(),
                 user_info: info,
             };
-            fan_out(&channel.subscribers, &msg.encode().into(), Some(socket_id));
+            self.broadcast(channel, &msg.encode().into(), Some(socket_id));
         }
         out.count = self.count_changed(name, channel);
         Ok(out)
@@ -246,6 +253,7 @@ impl Registry {
         let mut entry = self.channels.get_mut(name)?;
         let channel = entry.value_mut();
         let subscriber = channel.subscribers.remove(socket_id)?;
+        channel.targets = None;
         let mut out = Unsubscribed {
             vacated: channel.subscribers.is_empty(),
             ..Unsubscribed::default()
@@ -261,7 +269,7 @@ impl Registry {
                     channel: name.as_str(),
                     user_id: id.as_str(),
                 };
-                fan_out(&channel.subscribers, &msg.encode().into(), None);
+                self.broadcast(channel, &msg.encode().into(), None);
                 out.member_removed = Some(id);
             }
         }
@@ -277,8 +285,8 @@ impl Registry {
         Some(out)
     }
 
-    /// Queues `frame` for every subscriber but `except`; stores it first on cache channels.
-    /// Returns how many connections it was queued for.
+    /// Broadcasts `frame` to every subscriber but `except`; stores it first on cache channels.
+    /// Returns how many connections it is for.
     pub fn publish(
         &self,
         name: &ChannelName,
@@ -291,10 +299,10 @@ impl Registry {
                 let mut entry = self.channels.entry(name.clone()).or_default();
                 entry.cache = Some(cached);
                 entry.miss_reported = false;
-                fan_out(&entry.subscribers, frame, except)
+                self.broadcast(&mut entry, frame, except)
             }
-            None => match self.channels.get(name) {
-                Some(channel) => fan_out(&channel.subscribers, frame, except),
+            None => match self.channels.get_mut(name) {
+                Some(mut channel) => self.broadcast(&mut channel, frame, except),
                 None => 0,
             },
         }
@@ -355,7 +363,7 @@ impl Registry {
                 channel.cache = None;
             }
             if let Some(n) = channel.count.due() {
-                broadcast_count(name, channel, n);
+                self.broadcast_count(name, channel, n);
                 sent.push((name.clone(), n));
             }
         }
@@ -364,28 +372,48 @@ impl Registry {
         sent
     }
 
+    fn broadcast_count(&self, name: &ChannelName, channel: &mut Channel, n: usize) {
+        let frame: Frame = ServerMessage::SubscriptionCount {
+            channel: name.as_str(),
+            count: n,
+        }
+        .encode()
+        .into();
+        self.broadcast(channel, &frame, None);
+    }
+
+    /// Hands `frame` to the fan-out lanes for every subscriber but `except`, under the
+    /// channel's lock, so broadcasts of a channel reach each connection in order and never
+    /// before its `subscription_succeeded`. Returns how many connections it is for.
+    fn broadcast(&self, channel: &mut Channel, frame: &Frame, except: Option<&SocketId>) -> usize {
+        let excepted = except.is_some_and(|id| channel.subscribers.contains_key(id));
+        let n = channel.subscribers.len() - usize::from(excepted);
+        if n == 0 {
+            return 0;
+        }
+        let subscribers = &channel.subscribers;
+        let targets = channel.targets.get_or_insert_with(|| {
+            Arc::new(
+                self.fan_out
+                    .targets(subscribers.values().map(|s| &s.handle)),
+            )
+        });
+        self.fan_out.broadcast(targets, frame, except);
+        n
+    }
+
     fn count_changed(&self, name: &ChannelName, channel: &mut Channel) -> Option<usize> {
         if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
             return None;
         }
         let n = channel.subscribers.len();
         if channel.count.changed(n) {
-            broadcast_count(name, channel, n);
+            self.broadcast_count(name, channel, n);
             Some(n)
         } else {
             None
         }
     }
-}
-
-fn broadcast_count(name: &ChannelName, channel: &Channel, n: usize) {
-    let frame: Frame = ServerMessage::SubscriptionCount {
-        channel: name.as_str(),
-        count: n,
-    }
-    .encode()
-    .into();
-    fan_out(&channel.subscribers, &frame, None);
 }
 
 fn succeeded_frame(name: &ChannelName, channel: &Channel, presence: bool) -> Frame {
@@ -405,20 +433,6 @@ fn succeeded_frame(name: &ChannelName, channel: &Channel, presence: bool) -> Fra
     }
     .encode()
     .into()
-}
-
-fn fan_out(
-    subscribers: &HashMap<SocketId, Subscriber>,
-    frame: &Frame,
-    except: Option<&SocketId>,
-) -> usize {
-    let mut queued = 0;
-    for (socket_id, subscriber) in subscribers {
-        if Some(socket_id) != except && subscriber.handle.send(frame.clone()) {
-            queued += 1;
-        }
-    }
-    queued
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn name(s: &str) -> ChannelName {
 
 fn drain(rx: &mut Outbound) -> Vec<String> {
     let mut out = Vec::new();
-    while let Ok(f) = rx.try_recv() {
+    while let Some(f) = rx.try_recv() {
         out.push(f.to_string());
     }
     out
@@ -31,7 +31,7 @@ fn member(id: &str) -> Option<(UserId, Option<Arc<RawValue>>)> {
 
 #[test]
 fn occupied_vacated_and_duplicates() {
-    let reg = Registry::new(settings());
+    let reg = Registry::new(settings(), FanOut::inline());
     let (a, mut arx) = conn();
     let ch = name("my-channel");
     let s = reg
@@ -68,7 +68,7 @@ fn occupied_vacated_and_duplicates() {
 
 #[test]
 fn presence_members_are_users_not_connections() {
-    let reg = Registry::new(settings());
+    let reg = Registry::new(settings(), FanOut::inline());
     let ch = name("presence-room");
     let (a1, mut r1) = conn();
     let (a2, _r2) = conn();
@@ -143,7 +143,7 @@ fn presence_members_are_users_not_connections() {
 
 #[test]
 fn cache_is_sent_after_succeeded_or_a_miss_is_reported_once() {
-    let reg = Registry::new(settings());
+    let reg = Registry::new(settings(), FanOut::inline());
     let ch = name("cache-x");
     let (a, mut arx) = conn();
     let (b, mut brx) = conn();

@@ -1,6 +1,5 @@
 //! Backpressure bookkeeping: the process-wide [`Backlog`] of queued frames that API triggers
-//! wait on, each connection's [`Share`] of it, and [`Outbound`], the receiving end of a
-//! connection's queue that releases its share as frames leave.
+//! wait on, and each connection's [`Share`] of it, released as frames are written.
 //!
 //! Only the first half of a connection's queue counts towards the backlog, so connections that
 //! stopped reading cannot hold publishers back: they fill the rest of their queue, or stay over
@@ -10,10 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
-
-use super::{Frame, Inner};
 
 /// How many frames are queued on all connections.
 #[derive(Debug)]
@@ -53,11 +50,13 @@ impl Backlog {
         self.queued.load(Ordering::Relaxed)
     }
 
-    fn add(&self) {
-        self.queued.fetch_add(1, Ordering::Relaxed);
+    /// Counts `n` frames on their way to connections (the fan-out threads' queues).
+    pub fn add(&self, n: usize) {
+        self.queued.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn release(&self, n: usize) {
+    /// Stops counting `n` frames.
+    pub fn release(&self, n: usize) {
         if n == 0 {
             return;
         }
@@ -111,7 +110,7 @@ impl Share {
     /// A frame was queued while the queue was at most half full.
     pub(super) fn counted(&self) {
         self.counted.fetch_add(1, Ordering::Relaxed);
-        self.backlog.add();
+        self.backlog.add(1);
     }
 
     /// A frame was queued while the queue was over half full: whether it has been over half
@@ -127,7 +126,7 @@ impl Share {
         }
     }
 
-    fn received(&self) {
+    pub(super) fn received(&self) {
         self.over_half_since.store(0, Ordering::Relaxed);
         let took = self
             .counted
@@ -137,50 +136,8 @@ impl Share {
         }
     }
 
-    fn release_all(&self) {
+    pub(super) fn release_all(&self) {
         self.backlog.release(self.counted.swap(0, Ordering::AcqRel));
-    }
-}
-
-/// The receiving half of a connection's queue, owned by its session loop. Dropping it closes
-/// the queue and releases the connection's share of the backlog.
-#[derive(Debug)]
-pub struct Outbound {
-    rx: mpsc::Receiver<Frame>,
-    /// The connection's shared state, for its [`Share`] (no sender in it: `recv` still ends
-    /// once every handle is gone).
-    inner: Arc<Inner>,
-}
-
-impl Outbound {
-    pub(super) fn new(rx: mpsc::Receiver<Frame>, inner: Arc<Inner>) -> Self {
-        Outbound { rx, inner }
-    }
-
-    /// The next frame; `None` once every handle is gone.
-    pub async fn recv(&mut self) -> Option<Frame> {
-        let frame = self.rx.recv().await;
-        if frame.is_some() {
-            self.inner.share.received();
-        }
-        frame
-    }
-
-    /// The next frame if one is queued.
-    pub fn try_recv(&mut self) -> Result<Frame, mpsc::error::TryRecvError> {
-        let frame = self.rx.try_recv();
-        if frame.is_ok() {
-            self.inner.share.received();
-        }
-        frame
-    }
-}
-
-impl Drop for Outbound {
-    fn drop(&mut self) {
-        self.rx.close();
-        while self.rx.try_recv().is_ok() {}
-        self.inner.share.release_all();
     }
 }
 
@@ -198,7 +155,7 @@ mod tests {
         assert!(a.send("1".into()) && b.send("2".into()) && b.send("3".into()));
         assert_eq!(backlog.queued(), 3);
         assert!(!backlog.wait_for_room(Duration::from_millis(20)).await);
-        arx.recv().await;
+        arx.try_recv();
         assert_eq!(backlog.queued(), 2);
         drop(brx);
         assert_eq!(backlog.queued(), 0);
@@ -222,7 +179,7 @@ mod tests {
         let backlog = Backlog::new(100, Duration::from_secs(5));
         let (conn, mut rx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog);
         assert!(conn.send("first".into()));
-        rx.recv().await;
+        rx.try_recv();
         tokio::time::advance(Duration::from_secs(60)).await;
         for i in 0..8 {
             assert!(conn.send(i.to_string().into()), "frame {i}");

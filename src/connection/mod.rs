@@ -1,65 +1,87 @@
 //! [`ConnectionHandle`]: the shared front of one WebSocket connection — its socket id, its
-//! bounded queue of encoded frames, and a way to ask it to close.
+//! outbox (a bounded queue of encoded frames and the socket they are written to) and a way to
+//! ask it to close.
 //!
-//! Made by `ws`, held by the channel and user registries, so fan-out reaches connections without
-//! knowing anything about the transport. Sending never awaits: a full queue — or a queue more
-//! than half full that its connection has not drained for the stall timeout — marks the
-//! connection a slow consumer, and it is closed with 4100 instead of slowing everyone down.
-//! [`Backlog`] counts what is queued on all connections, for publishers' backpressure.
+//! Made by `ws`, held by the channel and user registries and the fan-out threads, so delivery
+//! reaches connections without knowing anything about WebSocket sessions. Sending never awaits:
+//! a frame queued on an empty outbox is written at once with one non-blocking write, under the
+//! outbox lock, so frames from different threads never interleave and each connection's frames
+//! go out in the order they were queued. What the socket does not take stays queued, and the
+//! connection's session finishes it when the socket is writable again. A full queue — or one
+//! more than half full that has not drained for the stall timeout — marks the connection a slow
+//! consumer, and it is closed with 4100 instead of slowing everyone down. [`Backlog`] counts
+//! what is queued on all connections, for publishers' backpressure.
 //!
 //! The close request is a flag and one waker, not a cancellation token: the session checks it
 //! on every turn of its loop, so it must cost an atomic load, not a lock.
 
 mod backlog;
+mod frame;
+mod outbox;
 
 #[cfg(test)]
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 
+pub use backlog::Backlog;
 use backlog::Share;
-pub use backlog::{Backlog, Outbound};
+pub use frame::Frame;
+use outbox::Outbox;
+pub use outbox::Wire;
 
 use crate::protocol::{CloseCode, SocketId};
 
-/// An encoded text frame; clones share the bytes. It is tungstenite's UTF-8 byte string, so
-/// the transport writes it as it is, with no copy and no second UTF-8 check per subscriber.
-pub type Frame = tokio_tungstenite::tungstenite::Utf8Bytes;
+/// Hands out fan-out lanes round robin, so connections spread evenly over the fan-out threads.
+static NEXT_LANE: AtomicUsize = AtomicUsize::new(0);
 
 /// The cloneable front of one connection.
 #[derive(Clone, Debug)]
 pub struct ConnectionHandle {
-    /// The connection's outbound queue, drained by its session loop only. Here rather than in
-    /// `inner`, so queuing a frame reads one cold allocation fewer per subscriber.
-    outbound: mpsc::Sender<Frame>,
     inner: Arc<Inner>,
 }
 
-/// What a connection's handles and its [`Outbound`] share. What fan-out and the session touch
-/// on every frame (`share`, `closing`, `waker`) sit together, so a delivery costs each side as
-/// few cache misses as possible (`repr(C)` keeps them in this order, first).
+/// What a connection's handles and its [`Outbound`] share.
 #[derive(Debug)]
-#[repr(C)]
 struct Inner {
+    /// The queue and the socket; every write happens under this lock.
+    outbox: Mutex<Outbox>,
     /// This queue's part in the process-wide backlog, and when it was last drained.
     share: Share,
     /// Set when someone asks the connection to close; `reason` is written first.
     closing: AtomicBool,
-    /// The session waiting for `closing`.
+    /// The session: woken for a close request and when a write is left for it to finish.
     waker: AtomicWaker,
+    /// Most frames queued before the connection counts as a slow consumer.
+    capacity: usize,
+    /// Which fan-out thread writes this connection's share of a broadcast.
+    lane: usize,
     /// Which connection this is; the key in every registry.
     socket_id: SocketId,
     /// Why it should close; the first request wins.
     reason: Mutex<Option<(CloseCode, String)>>,
 }
 
+/// Whether [`ConnectionHandle::queue`] took a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// Not taken: the connection is closed or over capacity.
+    Refused,
+    /// Taken; the outbox already waited for a flush.
+    Queued,
+    /// Taken, and the outbox needs a [`flush`](ConnectionHandle::flush) now.
+    FlushNeeded,
+}
+
 impl ConnectionHandle {
-    /// A handle and the receiver of its queue, which holds at most `capacity` frames, counted
-    /// in a backlog of its own.
+    /// A handle without a socket (tests): frames stay queued until taken with
+    /// [`Outbound::try_recv`]. The queue holds at most `capacity` frames, counted in a backlog of
+    /// its own.
     pub fn new(socket_id: SocketId, capacity: usize) -> (Self, Outbound) {
         Self::with_backlog(
             socket_id,
@@ -68,28 +90,45 @@ impl ConnectionHandle {
         )
     }
 
-    /// A handle whose queued frames count in the shared `backlog`.
+    /// A handle without a socket whose queued frames count in the shared `backlog`.
     pub fn with_backlog(
         socket_id: SocketId,
         capacity: usize,
         backlog: Arc<Backlog>,
     ) -> (Self, Outbound) {
-        let (tx, rx) = mpsc::channel(capacity);
+        Self::build(socket_id, capacity, backlog, None)
+    }
+
+    /// A handle that writes to `socket`.
+    pub fn with_socket(
+        socket_id: SocketId,
+        capacity: usize,
+        backlog: Arc<Backlog>,
+        socket: TcpStream,
+    ) -> (Self, Outbound) {
+        Self::build(socket_id, capacity, backlog, Some(socket))
+    }
+
+    fn build(
+        socket_id: SocketId,
+        capacity: usize,
+        backlog: Arc<Backlog>,
+        socket: Option<TcpStream>,
+    ) -> (Self, Outbound) {
         let inner = Arc::new(Inner {
+            outbox: Mutex::new(Outbox::new(socket)),
             share: Share::new(backlog),
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            capacity: capacity.max(1),
+            lane: NEXT_LANE.fetch_add(1, Ordering::Relaxed),
             socket_id,
             reason: Mutex::new(None),
         });
-        let outbound = Outbound::new(rx, inner.clone());
-        (
-            ConnectionHandle {
-                outbound: tx,
-                inner,
-            },
-            outbound,
-        )
+        let outbound = Outbound {
+            inner: inner.clone(),
+        };
+        (ConnectionHandle { inner }, outbound)
     }
 
     /// The connection's socket id.
@@ -97,47 +136,80 @@ impl ConnectionHandle {
         &self.inner.socket_id
     }
 
-    /// Queues a frame without waiting. A full queue closes the connection with 4100; returns
-    /// whether the frame was queued.
-    pub fn send(&self, frame: Frame) -> bool {
-        let outbound = &self.outbound;
-        match outbound.try_send(frame) {
-            Ok(()) => {
-                let capacity = outbound.max_capacity();
-                let len = capacity - outbound.capacity();
-                let share = &self.inner.share;
-                if len <= capacity / 2 {
-                    share.counted();
-                } else if share.stalled() {
-                    self.slow_consumer();
-                }
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.slow_consumer();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
+    /// The connection's fan-out lane (any number; take it modulo the number of lanes).
+    pub fn lane(&self) -> usize {
+        self.inner.lane
     }
 
-    fn slow_consumer(&self) {
-        tracing::debug!(socket_id = %self.inner.socket_id, "slow consumer: closing with 4100");
-        self.close(
-            CloseCode::OverCapacity,
-            "Over capacity: the connection is not reading fast enough",
-        );
+    /// Queues a frame and, if nothing was waiting before it, writes it now, without waiting. A
+    /// full queue closes the connection with 4100; returns whether the frame was queued.
+    pub fn send(&self, frame: Frame) -> bool {
+        let inner = &self.inner;
+        let mut outbox = inner.lock();
+        if outbox.is_idle() {
+            // Nothing waiting: write it now, and count it in the backlog only if it stays.
+            outbox.push(frame);
+            inner.write(&mut outbox);
+            if outbox.len() > 0 {
+                inner.share.counted();
+            }
+            return true;
+        }
+        let Some(len) = self.push(&mut outbox, frame) else {
+            return false;
+        };
+        // Frames already waiting are someone else's to write: a fan-out batch about to flush,
+        // or the session waiting for the socket to drain.
+        if len == 1 && !outbox.dirty {
+            self.inner.write(&mut outbox);
+        }
+        true
+    }
+
+    /// Queues a frame without writing it (fan-out batches); the caller must
+    /// [`flush`](Self::flush) when told [`Queued::FlushNeeded`].
+    pub fn queue(&self, frame: Frame) -> Queued {
+        let mut outbox = self.inner.lock();
+        let Some(len) = self.push(&mut outbox, frame) else {
+            return Queued::Refused;
+        };
+        // An open batch flushes it; so does the session, if it waits for the socket to drain.
+        if outbox.dirty || len > 1 {
+            return Queued::Queued;
+        }
+        outbox.dirty = true;
+        Queued::FlushNeeded
+    }
+
+    /// Writes what [`queue`](Self::queue) left, without waiting.
+    pub fn flush(&self) {
+        let mut outbox = self.inner.lock();
+        outbox.dirty = false;
+        self.inner.write(&mut outbox);
+    }
+
+    /// Appends under the lock; the queue's new length, or `None` if it was refused.
+    fn push(&self, outbox: &mut Outbox, frame: Frame) -> Option<usize> {
+        if outbox.closed {
+            return None;
+        }
+        let inner = &self.inner;
+        if outbox.len() >= inner.capacity {
+            inner.slow_consumer();
+            return None;
+        }
+        let len = outbox.push(frame);
+        if len <= inner.capacity / 2 {
+            inner.share.counted();
+        } else if inner.share.stalled() {
+            inner.slow_consumer();
+        }
+        Some(len)
     }
 
     /// Asks the connection to send `pusher:error` with `code` and `message`, then close.
     pub fn close(&self, code: CloseCode, message: &str) {
-        if let Ok(mut reason) = self.inner.reason.lock() {
-            if reason.is_none() {
-                *reason = Some((code, message.to_owned()));
-            }
-        }
-        self.inner.closing.store(true, Ordering::Release);
-        self.inner.waker.wake();
+        self.inner.close(code, message);
     }
 
     /// Resolves when [`close`](Self::close) was called, with the code and message (tests; the
@@ -163,6 +235,126 @@ impl ConnectionHandle {
     }
 }
 
+impl Inner {
+    fn close(&self, code: CloseCode, message: &str) {
+        if let Ok(mut reason) = self.reason.lock() {
+            if reason.is_none() {
+                *reason = Some((code, message.to_owned()));
+            }
+        }
+        self.closing.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn slow_consumer(&self) {
+        tracing::debug!(socket_id = %self.socket_id, "slow consumer: closing with 4100");
+        self.close(
+            CloseCode::OverCapacity,
+            "Over capacity: the connection is not reading fast enough",
+        );
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Outbox> {
+        // Nothing panics while holding it; if something did, the queue is still consistent.
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes what is queued without waiting; what the socket does not take is left for the
+    /// session, which is woken to wait for the socket to drain.
+    fn write(&self, outbox: &mut Outbox) {
+        match outbox.write(&self.share) {
+            Ok(true) => {}
+            Ok(false) => self.waker.wake(),
+            Err(e) => {
+                tracing::debug!(socket_id = %self.socket_id, error = %e, "write failed");
+                outbox.fail(e.kind(), &self.share);
+                self.waker.wake();
+            }
+        }
+    }
+
+    /// The session's side of writing: writes what is queued, and while the socket does not
+    /// take it, registers for the socket to drain. Ready when everything is written (`Ok`) or
+    /// the socket failed; with `park`, an empty queue is `Pending` instead (the session loop
+    /// waits on this for as long as the connection lives).
+    fn poll_write(&self, cx: &mut Context<'_>, park: bool) -> Poll<io::Result<()>> {
+        if park {
+            self.waker.register(cx.waker());
+        }
+        let mut outbox = self.lock();
+        loop {
+            if let Some(e) = outbox.failure() {
+                return Poll::Ready(Err(e));
+            }
+            let written = match outbox.write(&self.share) {
+                Ok(written) => written,
+                Err(e) => {
+                    outbox.fail(e.kind(), &self.share);
+                    return Poll::Ready(Err(e));
+                }
+            };
+            if written {
+                return if park {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(Ok(()))
+                };
+            }
+            match outbox.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => {
+                    outbox.fail(e.kind(), &self.share);
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The session's end of a connection: the socket as tungstenite sees it ([`Wire`]), the writes
+/// left for the session, and the end of the outbox. Dropping it closes the outbox, lets go of
+/// what is queued (and its share of the backlog) and closes the socket.
+#[derive(Debug)]
+pub struct Outbound {
+    inner: Arc<Inner>,
+}
+
+impl Outbound {
+    /// The socket for tungstenite: reads come from it, writes (pongs, close frames) are queued
+    /// in order with everything else.
+    pub fn wire(&self) -> Wire {
+        Wire::new(self.inner.clone())
+    }
+
+    /// Writes what others left queued once the socket drains; pending for as long as all is
+    /// well, ready with the error once the socket fails.
+    pub fn poll_write_left(&self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        match self.inner.poll_write(cx, true) {
+            Poll::Ready(Err(e)) => Poll::Ready(e),
+            _ => Poll::Pending,
+        }
+    }
+
+    /// Drops what is queued but not started (a slow consumer's queue is what it could not
+    /// read); a frame partly written is finished, so the stream stays well formed.
+    pub fn discard_queued(&self) {
+        self.inner.lock().discard(&self.inner.share);
+    }
+
+    /// Takes the oldest queued frame (tests: a handle without a socket).
+    #[cfg(test)]
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        self.inner.lock().pop(&self.inner.share)
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        self.inner.lock().close(&self.inner.share);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,8 +367,8 @@ mod tests {
         assert!(!handle.send("c".into()));
         let (code, _) = handle.closed().await;
         assert_eq!(code, CloseCode::OverCapacity);
-        assert_eq!(rx.recv().await.as_deref(), Some("a"));
-        assert_eq!(rx.recv().await.as_deref(), Some("b"));
+        assert_eq!(rx.try_recv().map(|f| f.to_string()).as_deref(), Some("a"));
+        assert_eq!(rx.try_recv().map(|f| f.to_string()).as_deref(), Some("b"));
     }
 
     #[tokio::test]
@@ -188,5 +380,26 @@ mod tests {
             handle.closed().await,
             (CloseCode::Unauthorized, "bye".to_owned())
         );
+    }
+
+    #[test]
+    fn a_closed_outbox_takes_nothing() {
+        let (handle, rx) = ConnectionHandle::new(SocketId::generate(), 4);
+        drop(rx);
+        assert!(!handle.send("late".into()));
+        assert_eq!(handle.queue("late".into()), Queued::Refused);
+    }
+
+    #[test]
+    fn a_batch_asks_for_one_flush() {
+        let (handle, mut rx) = ConnectionHandle::new(SocketId::generate(), 8);
+        assert_eq!(handle.queue("1".into()), Queued::FlushNeeded);
+        assert_eq!(handle.queue("2".into()), Queued::Queued);
+        // A direct send while a batch is open leaves the write to the batch's flush.
+        assert!(handle.send("3".into()));
+        handle.flush();
+        let got: Vec<String> =
+            std::iter::from_fn(|| rx.try_recv().map(|f| f.to_string())).collect();
+        assert_eq!(got, ["1", "2", "3"]);
     }
 }

@@ -29,7 +29,7 @@ use crate::auth::api::{param, parse_query};
 use crate::protocol::{codes, CloseCode, ServerMessage};
 use crate::state::State;
 
-/// A WebSocket over a plain TCP connection.
+/// A refused connection's WebSocket, straight over its TCP connection.
 type Socket = WebSocketStream<TcpStream>;
 
 /// Bytes read from the socket in one go; the buffer grows for a larger frame. Every idle
@@ -66,16 +66,17 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
     let leftover = parts.read_buf.to_vec();
     drop(parts.read_buf);
     drop(parts.write_buf);
-    let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config)).await;
     match admit(&state, &accepted.key, &accepted.query) {
         Ok((app, slot)) => {
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
             // allocated for the life of the connection.
-            let session = session::run(state.clone(), app, slot, ws);
+            let session = session::run(state.clone(), app, slot, io, leftover, config);
             actix_web::rt::spawn(state.shutdown.track(session));
         }
         Err((code, message)) => {
             tracing::debug!(key = %accepted.key, code = code.code(), %message, "connection refused");
+            let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config))
+                .await;
             refuse(ws, code, message).await;
         }
     }

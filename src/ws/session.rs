@@ -1,30 +1,31 @@
 //! One connection's task: a single `select!` over close requests on its handle (shutdown, 4200,
-//! is one of them), the outbound queue, inbound frames and the liveness timers, with one exit
+//! is one of them), writes left for it, inbound frames and the liveness timers, with one exit
 //! path that unsubscribes everything, signs the user out, then flushes the queue and closes with
-//! a Pusher code. Frames go from the connection's queue straight to its socket, several per write
-//! when several are waiting. A turn of the loop is a few atomic operations besides the socket:
-//! checking for a close request takes no lock.
+//! a Pusher code. Frames are written by whoever queues them (see `connection`); the session only
+//! finishes what the socket did not take at once, when it drains. Checking for a close request
+//! takes no lock.
 
 use std::future::poll_fn;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::time::{sleep, Instant};
 use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
+use super::close_frame;
 use super::dispatch::Connection;
-use super::{close_frame, Socket};
 use crate::app::{App, ConnectionSlot};
-use crate::connection::{ConnectionHandle, Frame, Outbound};
+use crate::connection::{ConnectionHandle, Outbound, Wire};
 use crate::protocol::{CloseCode, ServerMessage, SocketId};
 use crate::state::State;
 
 /// How long closing a connection may take (flush, error, close frame).
 const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-/// Most frames written per turn of the session loop.
-const WRITE_BATCH: usize = 64;
 
 /// How a session ended.
 enum Exit {
@@ -36,16 +37,31 @@ enum Exit {
     Close(CloseCode, String),
 }
 
-/// Runs a connection until it ends.
-pub(super) async fn run(state: Arc<State>, app: Arc<App>, slot: ConnectionSlot, ws: Socket) {
+/// Runs a connection until it ends. `leftover` is what was read past the handshake.
+pub(super) async fn run(
+    state: Arc<State>,
+    app: Arc<App>,
+    slot: ConnectionSlot,
+    socket: TcpStream,
+    leftover: Vec<u8>,
+    config: WebSocketConfig,
+) {
     let socket_id = SocketId::generate();
     let span = tracing::debug_span!("connection", app_id = %app.config.id, socket_id = %socket_id);
     async move {
-        let (handle, outbound) = ConnectionHandle::with_backlog(
+        let (handle, outbound) = ConnectionHandle::with_socket(
             socket_id.clone(),
             state.server.outbound_queue,
             state.backlog.clone(),
+            socket,
         );
+        let ws = WebSocketStream::from_partially_read(
+            outbound.wire(),
+            leftover,
+            Role::Server,
+            Some(config),
+        )
+        .await;
         let established = ServerMessage::ConnectionEstablished {
             socket_id: socket_id.as_str(),
             activity_timeout: state.server.activity_timeout.as_secs(),
@@ -70,7 +86,7 @@ pub(super) async fn run(state: Arc<State>, app: Arc<App>, slot: ConnectionSlot, 
 }
 
 struct Io {
-    ws: Socket,
+    ws: WebSocketStream<Wire>,
     outbound: Outbound,
 }
 
@@ -92,16 +108,10 @@ impl Io {
             tokio::select! {
                 biased;
                 (code, message) = poll_fn(|cx| handle.poll_closed(cx)) => return Exit::Close(code, message),
-                frame = self.outbound.recv() => {
-                    let Some(frame) = frame else { return Exit::Gone };
-                    // A client that stops reading blocks this write; a close request (4100 once
-                    // its queue is full, 4200 on shutdown) still ends the session. Checked only
-                    // while the write waits: the loop has just checked it.
-                    tokio::select! {
-                        biased;
-                        sent = self.write_batch(frame) => if sent.is_err() { return Exit::Gone },
-                        (code, message) = poll_fn(|cx| handle.poll_closed(cx)) => return Exit::Close(code, message),
-                    }
+                // Finishes what the socket did not take at once; ready only if the socket fails.
+                error = poll_fn(|cx| self.outbound.poll_write_left(cx)) => {
+                    tracing::debug!(%error, "write failed");
+                    return Exit::Gone;
                 }
                 inbound = self.ws.next() => {
                     last_seen = Instant::now();
@@ -135,19 +145,6 @@ impl Io {
                 }
             }
         }
-    }
-
-    /// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`] frames) with
-    /// one flush, so a busy connection costs one `write` per batch rather than one per frame.
-    async fn write_batch(&mut self, first: Frame) -> Result<(), WsError> {
-        self.ws.feed(Message::Text(first)).await?;
-        for _ in 1..WRITE_BATCH {
-            match self.outbound.try_recv() {
-                Ok(frame) => self.ws.feed(Message::Text(frame)).await?,
-                Err(_) => break,
-            }
-        }
-        self.ws.flush().await
     }
 
     /// Handles one inbound item; `Some` ends the session.
@@ -203,13 +200,10 @@ impl Io {
     }
 
     async fn close(mut self, code: CloseCode, message: String) {
-        // A slow consumer's queue is full of what it could not read: don't wait on it.
-        if code != CloseCode::OverCapacity {
-            while let Ok(frame) = self.outbound.try_recv() {
-                if self.ws.feed(Message::Text(frame)).await.is_err() {
-                    return;
-                }
-            }
+        // A slow consumer's queue is full of what it could not read: don't wait on it. Any
+        // other close sends what is queued first: it is ahead of the error in the outbox.
+        if code == CloseCode::OverCapacity {
+            self.outbound.discard_queued();
         }
         let error = ServerMessage::Error {
             code: Some(code.code()),

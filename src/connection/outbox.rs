@@ -1,0 +1,242 @@
+//! [`Outbox`]: a connection's queued frames and its socket, behind the connection's lock, and
+//! [`Wire`], that socket as tungstenite sees it. Writes take as many queued frames as the
+//! socket accepts in one vectored write; frames leave the queue only once fully written, so a
+//! partly written frame is always finished before anything else goes out.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::backlog::Share;
+use super::{Frame, Inner};
+
+/// Most frames handed to one vectored write.
+const MAX_SLICES: usize = 64;
+/// A queue emptied with more room than this gives it back, so a burst does not pin memory on
+/// an idle connection.
+const KEEP_CAPACITY: usize = 16;
+
+/// The queue and the socket; lives behind [`Inner`]'s lock.
+#[derive(Debug)]
+pub(super) struct Outbox {
+    frames: VecDeque<Frame>,
+    /// Bytes of the first frame already written.
+    written: usize,
+    /// `None` once the session has ended, and for handles without a socket (tests).
+    socket: Option<TcpStream>,
+    /// The session has ended: nothing more is taken.
+    pub(super) closed: bool,
+    /// A fan-out batch queued here and will flush.
+    pub(super) dirty: bool,
+    /// The socket failed; nothing more is written.
+    failed: Option<io::ErrorKind>,
+}
+
+impl Outbox {
+    pub(super) fn new(socket: Option<TcpStream>) -> Self {
+        Outbox {
+            frames: VecDeque::new(),
+            written: 0,
+            socket,
+            closed: false,
+            dirty: false,
+            failed: None,
+        }
+    }
+
+    /// Open, with a socket and nothing queued or about to be flushed: a frame can be written
+    /// at once.
+    pub(super) fn is_idle(&self) -> bool {
+        self.frames.is_empty() && !self.dirty && !self.closed && self.socket.is_some()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Appends a frame; the queue's new length.
+    pub(super) fn push(&mut self, frame: Frame) -> usize {
+        self.frames.push_back(frame);
+        self.frames.len()
+    }
+
+    /// Writes queued frames until the queue is empty (`true`) or the socket would block
+    /// (`false`). Without a socket there is nothing to write to: frames stay (`true`).
+    pub(super) fn write(&mut self, share: &Share) -> io::Result<bool> {
+        let Outbox {
+            frames,
+            written,
+            socket,
+            failed,
+            ..
+        } = self;
+        if let Some(kind) = failed {
+            return Err((*kind).into());
+        }
+        let Some(socket) = socket.as_ref() else {
+            return Ok(true);
+        };
+        while !frames.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut n = 0;
+            for (slot, frame) in slices.iter_mut().zip(frames.iter()) {
+                let bytes = frame.wire();
+                *slot = IoSlice::new(if n == 0 { &bytes[*written..] } else { bytes });
+                n += 1;
+            }
+            match socket.try_write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(mut sent) => {
+                    while let Some(front) = frames.front() {
+                        let left = front.wire().len() - *written;
+                        if sent < left {
+                            *written += sent;
+                            break;
+                        }
+                        sent -= left;
+                        *written = 0;
+                        frames.pop_front();
+                        share.received();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if frames.capacity() > KEEP_CAPACITY {
+            *frames = VecDeque::new();
+        }
+        Ok(true)
+    }
+
+    /// Ready once the socket may take more (or it failed).
+    pub(super) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.socket {
+            Some(socket) => socket.poll_write_ready(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// The error the socket failed with, if it did.
+    pub(super) fn failure(&self) -> Option<io::Error> {
+        self.failed.map(io::Error::from)
+    }
+
+    /// The socket failed: drop what is queued, write nothing more.
+    pub(super) fn fail(&mut self, kind: io::ErrorKind, share: &Share) {
+        self.failed = Some(kind);
+        self.drop_all(share);
+    }
+
+    /// Drops every frame not yet started.
+    pub(super) fn discard(&mut self, share: &Share) {
+        let keep = usize::from(self.written > 0);
+        while self.frames.len() > keep {
+            self.frames.pop_back();
+            share.received();
+        }
+    }
+
+    /// The session has ended: take nothing more, let go of the queue and close the socket.
+    pub(super) fn close(&mut self, share: &Share) {
+        self.closed = true;
+        self.drop_all(share);
+        self.socket = None;
+    }
+
+    fn drop_all(&mut self, share: &Share) {
+        self.frames = VecDeque::new();
+        self.written = 0;
+        share.release_all();
+    }
+
+    /// The oldest frame (tests: a handle without a socket).
+    #[cfg(test)]
+    pub(super) fn pop(&mut self, share: &Share) -> Option<Frame> {
+        let frame = self.frames.pop_front()?;
+        share.received();
+        Some(frame)
+    }
+}
+
+/// A connection's socket as tungstenite sees it: reads come straight from the socket; writes
+/// (pongs, pings, close frames, already framed) join the outbox, in order with every other
+/// frame, and flushing waits until the outbox is empty.
+#[derive(Debug)]
+pub struct Wire {
+    inner: Arc<Inner>,
+}
+
+impl Wire {
+    pub(super) fn new(inner: Arc<Inner>) -> Self {
+        Wire { inner }
+    }
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let outbox = self.inner.lock();
+        // No socket: the session has ended; read as end of stream.
+        let Some(socket) = outbox.socket.as_ref() else {
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            ready!(socket.poll_read_ready(cx))?;
+            match socket.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let inner = &self.inner;
+        let mut outbox = inner.lock();
+        if let Some(e) = outbox.failure() {
+            return Poll::Ready(Err(e));
+        }
+        if outbox.closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        // Control frames are few and small; they are taken even over capacity, but a client
+        // that floods pings without reading is a slow consumer all the same.
+        let len = outbox.push(Frame::raw(Bytes::copy_from_slice(buf)));
+        if len > inner.capacity {
+            inner.slow_consumer();
+        }
+        if len == 1 && !outbox.dirty {
+            inner.write(&mut outbox);
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_write(cx, false)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The socket closes when the session's end of the outbox is dropped.
+        self.inner.poll_write(cx, false)
+    }
+}

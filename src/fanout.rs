@@ -1,0 +1,205 @@
+//! The fan-out threads: they write broadcasts — events, `member_added`/`member_removed`,
+//! `subscription_count` — to the subscribers of a channel.
+//!
+//! Every connection belongs to one lane ([`ConnectionHandle::lane`]), and each lane has one
+//! thread, so a connection's broadcasts are written in the order they were handed over, and
+//! the subscribers of a large channel are written by all threads at once, one non-blocking
+//! write after another, with no task woken per delivery. A lane handed one broadcast writes
+//! each subscriber as it goes; a lane that has fallen behind queues every waiting broadcast
+//! first and then writes each connection once, several frames per write. Each lane's queue is
+//! bounded, and what waits in it counts in the [`Backlog`] that API publishers wait on.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use crate::connection::{Backlog, ConnectionHandle, Frame, Queued};
+use crate::protocol::SocketId;
+
+/// Broadcasts waiting per lane before handing over one more blocks the caller.
+const LANE_QUEUE: usize = 1024;
+/// Most waiting broadcasts a lane takes together.
+const BATCH: usize = 256;
+
+/// The fan-out lanes; clones share them. The threads end when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct FanOut {
+    /// One sender per lane; empty: the caller writes broadcasts itself (tests).
+    lanes: Arc<[SyncSender<Job>]>,
+    backlog: Arc<Backlog>,
+}
+
+/// A channel's subscribers split by lane; kept by the channel until its membership changes, and
+/// shared by the broadcasts in flight.
+#[derive(Debug)]
+pub struct Targets {
+    lanes: Box<[Vec<ConnectionHandle>]>,
+}
+
+/// One broadcast for one lane.
+#[derive(Debug)]
+struct Job {
+    frame: Frame,
+    targets: Arc<Targets>,
+    except: Option<SocketId>,
+}
+
+impl FanOut {
+    /// Starts `threads` lanes (at least one), whose queued broadcasts count in `backlog`.
+    pub fn start(threads: usize, backlog: Arc<Backlog>) -> std::io::Result<Self> {
+        let mut lanes = Vec::with_capacity(threads.max(1));
+        for lane in 0..threads.max(1) {
+            let (tx, rx) = mpsc::sync_channel(LANE_QUEUE);
+            let backlog = backlog.clone();
+            std::thread::Builder::new()
+                .name(format!("herald-fanout-{lane}"))
+                .spawn(move || run(lane, rx, &backlog))?;
+            lanes.push(tx);
+        }
+        Ok(FanOut {
+            lanes: lanes.into(),
+            backlog,
+        })
+    }
+
+    /// No threads: every broadcast is written by the caller before it returns (unit tests).
+    pub fn inline() -> Self {
+        FanOut {
+            lanes: Arc::new([]),
+            backlog: Backlog::new(usize::MAX, std::time::Duration::MAX),
+        }
+    }
+
+    /// `handles` split by lane.
+    pub fn targets<'a>(&self, handles: impl Iterator<Item = &'a ConnectionHandle>) -> Targets {
+        let count = self.lanes.len().max(1);
+        let mut lanes = vec![Vec::new(); count].into_boxed_slice();
+        for handle in handles {
+            lanes[handle.lane() % count].push(handle.clone());
+        }
+        Targets { lanes }
+    }
+
+    /// Hands `frame` to every lane with subscribers in `targets`, for all of them but `except`.
+    /// Never waits on a socket; waits for room only when a lane's queue is full.
+    pub fn broadcast(&self, targets: &Arc<Targets>, frame: &Frame, except: Option<&SocketId>) {
+        if self.lanes.is_empty() {
+            for handles in targets.lanes.iter() {
+                write_each(handles, frame, except);
+            }
+            return;
+        }
+        for (sender, handles) in self.lanes.iter().zip(targets.lanes.iter()) {
+            if handles.is_empty() {
+                continue;
+            }
+            let job = Job {
+                frame: frame.clone(),
+                targets: targets.clone(),
+                except: except.cloned(),
+            };
+            self.backlog.add(handles.len());
+            let refused = match sender.try_send(job) {
+                Ok(()) => None,
+                Err(TrySendError::Full(job)) => sender.send(job).err().map(|e| e.0),
+                Err(TrySendError::Disconnected(job)) => Some(job),
+            };
+            // A lane whose thread is gone: write its share here rather than lose it.
+            if let Some(job) = refused {
+                write_each(handles, &job.frame, job.except.as_ref());
+                self.backlog.release(handles.len());
+            }
+        }
+    }
+}
+
+/// A lane's thread: takes broadcasts until every [`FanOut`] is gone.
+fn run(lane: usize, jobs: Receiver<Job>, backlog: &Backlog) {
+    let mut touched = Vec::new();
+    while let Ok(job) = jobs.recv() {
+        let Ok(next) = jobs.try_recv() else {
+            let handles = &job.targets.lanes[lane];
+            write_each(handles, &job.frame, job.except.as_ref());
+            backlog.release(handles.len());
+            continue;
+        };
+        // Behind: queue every waiting broadcast, then write each connection once.
+        let waiting = std::iter::from_fn(|| jobs.try_recv().ok()).take(BATCH);
+        let mut taken = 0;
+        for job in [job, next].into_iter().chain(waiting) {
+            let handles = &job.targets.lanes[lane];
+            for handle in handles {
+                if Some(handle.socket_id()) != job.except.as_ref()
+                    && handle.queue(job.frame.clone()) == Queued::FlushNeeded
+                {
+                    touched.push(handle.clone());
+                }
+            }
+            taken += handles.len();
+        }
+        for handle in touched.drain(..) {
+            handle.flush();
+        }
+        backlog.release(taken);
+    }
+}
+
+/// Writes `frame` to each of `handles` but `except`, one after another.
+fn write_each(handles: &[ConnectionHandle], frame: &Frame, except: Option<&SocketId>) {
+    for handle in handles {
+        if Some(handle.socket_id()) != except {
+            handle.send(frame.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::Outbound;
+    use std::time::Duration;
+
+    fn drain(rx: &mut Outbound) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv().map(|f| f.to_string())).collect()
+    }
+
+    #[test]
+    fn lanes_keep_each_connections_order_and_skip_the_sender() {
+        let backlog = Backlog::new(usize::MAX, Duration::MAX);
+        let fan_out = FanOut::start(2, backlog.clone()).unwrap();
+        let conns: Vec<_> = (0..6)
+            .map(|_| ConnectionHandle::new(SocketId::generate(), 4096))
+            .collect();
+        let targets = Arc::new(fan_out.targets(conns.iter().map(|(h, _)| h)));
+        let sender = conns[0].0.socket_id().clone();
+        for i in 0..1000 {
+            fan_out.broadcast(&targets, &i.to_string().into(), Some(&sender));
+        }
+        // The lanes are done once nothing they were handed is counted any more.
+        for _ in 0..2000 {
+            if backlog.queued() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(backlog.queued(), 0, "lanes did not finish in 10 s");
+        let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        for (i, (_, rx)) in conns.into_iter().enumerate() {
+            let mut rx = rx;
+            let got = drain(&mut rx);
+            if i == 0 {
+                assert!(got.is_empty(), "the sender got {} frames", got.len());
+            } else {
+                assert_eq!(got, expected, "connection {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn inline_fan_out_writes_before_returning() {
+        let fan_out = FanOut::inline();
+        let (a, mut arx) = ConnectionHandle::new(SocketId::generate(), 8);
+        let targets = Arc::new(fan_out.targets([&a].into_iter()));
+        fan_out.broadcast(&targets, &"x".into(), None);
+        assert_eq!(drain(&mut arx), ["x"]);
+    }
+}
