@@ -294,3 +294,35 @@ async fn idle_reader_survives_a_burst() {
     }
     reader.ping_pong().await;
 }
+
+/// A reader that stops reading long enough for the kernel's socket buffers to fill gets every
+/// event, in order, once it reads again: what the socket would not take waited in the
+/// connection's queue and its session wrote it as the socket drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_reader_gets_everything_in_order_when_it_resumes() {
+    const EVENTS: usize = 400;
+    let server = Setup::new()
+        .server("outbound_queue", "4096")
+        .server("slow_consumer_timeout", "\"60s\"")
+        .app("max_event_data_bytes", "200000")
+        .start()
+        .await;
+    let mut reader = server.client().await;
+    reader.join("paused").await;
+    // 400 events of 64 KiB, 25 MiB in all: far more than loopback socket buffers hold.
+    let filler = "x".repeat(64 * 1024);
+    let api = server.api();
+    for i in 0..EVENTS {
+        api.publish("paused", "e", &format!("{i} {filler}")).await;
+    }
+    for i in 0..EVENTS {
+        let frame = reader.recv_json().await;
+        let data = frame["data"].as_str().unwrap_or_default();
+        assert_eq!(
+            data.split(' ').next(),
+            Some(i.to_string().as_str()),
+            "event {i}"
+        );
+    }
+    reader.ping_pong().await;
+}

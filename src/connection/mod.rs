@@ -190,7 +190,7 @@ impl ConnectionHandle {
 
     /// Appends under the lock; the queue's new length, or `None` if it was refused.
     fn push(&self, outbox: &mut Outbox, frame: Frame) -> Option<usize> {
-        if outbox.closed {
+        if !outbox.taking() {
             return None;
         }
         let inner = &self.inner;

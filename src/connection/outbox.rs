@@ -31,7 +31,7 @@ pub(super) struct Outbox {
     /// `None` once the session has ended, and for handles without a socket (tests).
     socket: Option<TcpStream>,
     /// The session has ended: nothing more is taken.
-    pub(super) closed: bool,
+    closed: bool,
     /// A fan-out batch queued here and will flush.
     pub(super) dirty: bool,
     /// The socket failed; nothing more is written.
@@ -53,7 +53,12 @@ impl Outbox {
     /// Open, with a socket and nothing queued or about to be flushed: a frame can be written
     /// at once.
     pub(super) fn is_idle(&self) -> bool {
-        self.frames.is_empty() && !self.dirty && !self.closed && self.socket.is_some()
+        self.frames.is_empty() && !self.dirty && self.taking() && self.socket.is_some()
+    }
+
+    /// Whether frames are still taken: the session has not ended and the socket has not failed.
+    pub(super) fn taking(&self) -> bool {
+        !self.closed && self.failed.is_none()
     }
 
     pub(super) fn len(&self) -> usize {
