@@ -9,6 +9,7 @@
 //! first and then writes each connection once, several frames per write. Each lane's queue is
 //! bounded, and what waits in it counts in the [`Backlog`] that API publishers wait on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -23,9 +24,23 @@ const BATCH: usize = 256;
 /// The fan-out lanes; clones share them. The threads end when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct FanOut {
-    /// One sender per lane; empty: the caller writes broadcasts itself (tests).
-    lanes: Arc<[SyncSender<Job>]>,
+    /// One entry per lane; empty: the caller writes broadcasts itself (tests).
+    lanes: Arc<[Lane]>,
     backlog: Arc<Backlog>,
+}
+
+/// A lane: its thread's queue and how far the thread has got.
+#[derive(Debug)]
+struct Lane {
+    jobs: SyncSender<Job>,
+    progress: Arc<Progress>,
+}
+
+/// Broadcasts handed to a lane and finished by it; equal when the lane is idle.
+#[derive(Debug, Default)]
+struct Progress {
+    handed: AtomicU64,
+    done: AtomicU64,
 }
 
 /// A channel's subscribers split by lane; kept by the channel until its membership changes, and
@@ -48,12 +63,13 @@ impl FanOut {
     pub fn start(threads: usize, backlog: Arc<Backlog>) -> std::io::Result<Self> {
         let mut lanes = Vec::with_capacity(threads.max(1));
         for lane in 0..threads.max(1) {
-            let (tx, rx) = mpsc::sync_channel(LANE_QUEUE);
-            let backlog = backlog.clone();
+            let (jobs, rx) = mpsc::sync_channel(LANE_QUEUE);
+            let progress = Arc::new(Progress::default());
+            let (backlog, done) = (backlog.clone(), progress.clone());
             std::thread::Builder::new()
                 .name(format!("herald-fanout-{lane}"))
-                .spawn(move || run(lane, rx, &backlog))?;
-            lanes.push(tx);
+                .spawn(move || run(lane, rx, &backlog, &done.done))?;
+            lanes.push(Lane { jobs, progress });
         }
         Ok(FanOut {
             lanes: lanes.into(),
@@ -79,6 +95,27 @@ impl FanOut {
         Targets { lanes }
     }
 
+    /// Sends `frame` to one connection after every broadcast already handed to its lane: a
+    /// new subscription's `subscription_succeeded` must not overtake an event (or a
+    /// `member_removed`) of the same channel published before an unsubscribe. The caller holds
+    /// the channel's lock, so no broadcast of that channel is handed over meanwhile. An idle
+    /// lane (the usual case) means a direct send, in order with the session's other replies.
+    pub fn send_after_broadcasts(&self, handle: &ConnectionHandle, frame: Frame) {
+        let idle = match self.lanes.get(handle.lane() % self.lanes.len().max(1)) {
+            None => true,
+            Some(lane) => {
+                let done = lane.progress.done.load(Ordering::Acquire);
+                done == lane.progress.handed.load(Ordering::Acquire)
+            }
+        };
+        if idle {
+            handle.send(frame);
+        } else {
+            let targets = Arc::new(self.targets(std::iter::once(handle)));
+            self.broadcast(&targets, &frame, None);
+        }
+    }
+
     /// Hands `frame` to every lane with subscribers in `targets`, for all of them but `except`.
     /// Never waits on a socket; waits for room only when a lane's queue is full.
     pub fn broadcast(&self, targets: &Arc<Targets>, frame: &Frame, except: Option<&SocketId>) {
@@ -88,7 +125,7 @@ impl FanOut {
             }
             return;
         }
-        for (sender, handles) in self.lanes.iter().zip(targets.lanes.iter()) {
+        for (lane, handles) in self.lanes.iter().zip(targets.lanes.iter()) {
             if handles.is_empty() {
                 continue;
             }
@@ -98,33 +135,37 @@ impl FanOut {
                 except: except.cloned(),
             };
             self.backlog.add(handles.len());
-            let refused = match sender.try_send(job) {
+            lane.progress.handed.fetch_add(1, Ordering::AcqRel);
+            let refused = match lane.jobs.try_send(job) {
                 Ok(()) => None,
-                Err(TrySendError::Full(job)) => sender.send(job).err().map(|e| e.0),
+                Err(TrySendError::Full(job)) => lane.jobs.send(job).err().map(|e| e.0),
                 Err(TrySendError::Disconnected(job)) => Some(job),
             };
             // A lane whose thread is gone: write its share here rather than lose it.
             if let Some(job) = refused {
                 write_each(handles, &job.frame, job.except.as_ref());
                 self.backlog.release(handles.len());
+                lane.progress.done.fetch_add(1, Ordering::AcqRel);
             }
         }
     }
 }
 
-/// A lane's thread: takes broadcasts until every [`FanOut`] is gone.
-fn run(lane: usize, jobs: Receiver<Job>, backlog: &Backlog) {
+/// A lane's thread: takes broadcasts until every [`FanOut`] is gone, counting in `done` the
+/// ones it has finished.
+fn run(lane: usize, jobs: Receiver<Job>, backlog: &Backlog, done: &AtomicU64) {
     let mut touched = Vec::new();
     while let Ok(job) = jobs.recv() {
         let Ok(next) = jobs.try_recv() else {
             let handles = &job.targets.lanes[lane];
             write_each(handles, &job.frame, job.except.as_ref());
             backlog.release(handles.len());
+            done.fetch_add(1, Ordering::AcqRel);
             continue;
         };
         // Behind: queue every waiting broadcast, then write each connection once.
         let waiting = std::iter::from_fn(|| jobs.try_recv().ok()).take(BATCH);
-        let mut taken = 0;
+        let (mut taken, mut finished) = (0, 0);
         for job in [job, next].into_iter().chain(waiting) {
             let handles = &job.targets.lanes[lane];
             for handle in handles {
@@ -135,11 +176,13 @@ fn run(lane: usize, jobs: Receiver<Job>, backlog: &Backlog) {
                 }
             }
             taken += handles.len();
+            finished += 1;
         }
         for handle in touched.drain(..) {
             handle.flush();
         }
         backlog.release(taken);
+        done.fetch_add(finished, Ordering::AcqRel);
     }
 }
 

@@ -161,3 +161,41 @@ async fn pysher_style_ping_with_empty_string_data() {
         r#"{"event":"pusher:pong","data":"{}"}"#
     );
 }
+
+/// A client that stops reading, with its socket full of events, is still pinged and, without an
+/// answer, closed (4201): the ping waits behind the events in the connection's queue, and the
+/// session loop does not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_reader_with_a_full_socket_is_still_closed_after_the_pong_timeout() {
+    let server = Setup::new()
+        .server("activity_timeout", "\"1s\"")
+        .server("pong_timeout", "\"1s\"")
+        .server("outbound_queue", "4096")
+        .server("slow_consumer_timeout", "\"60s\"")
+        .app("max_event_data_bytes", "200000")
+        .start()
+        .await;
+    let mut client = server.client().await;
+    client.join("stuck").await;
+    // 300 events of 64 KiB: more than the loopback socket buffers hold, far less than the queue.
+    let filler = "x".repeat(64 * 1024);
+    let api = server.api();
+    for i in 0..300 {
+        api.publish("stuck", "e", &format!("{i} {filler}")).await;
+    }
+    // Activity timeout 1 s + pong timeout 1 s; the session unsubscribes as soon as it closes.
+    let mut vacated = false;
+    for _ in 0..80 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let channel = api.get(&api.path("/channels/stuck"), &[]).await;
+        if channel.json()["occupied"] == false {
+            vacated = true;
+            break;
+        }
+    }
+    assert!(
+        vacated,
+        "the stuck connection was still subscribed after 8 s"
+    );
+    drop(client);
+}

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Server, Setup, Signing, KEY};
+use common::{Client, Frame, Server, Setup, Signing, KEY};
 use serde_json::json;
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -276,4 +276,51 @@ async fn long_user_ids_receive_server_to_user_events() {
         c.recv_json().await,
         json!({"event": "e", "channel": inbox, "data": "x"})
     );
+}
+
+/// Terminating a connection while events stream to it: the events written before it, then
+/// `pusher:error` 4009 and the close frame, and nothing after the close frame (whether a
+/// broadcast is in flight at that moment is up to timing; the seal that keeps it out is tested
+/// deterministically in `connection`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_during_a_storm_ends_with_the_close_frame() {
+    let server = Setup::new().start().await;
+    let mut client = server.client().await;
+    client.signin(r#"{"id":"storm-user"}"#).await;
+    client.join("storm").await;
+    let api = server.api();
+    let publisher = api.clone();
+    let storm = tokio::spawn(async move {
+        for i in 0..2000 {
+            publisher.publish("storm", "e", &i.to_string()).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let terminated = api
+        .post(&api.path("/users/storm-user/terminate_connections"), "{}")
+        .await;
+    assert_eq!(terminated.status, 200);
+    loop {
+        match client.next_frame(Duration::from_secs(10)).await {
+            Some(Frame::Text(text)) => {
+                let frame = common::json(&text);
+                if frame["event"] == "pusher:error" {
+                    assert_eq!(frame["data"]["code"], 4009, "{text}");
+                    break;
+                }
+                assert_eq!(frame["event"], "e", "{text}");
+            }
+            other => panic!("expected events then pusher:error 4009, got {other:?}"),
+        }
+    }
+    let (code, _) = client.expect_close().await;
+    assert_eq!(code, Some(4009));
+    match client.next_frame(Duration::from_millis(500)).await {
+        None => {}
+        Some(Frame::Ended(reason)) => {
+            assert!(!reason.contains("after having closed"), "{reason}")
+        }
+        Some(other) => panic!("a frame after the close frame: {other:?}"),
+    }
+    storm.abort();
 }

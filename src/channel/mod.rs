@@ -203,9 +203,10 @@ impl Registry {
             },
         );
         channel.targets = None;
-        joining
-            .handle
-            .send(succeeded_frame(name, channel, user_id.is_some()));
+        self.fan_out.send_after_broadcasts(
+            joining.handle,
+            succeeded_frame(name, channel, user_id.is_some()),
+        );
         if name.is_cache() {
             out.cache_miss = self.send_cache(name, channel, joining.handle);
         }
@@ -231,12 +232,14 @@ impl Registry {
     ) -> bool {
         match &channel.cache {
             Some(cached) if cached.stored.elapsed() < self.settings.cache_ttl => {
-                handle.send(cached.frame.clone());
+                self.fan_out
+                    .send_after_broadcasts(handle, cached.frame.clone());
                 false
             }
             _ => {
                 channel.cache = None;
-                handle.send(
+                self.fan_out.send_after_broadcasts(
+                    handle,
                     ServerMessage::CacheMiss {
                         channel: name.as_str(),
                     }

@@ -19,7 +19,6 @@ mod backlog;
 mod frame;
 mod outbox;
 
-#[cfg(test)]
 use std::future::poll_fn;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -336,6 +335,17 @@ impl Outbound {
         }
     }
 
+    /// Refuses frames from now on, except tungstenite's own (the close frame and the close
+    /// reply), so nothing is written after the close frame.
+    pub fn seal(&self) {
+        self.inner.lock().seal();
+    }
+
+    /// Waits until everything queued is written (closing; the caller bounds the wait).
+    pub async fn drained(&self) -> io::Result<()> {
+        poll_fn(|cx| self.inner.poll_write(cx, false)).await
+    }
+
     /// Drops what is queued but not started (a slow consumer's queue is what it could not
     /// read); a frame partly written is finished, so the stream stays well formed.
     pub fn discard_queued(&self) {
@@ -388,6 +398,27 @@ mod tests {
         drop(rx);
         assert!(!handle.send("late".into()));
         assert_eq!(handle.queue("late".into()), Queued::Refused);
+    }
+
+    #[tokio::test]
+    async fn a_sealed_outbox_takes_only_the_sessions_own_frames() {
+        use tokio::io::AsyncWriteExt;
+        let (handle, mut rx) = ConnectionHandle::new(SocketId::generate(), 8);
+        assert!(handle.send("before".into()));
+        rx.seal();
+        assert!(!handle.send("after".into()));
+        assert_eq!(handle.queue("after".into()), Queued::Refused);
+        // tungstenite's close frame still goes in, behind what was queued before the seal.
+        rx.wire().write_all(b"\x88\x00").await.unwrap();
+        assert_eq!(
+            rx.try_recv().map(|f| f.to_string()).as_deref(),
+            Some("before")
+        );
+        assert_eq!(
+            rx.try_recv().map(|f| f.wire().to_vec()),
+            Some(vec![0x88, 0x00])
+        );
+        assert!(rx.try_recv().is_none());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub(super) struct Outbox {
     socket: Option<TcpStream>,
     /// The session has ended: nothing more is taken.
     closed: bool,
+    /// The session is closing: frames from others are refused, tungstenite's (the close
+    /// frame, the close reply) still go out after what is queued.
+    sealed: bool,
     /// A fan-out batch queued here and will flush.
     pub(super) dirty: bool,
     /// The socket failed; nothing more is written.
@@ -45,6 +48,7 @@ impl Outbox {
             written: 0,
             socket,
             closed: false,
+            sealed: false,
             dirty: false,
             failed: None,
         }
@@ -56,9 +60,15 @@ impl Outbox {
         self.frames.is_empty() && !self.dirty && self.taking() && self.socket.is_some()
     }
 
-    /// Whether frames are still taken: the session has not ended and the socket has not failed.
+    /// Whether frames are still taken: the session is not closing and the socket has not
+    /// failed.
     pub(super) fn taking(&self) -> bool {
-        !self.closed && self.failed.is_none()
+        !self.closed && !self.sealed && self.failed.is_none()
+    }
+
+    /// Takes no more frames but tungstenite's, so nothing follows the close frame.
+    pub(super) fn seal(&mut self) {
+        self.sealed = true;
     }
 
     pub(super) fn len(&self) -> usize {
@@ -236,12 +246,21 @@ impl AsyncWrite for Wire {
         Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_write(cx, false)
+    /// Writes what the socket takes now and never waits: the rest is the session's to finish
+    /// (it is woken for it), so a ping or a pong never holds the session loop while a client is
+    /// not reading. Closing waits for the outbox with [`Outbound::drained`](super::Outbound).
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let inner = &self.inner;
+        let mut outbox = inner.lock();
+        // An open fan-out batch flushes what it queued, and what follows it.
+        if !outbox.dirty {
+            inner.write(&mut outbox);
+        }
+        Poll::Ready(outbox.failure().map_or(Ok(()), Err))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The socket closes when the session's end of the outbox is dropped.
-        self.inner.poll_write(cx, false)
+        self.poll_flush(cx)
     }
 }

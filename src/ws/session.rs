@@ -72,6 +72,8 @@ pub(super) async fn run(
         tracing::debug!("connected");
         let mut io = Io { ws, outbound };
         let exit = io.run(&state, &mut conn).await;
+        // Whatever happens next, nothing is written after the close frame.
+        io.outbound.seal();
         drop(watched);
         conn.disconnect();
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
@@ -191,7 +193,11 @@ impl Io {
             Exit::Gone => {}
             Exit::PeerClosed => {
                 // tungstenite has queued the close reply.
-                let _ = tokio::time::timeout(FINISH_TIMEOUT, self.ws.flush()).await;
+                let _ = tokio::time::timeout(FINISH_TIMEOUT, async {
+                    let _ = self.ws.flush().await;
+                    self.outbound.drained().await
+                })
+                .await;
             }
             Exit::Close(code, message) => {
                 let _ = tokio::time::timeout(FINISH_TIMEOUT, self.close(code, message)).await;
@@ -213,5 +219,7 @@ impl Io {
         if self.ws.feed(Message::Text(error.into())).await.is_ok() {
             let _ = self.ws.close(Some(close_frame(code, &message))).await;
         }
+        // tungstenite's flush does not wait for the socket; this does.
+        let _ = self.outbound.drained().await;
     }
 }
