@@ -310,11 +310,7 @@ async fn a_paused_reader_gets_everything_in_order_when_it_resumes() {
     let mut reader = server.client().await;
     reader.join("paused").await;
     // 400 events of 64 KiB, 25 MiB in all: far more than loopback socket buffers hold.
-    let filler = "x".repeat(64 * 1024);
-    let api = server.api();
-    for i in 0..EVENTS {
-        api.publish("paused", "e", &format!("{i} {filler}")).await;
-    }
+    server.api().publish_large("paused", EVENTS).await;
     for i in 0..EVENTS {
         let frame = reader.recv_json().await;
         let data = frame["data"].as_str().unwrap_or_default();

@@ -178,11 +178,8 @@ async fn a_stuck_reader_with_a_full_socket_is_still_closed_after_the_pong_timeou
     let mut client = server.client().await;
     client.join("stuck").await;
     // 300 events of 64 KiB: more than the loopback socket buffers hold, far less than the queue.
-    let filler = "x".repeat(64 * 1024);
     let api = server.api();
-    for i in 0..300 {
-        api.publish("stuck", "e", &format!("{i} {filler}")).await;
-    }
+    api.publish_large("stuck", 300).await;
     // Activity timeout 1 s + pong timeout 1 s; the session unsubscribes as soon as it closes.
     let mut vacated = false;
     for _ in 0..80 {

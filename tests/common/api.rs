@@ -114,6 +114,16 @@ impl Api {
         );
     }
 
+    /// Publishes `count` events `e` to `channel`, the i-th with data `"<i> "` followed by 64 KiB
+    /// of filler: enough of them fill a reader's socket buffers (the app needs
+    /// `max_event_data_bytes` above 65,536).
+    pub async fn publish_large(&self, channel: &str, count: usize) {
+        let filler = "x".repeat(64 * 1024);
+        for i in 0..count {
+            self.publish(channel, "e", &format!("{i} {filler}")).await;
+        }
+    }
+
     pub async fn batch(&self, body: Value) -> Response {
         self.post(&self.path("/batch_events"), &body.to_string())
             .await
