@@ -23,9 +23,9 @@
 //!
 //! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
-//! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix. Only `ws` and `http_api` handle requests
-//! with actix (and `server`, which wires them); nothing
-//! imports them but `server`. Only `config` reads the environment.
+//! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
+//! Only `ws` and `http_api` handle requests with actix (and `server`, which wires them);
+//! nothing imports them but `server`. Only `config` reads the environment.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 

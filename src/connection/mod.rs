@@ -71,7 +71,7 @@ struct Inner {
 pub enum Queued {
     /// Not taken: the connection is closed or over capacity.
     Refused,
-    /// Taken; the outbox already waited for a flush.
+    /// Taken; someone else writes it (the open batch, or the session waiting for the socket).
     Queued,
     /// Taken, and the outbox needs a [`flush`](ConnectionHandle::flush) now.
     FlushNeeded,
@@ -154,15 +154,9 @@ impl ConnectionHandle {
             }
             return true;
         }
-        let Some(len) = self.push(&mut outbox, frame) else {
-            return false;
-        };
         // Frames already waiting are someone else's to write: a fan-out batch about to flush,
         // or the session waiting for the socket to drain.
-        if len == 1 && !outbox.dirty {
-            self.inner.write(&mut outbox);
-        }
-        true
+        self.push(&mut outbox, frame).is_some()
     }
 
     /// Queues a frame without writing it (fan-out batches); the caller must

@@ -30,10 +30,8 @@ pub(super) struct Outbox {
     written: usize,
     /// `None` once the session has ended, and for handles without a socket (tests).
     socket: Option<TcpStream>,
-    /// The session has ended: nothing more is taken.
-    closed: bool,
-    /// The session is closing: frames from others are refused, tungstenite's (the close
-    /// frame, the close reply) still go out after what is queued.
+    /// The session is closing or has ended: frames from others are refused; tungstenite's (the
+    /// close frame, the close reply) still go out after what is queued.
     sealed: bool,
     /// A fan-out batch queued here and will flush.
     pub(super) dirty: bool,
@@ -47,7 +45,6 @@ impl Outbox {
             frames: VecDeque::new(),
             written: 0,
             socket,
-            closed: false,
             sealed: false,
             dirty: false,
             failed: None,
@@ -63,7 +60,7 @@ impl Outbox {
     /// Whether frames are still taken: the session is not closing and the socket has not
     /// failed.
     pub(super) fn taking(&self) -> bool {
-        !self.closed && !self.sealed && self.failed.is_none()
+        !self.sealed && self.failed.is_none()
     }
 
     /// Takes no more frames but tungstenite's, so nothing follows the close frame.
@@ -97,15 +94,19 @@ impl Outbox {
         let Some(socket) = socket.as_ref() else {
             return Ok(true);
         };
-        while !frames.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut n = 0;
-            for (slot, frame) in slices.iter_mut().zip(frames.iter()) {
-                let bytes = frame.wire();
-                *slot = IoSlice::new(if n == 0 { &bytes[*written..] } else { bytes });
-                n += 1;
-            }
-            match socket.try_write_vectored(&slices[..n]) {
+        while let Some(front) = frames.front() {
+            let sent = if frames.len() == 1 {
+                // The usual case (a fan-out delivery): one frame, one plain write.
+                socket.try_write(&front.wire()[*written..])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                for (i, (slot, frame)) in slices.iter_mut().zip(frames.iter()).enumerate() {
+                    let bytes = frame.wire();
+                    *slot = IoSlice::new(if i == 0 { &bytes[*written..] } else { bytes });
+                }
+                socket.try_write_vectored(&slices[..frames.len().min(MAX_SLICES)])
+            };
+            match sent {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut sent) => {
                     while let Some(front) = frames.front() {
@@ -161,7 +162,7 @@ impl Outbox {
 
     /// The session has ended: take nothing more, let go of the queue and close the socket.
     pub(super) fn close(&mut self, share: &Share) {
-        self.closed = true;
+        self.sealed = true;
         self.drop_all(share);
         self.socket = None;
     }
@@ -183,7 +184,9 @@ impl Outbox {
 
 /// A connection's socket as tungstenite sees it: reads come straight from the socket; writes
 /// (pongs, pings, close frames, already framed) join the outbox, in order with every other
-/// frame, and flushing waits until the outbox is empty.
+/// frame, even after it is sealed. Flushing writes what the socket takes and never waits.
+/// It lives in the session's WebSocket stream, which is dropped before the session's
+/// [`Outbound`](super::Outbound), so it never writes to a closed outbox.
 #[derive(Debug)]
 pub struct Wire {
     inner: Arc<Inner>,
@@ -230,9 +233,6 @@ impl AsyncWrite for Wire {
         let mut outbox = inner.lock();
         if let Some(e) = outbox.failure() {
             return Poll::Ready(Err(e));
-        }
-        if outbox.closed {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         // Control frames are few and small; they are taken even over capacity, but a client
         // that floods pings without reading is a slow consumer all the same.
