@@ -74,10 +74,14 @@ pub struct ServerConfig {
     /// Frames queued on all connections together above which API triggers wait (up to 2 s)
     /// for fan-out to catch up, instead of overflowing healthy connections. Default 65536.
     pub fanout_backlog: usize,
-    /// A connection whose queue is over half full and has not been drained for this long is
-    /// closed with 4100. Default 5 s.
+    /// A connection with frames waiting that takes none of them for this long is closed with
+    /// 4100, whatever it sends meanwhile. Default 5 s.
     #[serde(with = "humantime_serde")]
     pub slow_consumer_timeout: Duration,
+    /// The kernel send buffer of each WebSocket connection (`SO_SNDBUF`), in bytes; Linux
+    /// doubles it for its bookkeeping and stops autotuning it. 0 leaves the kernel's autotuning
+    /// (up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default). Default 65536.
+    pub socket_send_buffer: usize,
     /// Longest channel name accepted, in characters. Default 200.
     pub channel_name_max_length: usize,
     /// HTTP worker threads; 0 = one per core. Default 0.
@@ -202,6 +206,7 @@ impl Default for ServerConfig {
             outbound_queue: 1024,
             fanout_backlog: 65_536,
             slow_consumer_timeout: Duration::from_secs(5),
+            socket_send_buffer: 65_536,
             channel_name_max_length: 200,
             workers: 0,
             fanout_threads: 0,
@@ -356,6 +361,18 @@ impl Config {
             return Err(invalid(
                 "server.outbound_queue".into(),
                 "must be at least 1",
+            ));
+        }
+        if s.slow_consumer_timeout < Duration::from_millis(10) {
+            return Err(invalid(
+                "server.slow_consumer_timeout".into(),
+                "must be at least 10ms",
+            ));
+        }
+        if s.socket_send_buffer != 0 && s.socket_send_buffer < 4096 {
+            return Err(invalid(
+                "server.socket_send_buffer".into(),
+                "must be 0 (the kernel's autotuning) or at least 4096",
             ));
         }
         if s.channel_name_max_length == 0 {

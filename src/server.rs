@@ -51,6 +51,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
         drain_for,
     ));
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let stall_watch = tokio::spawn(state.backlog.clone().watch_stalls());
 
     let server = http_server(state.clone(), listener, &config)?;
     let handle = server.handle();
@@ -65,6 +66,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
     worker_token.cancel();
     handle.stop(true).await;
     sweeper.abort();
+    stall_watch.abort();
     let _ = worker.await;
     match serving.await {
         Ok(result) => result,

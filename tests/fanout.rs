@@ -46,11 +46,18 @@ async fn one_request_to_several_channels_keeps_channel_order() {
     }
 }
 
+/// Hardening #6, made deterministic: the slow consumer starts reading once its queue must have
+/// overflowed (its socket buffers are bounded), well within the 2 s the server gives a closing
+/// connection to take its close frame; before, it read only after all 150 events and the
+/// healthy reader, which could take longer than that under load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
     const EVENTS: usize = 150;
+    /// By this event the slow consumer's queue (16 events of 100 KB) and socket buffers (the
+    /// server's 128 KiB, the client's initial 128 KiB) overflowed twice over.
+    const OVERFLOWED: usize = 40;
     let server = Setup::new()
-        .server("outbound_queue", "8")
+        .server("outbound_queue", "16")
         .app("max_event_data_bytes", "200000")
         .start()
         .await;
@@ -58,7 +65,9 @@ async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
     slow.join("firehose").await;
     let mut healthy = server.client().await;
     healthy.join("firehose").await;
+    let (overflowed, wait) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
+        let mut overflowed = Some(overflowed);
         for i in 0..EVENTS {
             let frame = healthy.recv_json_within(Duration::from_secs(20)).await;
             assert_eq!(
@@ -66,8 +75,34 @@ async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
                 format!("e{i}"),
                 "healthy subscriber gets every event in order"
             );
+            if i == OVERFLOWED {
+                let _ = overflowed.take().map(|tx| tx.send(()));
+            }
         }
         healthy
+    });
+    // The slow one reads once it is sure to be cut off: some events, then pusher:error 4100
+    // and close 4100.
+    let slow_reader = tokio::spawn(async move {
+        wait.await.expect("the healthy reader got far enough");
+        let mut events = 0;
+        loop {
+            match slow.next_frame(Duration::from_secs(10)).await {
+                Some(Frame::Text(text)) => {
+                    let frame = common::json(&text);
+                    if frame["event"] == "pusher:error" {
+                        assert_eq!(frame["data"]["code"], 4100, "{text:.200}");
+                        let (code, _) = slow.expect_close().await;
+                        return (code, events);
+                    }
+                    events += 1;
+                }
+                Some(Frame::Ping(_) | Frame::Pong(_)) => {}
+                other => panic!(
+                    "slow consumer: expected events then 4100, got {other:?} after {events} events"
+                ),
+            }
+        }
     });
     let payload = "x".repeat(100_000);
     let api = server.api();
@@ -78,28 +113,10 @@ async fn slow_consumer_is_closed_4100_healthy_one_gets_everything() {
         assert_eq!(response.status, 200, "{}", response.body);
     }
     let mut healthy = reader.await.expect("healthy reader");
-    // Now read the slow one: some events, then pusher:error 4100 and close 4100.
-    let mut events = 0;
-    let code = loop {
-        match slow.next_frame(Duration::from_secs(10)).await {
-            Some(Frame::Text(text)) => {
-                let frame = common::json(&text);
-                if frame["event"] == "pusher:error" {
-                    assert_eq!(frame["data"]["code"], 4100, "{text:.200}");
-                    let (code, _) = slow.expect_close().await;
-                    break code;
-                }
-                events += 1;
-            }
-            Some(Frame::Ping(_) | Frame::Pong(_)) => {}
-            other => panic!(
-                "slow consumer: expected events then 4100, got {other:?} after {events} events"
-            ),
-        }
-    };
+    let (code, events) = slow_reader.await.expect("slow reader");
     assert_eq!(code, Some(4100));
     assert!(
-        events < EVENTS,
+        events < OVERFLOWED,
         "the slow consumer was cut off ({events} events)"
     );
     healthy.ping_pong().await;
@@ -189,8 +206,9 @@ async fn stuck_consumers_do_not_slow_publishers() {
         .app("max_event_data_bytes", "200000")
         .start()
         .await;
+    // Enough of them that their first halves of queue (16 each) fill the backlog many times.
     let mut stuck = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..20 {
         let mut c = server.client().await;
         c.join("jam").await;
         stuck.push(c);
@@ -218,41 +236,43 @@ async fn stuck_consumers_do_not_slow_publishers() {
     );
 }
 
+/// Hardening #1: a subscriber that stops reading is closed with 4100 within
+/// `slow_consumer_timeout` of falling behind, with nothing more published and although it keeps
+/// sending `pusher:ping` (which it used to be kept alive by) and its queue is far from full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_full_queue_not_drained_closes_4100() {
+async fn a_reader_that_stops_is_closed_4100_whatever_it_sends() {
+    const EVENTS: usize = 40;
     let server = Setup::new()
-        .server("outbound_queue", "256")
+        .server("outbound_queue", "1024")
         .server("slow_consumer_timeout", "\"500ms\"")
+        .server("socket_send_buffer", "16384")
         .app("max_event_data_bytes", "200000")
         .start()
         .await;
     let mut stuck = server.client().await;
     stuck.join("drip").await;
-    // Enough to fill the socket buffers and well over half (but not all) of a 256-frame queue,
-    // sent quickly in batches.
-    let payload = "x".repeat(100_000);
-    for chunk in 0..25 {
-        let batch: Vec<_> = (0..10)
-            .map(|j| json!({"channel": "drip", "name": format!("e{}", chunk * 10 + j), "data": payload}))
-            .collect();
-        assert_eq!(
-            server.api().batch(json!({"batch": batch})).await.status,
-            200
-        );
+    // 4 MB: more than the socket buffers hold, far less than the queue.
+    server.api().publish_large("drip", EVENTS).await;
+    // It goes on talking, never reading, for three times the stall timeout.
+    for _ in 0..15 {
+        stuck
+            .send_json(json!({"event": "pusher:ping", "data": {}}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The stall is noticed when the next frame is queued after the timeout.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    server.api().publish("drip", "late", "x").await;
     let mut events = 0;
     let code = loop {
         match stuck.next_frame(Duration::from_secs(10)).await {
             Some(Frame::Text(text)) => {
                 let frame = common::json(&text);
-                if frame["event"] == "pusher:error" {
-                    assert_eq!(frame["data"]["code"], 4100, "{text:.200}");
-                    break stuck.expect_close().await.0;
+                match frame["event"].as_str() {
+                    Some("pusher:error") => {
+                        assert_eq!(frame["data"]["code"], 4100, "{text:.200}");
+                        break stuck.expect_close().await.0;
+                    }
+                    Some("pusher:pong") => {}
+                    _ => events += 1,
                 }
-                events += 1;
             }
             Some(Frame::Ping(_) | Frame::Pong(_)) => {}
             other => panic!("expected events then 4100, got {other:?} after {events} events"),
@@ -260,7 +280,7 @@ async fn half_full_queue_not_drained_closes_4100() {
     };
     assert_eq!(code, Some(4100));
     assert!(
-        events < 250,
+        events < EVENTS,
         "closed before everything was delivered ({events} events)"
     );
 }

@@ -44,6 +44,8 @@ struct Cli {
 enum Command {
     /// S subscribers on one channel; events through the HTTP API.
     Fanout(Run<scenario::fanout::FanoutArgs>),
+    /// Subscribers that stop reading beside healthy ones: what they cost the others.
+    Stalled(Run<scenario::stalled::StalledArgs>),
     /// S connections each on its own channel; events through `batch_events`.
     Channels(Run<scenario::channels::ChannelsArgs>),
     /// C connections held idle: connect rate, handshake latency, server memory.
@@ -167,6 +169,9 @@ async fn dispatch(command: Command, per_process: u64) -> Result<()> {
                 |c, a, _p| scenario::fanout::run(&c, a)
             )
         }
+        Command::Stalled(run) => scenario!("stalled", run, per_process, |c, a, p| {
+            scenario::stalled::run(&c, a, p)
+        }),
         Command::Channels(run) => scenario!("channels", run, per_process, |c, a, _p| {
             scenario::channels::run(&c, a)
         }),

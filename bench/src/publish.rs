@@ -210,6 +210,17 @@ async fn one_publisher(
 
 /// A builder for single-channel triggers of benchmark events.
 pub fn trigger_builder(channel: String, event: String) -> RequestBuilder {
+    padded_trigger_builder(channel, event, 0)
+}
+
+/// Like [`trigger_builder`], with `padding` more bytes of data after the stamp (events of a
+/// realistic size).
+pub fn padded_trigger_builder(channel: String, event: String, padding: usize) -> RequestBuilder {
+    let pad = if padding > 0 {
+        format!(":{}", "p".repeat(padding - 1))
+    } else {
+        String::new()
+    };
     Arc::new(move |publisher, seq| {
         let stamp = wire::Stamp {
             publisher,
@@ -217,10 +228,7 @@ pub fn trigger_builder(channel: String, event: String) -> RequestBuilder {
             sent_us: wire::now_us(),
         };
         *seq += 1;
-        (
-            "events",
-            wire::trigger_body(&channel, &event, &stamp.encode()),
-            1,
-        )
+        let data = stamp.encode() + &pad;
+        ("events", wire::trigger_body(&channel, &event, &data), 1)
     })
 }

@@ -181,6 +181,18 @@ mod tests {
     }
 
     #[test]
+    fn a_padded_stamp_is_found_too() {
+        let stamp = Stamp {
+            publisher: 1,
+            seq: 2,
+            sent_us: 3,
+        };
+        let data = stamp.encode() + ":pppp";
+        let frame = serde_json::json!({"event": "bench", "channel": "c", "data": data});
+        assert_eq!(find_stamp(&frame.to_string()), Some(stamp));
+    }
+
+    #[test]
     fn frames_without_a_stamp_are_not_mistaken_for_one() {
         assert_eq!(find_stamp(r#"{"event":"pusher:pong","data":"{}"}"#), None);
         assert_eq!(find_stamp(r#"{"event":"x","data":"hb1:1:x:3"}"#), None);

@@ -1,35 +1,62 @@
 //! Backpressure bookkeeping: the process-wide [`Backlog`] of queued frames that API triggers
-//! wait on, and each connection's [`Share`] of it, released as frames are written.
+//! wait on, each connection's [`Share`] of it, and the stall watch over the connections that
+//! have fallen behind.
 //!
-//! Only the first half of a connection's queue counts towards the backlog, so connections that
-//! stopped reading cannot hold publishers back: they fill the rest of their queue, or stay over
-//! half full with nothing taken off for the stall timeout, and are closed with 4100.
+//! A connection *falls behind* when its socket refuses bytes and frames stay in its outbox. From
+//! then on the watch ([`Backlog::watch_stalls`]) looks at it every [`WATCH_EVERY`]: a connection
+//! that takes no whole frame off its queue for [`EXCUSED_AFTER`] stops counting in the backlog
+//! (publishers never wait for a reader that is not reading), and one that takes nothing for the
+//! stall timeout is closed with 4100, whatever it sends meanwhile. Only the first half of a
+//! queue counts at all, so one slow but reading connection weighs little; a queue that fills is
+//! closed with 4100 at once. What the backlog measures, then, is the fan-out lanes' work and
+//! the readers that are keeping up, only slower than publishers: the load publishers should
+//! wait for.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// How many frames are queued on all connections.
+use super::Inner;
+
+/// How often the stall watch looks at the connections that are behind (at most; a short stall
+/// timeout makes it look more often).
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+/// A connection behind that has taken no frame for this long stops counting in the backlog
+/// until it takes one (at most half the stall timeout).
+const EXCUSED_AFTER: Duration = Duration::from_millis(250);
+
+/// How many frames are queued on all connections, and who is behind.
 #[derive(Debug)]
 pub struct Backlog {
     queued: AtomicUsize,
     /// Publishers wait while `queued` is at or above this.
     high: usize,
-    /// A connection with a queue over half full that has not been drained for this long is
-    /// a slow consumer.
+    /// A connection behind that takes nothing off its queue for this long is a slow consumer.
     stall: Duration,
     /// Woken when `queued` falls below `high`.
     room: Notify,
-    /// The origin of the millisecond timestamps connections keep.
+    /// The origin of the millisecond timestamps of the stall watch.
     base: Instant,
+    /// Connections that fell behind since the watch last looked.
+    fell_behind: Mutex<Vec<Behind>>,
+}
+
+/// A connection the stall watch looks after: when it last took a frame off its queue.
+#[derive(Debug)]
+pub(super) struct Behind {
+    conn: Weak<Inner>,
+    /// Its count of frames taken when last looked at.
+    taken: u64,
+    /// When ([`Backlog::now_ms`]) it fell behind or last took a frame.
+    since_ms: u64,
 }
 
 impl Backlog {
-    /// A backlog that makes publishers wait at `high` queued frames, and whose connections count
-    /// as stalled after `stall` without draining.
+    /// A backlog that makes publishers wait at `high` queued frames, and whose connections are
+    /// slow consumers after `stall` without taking a frame while they are behind.
     pub fn new(high: usize, stall: Duration) -> Arc<Self> {
         Arc::new(Backlog {
             queued: AtomicUsize::new(0),
@@ -37,10 +64,11 @@ impl Backlog {
             stall,
             room: Notify::new(),
             base: Instant::now(),
+            fell_behind: Mutex::new(Vec::new()),
         })
     }
 
-    /// Milliseconds since the backlog was made, for cheap shared timestamps.
+    /// Milliseconds since the backlog was made, for cheap timestamps.
     fn now_ms(&self) -> u64 {
         self.base.elapsed().as_millis() as u64
     }
@@ -85,6 +113,77 @@ impl Backlog {
             let _ = tokio::time::timeout_at(tick.min(deadline), notified).await;
         }
     }
+
+    /// `conn`, whose count of frames taken is `taken`, has just fallen behind: the watch looks
+    /// after it from now on. Called under the connection's outbox lock, once per episode.
+    pub(super) fn fell_behind(&self, conn: Weak<Inner>, taken: u64) {
+        let behind = Behind {
+            conn,
+            taken,
+            since_ms: self.now_ms(),
+        };
+        self.fell_behind
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(behind);
+    }
+
+    /// The stall watch: runs until aborted (the server aborts it when it stops), looking at
+    /// every connection that is behind each [`WATCH_EVERY`].
+    pub async fn watch_stalls(self: Arc<Self>) {
+        let every = WATCH_EVERY
+            .min(self.stall / 4)
+            .max(Duration::from_millis(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watched = Vec::new();
+        loop {
+            tick.tick().await;
+            self.look(&mut watched);
+        }
+    }
+
+    /// One pass of the stall watch over `watched`, which it keeps between passes.
+    fn look(&self, watched: &mut Vec<Behind>) {
+        watched.append(&mut self.fell_behind.lock().unwrap_or_else(|e| e.into_inner()));
+        if watched.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        let stall = self.stall.as_millis() as u64;
+        let excused = (EXCUSED_AFTER.as_millis() as u64).min(stall / 2);
+        watched.retain_mut(|behind| {
+            let Some(conn) = behind.conn.upgrade() else {
+                return false;
+            };
+            let stalled = {
+                let mut outbox = conn.lock();
+                if !outbox.is_behind() {
+                    outbox.caught_up();
+                    return false;
+                }
+                if outbox.taken() != behind.taken {
+                    behind.taken = outbox.taken();
+                    behind.since_ms = now;
+                    outbox.counting = true;
+                    return true;
+                }
+                let idle = now.saturating_sub(behind.since_ms);
+                if idle >= excused && outbox.counting {
+                    outbox.counting = false;
+                    conn.share.release_all();
+                }
+                idle >= stall
+            };
+            if stalled {
+                conn.slow_consumer();
+            }
+            !stalled
+        });
+        if watched.capacity() > 64 && watched.len() < watched.capacity() / 4 {
+            watched.shrink_to_fit();
+        }
+    }
 }
 
 /// One connection's part in the backlog; it lives in the connection's shared state.
@@ -93,9 +192,6 @@ pub(super) struct Share {
     backlog: Arc<Backlog>,
     /// Frames of this queue counted in the backlog.
     counted: AtomicUsize,
-    /// Since when ([`Backlog::now_ms`] + 1) the queue has been over half full with no frame taken off
-    /// it; 0 while it is not.
-    over_half_since: AtomicU64,
 }
 
 impl Share {
@@ -103,31 +199,22 @@ impl Share {
         Share {
             backlog,
             counted: AtomicUsize::new(0),
-            over_half_since: AtomicU64::new(0),
         }
     }
 
-    /// A frame was queued while the queue was at most half full.
+    /// The backlog this share counts in.
+    pub(super) fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+
+    /// A frame was queued that counts.
     pub(super) fn counted(&self) {
         self.counted.fetch_add(1, Ordering::Relaxed);
         self.backlog.add(1);
     }
 
-    /// A frame was queued while the queue was over half full: whether it has been over half
-    /// full, with nothing taken off it, for the stall timeout.
-    pub(super) fn stalled(&self) -> bool {
-        let now = self.backlog.now_ms() + 1;
-        let first =
-            self.over_half_since
-                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
-        match first {
-            Ok(_) => false,
-            Err(since) => Duration::from_millis(now.saturating_sub(since)) >= self.backlog.stall,
-        }
-    }
-
+    /// A frame left the queue (written or dropped).
     pub(super) fn received(&self) {
-        self.over_half_since.store(0, Ordering::Relaxed);
         let took = self
             .counted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -136,6 +223,7 @@ impl Share {
         }
     }
 
+    /// Stops counting every frame of this queue.
     pub(super) fn release_all(&self) {
         self.backlog.release(self.counted.swap(0, Ordering::AcqRel));
     }
@@ -143,8 +231,10 @@ impl Share {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
-    use crate::connection::ConnectionHandle;
+    use crate::connection::{ConnectionHandle, Outbound};
     use crate::protocol::{CloseCode, SocketId};
 
     #[tokio::test]
@@ -174,32 +264,135 @@ mod tests {
         assert_eq!(backlog.queued(), 4);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_burst_after_a_quiet_spell_is_not_a_stall() {
-        let backlog = Backlog::new(100, Duration::from_secs(5));
-        let (conn, mut rx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog);
-        assert!(conn.send("first".into()));
-        rx.try_recv();
-        tokio::time::advance(Duration::from_secs(60)).await;
-        for i in 0..8 {
-            assert!(conn.send(i.to_string().into()), "frame {i}");
+    /// A connection on a real socket whose peer does not read, with buffers small enough to
+    /// fill with a few frames: `(handle, outbound, peer)`.
+    async fn unread(
+        backlog: &Arc<Backlog>,
+        capacity: usize,
+    ) -> (ConnectionHandle, Outbound, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        socket2::SockRef::from(&peer)
+            .set_recv_buffer_size(64 * 1024)
+            .unwrap();
+        let (server, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        server.set_nonblocking(true).unwrap();
+        let socket = tokio::net::TcpStream::from_std(server).unwrap();
+        // Until the reactor has seen the socket writable, tokio refuses writes without trying.
+        socket.writable().await.unwrap();
+        let (handle, outbound) =
+            ConnectionHandle::with_socket(SocketId::generate(), capacity, backlog.clone(), socket);
+        (handle, outbound, peer)
+    }
+
+    /// Sends 1 KiB frames until one stays queued.
+    fn fill(handle: &ConnectionHandle) {
+        let frame: crate::connection::Frame = "x".repeat(1024).into();
+        for _ in 0..200 {
+            assert!(handle.send(frame.clone()));
+            if handle.inner.lock().len() > 0 {
+                return;
+            }
         }
-        let closed = tokio::time::timeout(Duration::from_millis(1), conn.closed()).await;
-        assert!(
-            closed.is_err(),
-            "a healthy connection that was idle is not a slow consumer"
-        );
+        panic!("the socket took 200 KiB without its peer reading");
+    }
+
+    /// The peer reads what has arrived, and the connection writes what its socket then takes,
+    /// until at least one more frame is taken off the queue (at most 2 s of real time: the
+    /// kernel frees the send buffer once the peer's window update is in).
+    async fn read_and_take(conn: &ConnectionHandle, rx: &Outbound, peer: &mut std::net::TcpStream) {
+        peer.set_nonblocking(true).unwrap();
+        let taken = conn.inner.lock().taken();
+        let mut buf = [0u8; 64 * 1024];
+        for _ in 0..200 {
+            while let Ok(1..) = peer.read(&mut buf) {}
+            std::thread::sleep(Duration::from_millis(10));
+            let _ = tokio::time::timeout(Duration::from_millis(1), rx.drained()).await;
+            if conn.inner.lock().taken() > taken {
+                return;
+            }
+        }
+        panic!("no frame was taken off the queue while the peer read");
+    }
+
+    fn is_closed(handle: &ConnectionHandle) -> Option<CloseCode> {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        match handle.poll_closed(&mut cx) {
+            std::task::Poll::Ready((code, _)) => Some(code),
+            std::task::Poll::Pending => None,
+        }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_stalled_queue_over_half_full_is_a_slow_consumer() {
-        let backlog = Backlog::new(100, Duration::from_secs(5));
-        let (stuck, _rx) = ConnectionHandle::with_backlog(SocketId::generate(), 8, backlog.clone());
-        for i in 0..5 {
-            assert!(stuck.send(i.to_string().into()));
+    async fn a_reader_that_stops_is_excused_from_the_backlog_then_closed_4100() {
+        let backlog = Backlog::new(1000, Duration::from_secs(5));
+        let (stuck, _rx, _peer) = unread(&backlog, 256).await;
+        fill(&stuck);
+        let mut watched = Vec::new();
+        backlog.look(&mut watched);
+        assert_eq!(watched.len(), 1, "fell behind");
+        assert_eq!(backlog.queued(), 1, "the frame left over counts");
+
+        tokio::time::advance(EXCUSED_AFTER).await;
+        backlog.look(&mut watched);
+        assert_eq!(
+            backlog.queued(),
+            0,
+            "publishers do not wait for a reader that stopped"
+        );
+        assert!(stuck.send("more".into()));
+        assert_eq!(backlog.queued(), 0, "nor for what it is sent while excused");
+        assert_eq!(is_closed(&stuck), None);
+
+        // Nothing more is published, and it is closed all the same.
+        tokio::time::advance(Duration::from_secs(5) - EXCUSED_AFTER).await;
+        backlog.look(&mut watched);
+        assert_eq!(is_closed(&stuck), Some(CloseCode::OverCapacity));
+        assert!(watched.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_that_keeps_taking_frames_is_neither_excused_nor_closed() {
+        let backlog = Backlog::new(1000, Duration::from_secs(5));
+        let (slow, rx, mut peer) = unread(&backlog, 256).await;
+        fill(&slow);
+        let mut watched = Vec::new();
+        backlog.look(&mut watched);
+        for _ in 0..10 {
+            // Reads a little every 200 ms (within the excuse): a frame is taken each time.
+            tokio::time::advance(Duration::from_millis(200)).await;
+            read_and_take(&slow, &rx, &mut peer).await;
+            fill(&slow);
+            backlog.look(&mut watched);
+            assert_eq!(is_closed(&slow), None);
+            assert!(backlog.queued() > 0, "its queue still counts");
         }
-        tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(stuck.send("late".into()));
-        assert_eq!(stuck.closed().await.0, CloseCode::OverCapacity);
+        assert_eq!(watched.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_catches_up_is_let_go_and_counts_again() {
+        let backlog = Backlog::new(1000, Duration::from_secs(5));
+        let (conn, rx, mut peer) = unread(&backlog, 256).await;
+        fill(&conn);
+        let mut watched = Vec::new();
+        backlog.look(&mut watched);
+        tokio::time::advance(EXCUSED_AFTER).await;
+        backlog.look(&mut watched);
+        assert_eq!(backlog.queued(), 0);
+        // It reads everything.
+        while conn.inner.lock().len() > 0 {
+            read_and_take(&conn, &rx, &mut peer).await;
+        }
+        backlog.look(&mut watched);
+        assert!(watched.is_empty(), "caught up");
+        fill(&conn);
+        assert_eq!(backlog.queued(), 1, "it counts again");
+        backlog.look(&mut watched);
+        assert_eq!(watched.len(), 1, "and is watched again");
     }
 }

@@ -50,7 +50,7 @@ pub struct ConnectionHandle {
 struct Inner {
     /// The queue and the socket; every write happens under this lock.
     outbox: Mutex<Outbox>,
-    /// This queue's part in the process-wide backlog, and when it was last drained.
+    /// This queue's part in the process-wide backlog.
     share: Share,
     /// Set when someone asks the connection to close; `reason` is written first.
     closing: AtomicBool,
@@ -149,7 +149,7 @@ impl ConnectionHandle {
             // Nothing waiting: write it now, and count it in the backlog only if it stays.
             outbox.push(frame);
             inner.write(&mut outbox);
-            if outbox.len() > 0 {
+            if outbox.len() > 0 && outbox.counting {
                 inner.share.counted();
             }
             return true;
@@ -192,10 +192,8 @@ impl ConnectionHandle {
             return None;
         }
         let len = outbox.push(frame);
-        if len <= inner.capacity / 2 {
+        if len <= inner.capacity / 2 && outbox.counting {
             inner.share.counted();
-        } else if inner.share.stalled() {
-            inner.slow_consumer();
         }
         Some(len)
     }
@@ -253,11 +251,15 @@ impl Inner {
     }
 
     /// Writes what is queued without waiting; what the socket does not take is left for the
-    /// session, which is woken to wait for the socket to drain.
-    fn write(&self, outbox: &mut Outbox) {
+    /// session, which is woken to wait for the socket to drain, and the connection has fallen
+    /// behind.
+    fn write(self: &Arc<Self>, outbox: &mut Outbox) {
         match outbox.write(&self.share) {
             Ok(true) => {}
-            Ok(false) => self.waker.wake(),
+            Ok(false) => {
+                self.fell_behind(outbox);
+                self.waker.wake();
+            }
             Err(e) => {
                 tracing::debug!(socket_id = %self.socket_id, error = %e, "write failed");
                 outbox.fail(e.kind(), &self.share);
@@ -270,7 +272,7 @@ impl Inner {
     /// take it, registers for the socket to drain. Ready when everything is written (`Ok`) or
     /// the socket failed; with `park`, an empty queue is `Pending` instead (the session loop
     /// waits on this for as long as the connection lives).
-    fn poll_write(&self, cx: &mut Context<'_>, park: bool) -> Poll<io::Result<()>> {
+    fn poll_write(self: &Arc<Self>, cx: &mut Context<'_>, park: bool) -> Poll<io::Result<()>> {
         if park {
             self.waker.register(cx.waker());
         }
@@ -299,8 +301,22 @@ impl Inner {
                     outbox.fail(e.kind(), &self.share);
                     return Poll::Ready(Err(e));
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.fell_behind(&mut outbox);
+                    return Poll::Pending;
+                }
             }
+        }
+    }
+
+    /// Frames are left in the queue for a socket that takes no more now: from here on the
+    /// backlog's stall watch looks after the connection, until it catches up.
+    fn fell_behind(self: &Arc<Self>, outbox: &mut Outbox) {
+        if !outbox.behind {
+            outbox.behind = true;
+            self.share
+                .backlog()
+                .fell_behind(Arc::downgrade(self), outbox.taken());
         }
     }
 }

@@ -37,6 +37,12 @@ pub(super) struct Outbox {
     pub(super) dirty: bool,
     /// The socket failed; nothing more is written.
     failed: Option<io::ErrorKind>,
+    /// Frames taken off the queue (written whole): the stall watch's measure of progress.
+    taken: u64,
+    /// The stall watch looks after this connection (it fell behind and has not caught up).
+    pub(super) behind: bool,
+    /// Frames queued now count in the backlog; off while the stall watch excuses the connection.
+    pub(super) counting: bool,
 }
 
 impl Outbox {
@@ -48,6 +54,9 @@ impl Outbox {
             sealed: false,
             dirty: false,
             failed: None,
+            taken: 0,
+            behind: false,
+            counting: true,
         }
     }
 
@@ -72,6 +81,22 @@ impl Outbox {
         self.frames.len()
     }
 
+    /// How many frames have been taken off the queue so far.
+    pub(super) fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// Frames are waiting for a socket that is still open and taking them.
+    pub(super) fn is_behind(&self) -> bool {
+        !self.frames.is_empty() && self.taking() && self.socket.is_some()
+    }
+
+    /// The stall watch lets go of it: it caught up, or it is closing.
+    pub(super) fn caught_up(&mut self) {
+        self.behind = false;
+        self.counting = true;
+    }
+
     /// Appends a frame; the queue's new length.
     pub(super) fn push(&mut self, frame: Frame) -> usize {
         self.frames.push_back(frame);
@@ -86,6 +111,7 @@ impl Outbox {
             written,
             socket,
             failed,
+            taken,
             ..
         } = self;
         if let Some(kind) = failed {
@@ -118,6 +144,7 @@ impl Outbox {
                         sent -= left;
                         *written = 0;
                         frames.pop_front();
+                        *taken += 1;
                         share.received();
                     }
                 }
@@ -177,6 +204,7 @@ impl Outbox {
     #[cfg(test)]
     pub(super) fn pop(&mut self, share: &Share) -> Option<Frame> {
         let frame = self.frames.pop_front()?;
+        self.taken += 1;
         share.received();
         Some(frame)
     }

@@ -68,6 +68,7 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
     drop(parts.write_buf);
     match admit(&state, &accepted.key, &accepted.query) {
         Ok((app, slot)) => {
+            limit_send_buffer(&io, state.server.socket_send_buffer);
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
             // allocated for the life of the connection.
             let session = session::run(state.clone(), app, slot, io, leftover, config);
@@ -79,6 +80,17 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
                 .await;
             refuse(ws, code, message).await;
         }
+    }
+}
+
+/// Bounds the kernel's send buffer of a WebSocket connection to `bytes` (0: leave autotuning
+/// on), so that what a client that stops reading can hold in the kernel has a known ceiling.
+fn limit_send_buffer(socket: &TcpStream, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    if let Err(e) = socket2::SockRef::from(socket).set_send_buffer_size(bytes) {
+        tracing::debug!(error = %e, "could not set SO_SNDBUF");
     }
 }
 
@@ -131,5 +143,26 @@ fn close_frame(code: CloseCode, message: &str) -> CloseFrame {
     CloseFrame {
         code: WsCloseCode::from(code.code()),
         reason: codes::close_reason(message).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_send_buffer_is_bounded_as_configured() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        limit_send_buffer(&server, 16 * 1024);
+        // Linux doubles the value for its bookkeeping.
+        let size = socket2::SockRef::from(&server).send_buffer_size().unwrap();
+        assert_eq!(size, 32 * 1024);
+        limit_send_buffer(&server, 0);
+        let size = socket2::SockRef::from(&server).send_buffer_size().unwrap();
+        assert_eq!(size, 32 * 1024, "0 leaves the socket as it is");
     }
 }
