@@ -28,7 +28,11 @@ BENCH=${BENCH:-$REPO/target/release/herald-bench}
 [ -n "${HERALD_BIN:-}" ] || (cd "$REPO" && cargo build --release -p herald)
 
 {
-  echo "herald: ${HERALD_BIN:-$REPO/target/release/herald} ($(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo '+uncommitted'))"
+  if [ -n "${HERALD_BIN:-}" ]; then
+    echo "herald: a given binary (HERALD_BIN), sha256 $(sha256sum "$HERALD_BIN" | cut -c1-16)"
+  else
+    echo "herald: built here at $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo '+uncommitted')"
+  fi
   echo "label: ${LABEL:-}"
   uname -sr; nproc; ulimit -Hn
 } > "$OUT/machine.txt"
