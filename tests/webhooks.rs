@@ -199,3 +199,30 @@ async fn body_has_the_documented_key_order() {
     );
     assert_eq!(String::from_utf8_lossy(&hook.body), want);
 }
+
+/// Hardening #4: hosted Pusher's header casing, byte for byte. The official PHP library's
+/// `webhook()` looks `X-Pusher-Key` and `X-Pusher-Signature` up by these exact names in what
+/// PHP's `getallheaders()` returns, which keeps the casing that was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_sent_in_hosted_pushers_casing() {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["channel_occupied"], false)
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join("cased").await;
+    let hook = receiver.next().await;
+    let signature = herald::auth::sign("test-secret", &hook.body);
+    for line in [
+        "Content-Type: application/json".to_owned(),
+        "X-Pusher-Key: test-key".to_owned(),
+        format!("X-Pusher-Signature: {signature}"),
+    ] {
+        assert!(
+            hook.head.split("\r\n").any(|l| l == line),
+            "no line {line:?} in\n{}",
+            hook.head
+        );
+    }
+}

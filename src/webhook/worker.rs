@@ -104,7 +104,14 @@ pub async fn run(
     shutdown: CancellationToken,
     drain_for: Duration,
 ) {
-    let client = match reqwest::Client::builder().timeout(config.timeout).build() {
+    // Hosted Pusher sends `X-Pusher-Key` / `X-Pusher-Signature` in this casing, and receivers
+    // that look headers up by exact name (PHP's `getallheaders()` with the official library's
+    // `webhook()`) depend on it: HTTP/1.1 title case, not the lower case `http` normalises to.
+    let client = match reqwest::Client::builder()
+        .timeout(config.timeout)
+        .http1_title_case_headers()
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhooks disabled: cannot build an HTTP client");

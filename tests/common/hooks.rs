@@ -20,6 +20,8 @@ pub struct Hook {
     pub path: String,
     /// Header names lower-cased, in order.
     pub headers: Vec<(String, String)>,
+    /// The request line and headers exactly as received (names in the sender's casing).
+    pub head: String,
     pub body: Vec<u8>,
     /// The status we answered.
     pub answered: u16,
@@ -199,6 +201,7 @@ async fn serve(mut stream: TcpStream, tx: mpsc::UnboundedSender<Hook>, failures:
             method,
             path,
             headers,
+            head,
             body,
             answered,
         });
