@@ -4,8 +4,14 @@
 //! terminates a user's connections, and sends watchlist `online`/`offline` transitions: `online`
 //! when a user's first connection signs in, `offline` when the last one goes. It does no I/O
 //! beyond queueing frames on [`ConnectionHandle`]s.
+//!
+//! Sign-ins and sign-outs of an app are serialised, each with the watchlist events it decides:
+//! otherwise a last connection leaving on one thread and a new one arriving on another could
+//! send `online` and `offline` in the wrong order (or an initial status older than an event).
+//! Sign-ins are rare next to deliveries, and nothing under that lock waits.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use dashmap::DashMap;
 
@@ -20,6 +26,8 @@ pub struct Registry {
     users: DashMap<UserId, HashMap<SocketId, ConnectionHandle>>,
     /// Watched user → the connections whose watchlist holds it.
     watchers: DashMap<UserId, HashMap<SocketId, ConnectionHandle>>,
+    /// Held for a whole sign-in or sign-out, with the watchlist events it sends.
+    signing: Mutex<()>,
 }
 
 /// What a sign-in changed.
@@ -45,6 +53,7 @@ impl Registry {
         watchlist: &[UserId],
         watchlist_events: bool,
     ) -> SignedIn {
+        let _signing = self.signing.lock().unwrap_or_else(|e| e.into_inner());
         let came_online = {
             let mut sockets = self.users.entry(user.clone()).or_default();
             let first = sockets.is_empty();
@@ -93,6 +102,7 @@ impl Registry {
         watchlist: &[UserId],
         watchlist_events: bool,
     ) {
+        let _signing = self.signing.lock().unwrap_or_else(|e| e.into_inner());
         let went_offline = match self.users.get_mut(user) {
             Some(mut sockets) => sockets.remove(socket_id).is_some() && sockets.is_empty(),
             None => false,
@@ -214,6 +224,61 @@ mod tests {
             "{got:?}"
         );
         assert!(!reg.is_online(&id("a")));
+    }
+
+    /// Review finding 11 / hardening #3: a user's connections signing in and out on several
+    /// threads at once; the watcher's last word is always the user's real status, `online`
+    /// comes once per time the user came online and `offline` once per time it went.
+    #[test]
+    fn watchlist_events_follow_the_real_status_under_concurrency() {
+        use std::sync::{Arc, Barrier};
+        let reg = Arc::new(Registry::new());
+        let (watcher, mut wrx) = ConnectionHandle::new(SocketId::generate(), 1 << 20);
+        reg.sign_in(&id("w"), &watcher, &[id("a")], true);
+        drain(&mut wrx);
+        for round in 0..300 {
+            // Two connections sign in at the same moment; one leaves while the other stays.
+            let conns: Vec<_> = (0..2).map(|_| conn()).collect();
+            let barrier = Arc::new(Barrier::new(2));
+            let threads: Vec<_> = conns
+                .iter()
+                .map(|(h, _)| {
+                    let (reg, h, barrier) = (reg.clone(), h.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        reg.sign_in(&id("a"), &h, &[], true);
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+            reg.sign_out(&id("a"), conns[0].0.socket_id(), &[], true);
+            let got = drain(&mut wrx);
+            assert_eq!(got.len(), 1, "round {round}: {got:?}");
+            assert!(got[0].contains(r#"\"online\""#), "round {round}: {got:?}");
+            // The last one leaves as a new one arrives on another thread.
+            let (next, _next_rx) = conn();
+            let leaving = conns[1].0.socket_id().clone();
+            let (r1, r2) = (reg.clone(), reg.clone());
+            let next_handle = next.clone();
+            let a = std::thread::spawn(move || r1.sign_out(&id("a"), &leaving, &[], true));
+            let b = std::thread::spawn(move || {
+                r2.sign_in(&id("a"), &next_handle, &[], true);
+            });
+            a.join().unwrap();
+            b.join().unwrap();
+            let got = drain(&mut wrx);
+            let last = got.last().map(String::as_str).unwrap_or_default();
+            assert!(
+                last.contains(r#"\"online\""#) || got.is_empty(),
+                "round {round}: the user is online, the watcher last heard {got:?}"
+            );
+            reg.sign_out(&id("a"), next.socket_id(), &[], true);
+            let got = drain(&mut wrx);
+            assert!(
+                got.len() == 1 && got[0].contains(r#"\"offline\""#),
+                "round {round}: {got:?}"
+            );
+        }
     }
 
     #[test]
