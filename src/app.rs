@@ -63,10 +63,11 @@ impl App {
             targets: config.webhooks.clone(),
             pending: Default::default(),
         };
+        let hooks = Hooks::new(target, webhooks);
         App {
-            channels: channel::Registry::new(settings, fan_out),
+            channels: channel::Registry::new(settings, fan_out, Arc::new(hooks.clone())),
             users: user::Registry::new(),
-            hooks: Hooks::new(target, webhooks),
+            hooks,
             connections: AtomicUsize::new(0),
             channel_name_max_length,
             config,

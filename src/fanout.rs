@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use crate::connection::{Backlog, ConnectionHandle, Frame, Queued};
+use crate::connection::{Backlog, Frame, Queued, Subscription};
 use crate::protocol::SocketId;
 
 /// Broadcasts waiting per lane before handing over one more blocks the caller.
@@ -47,7 +47,7 @@ struct Progress {
 /// shared by the broadcasts in flight.
 #[derive(Debug)]
 pub struct Targets {
-    lanes: Box<[Vec<ConnectionHandle>]>,
+    lanes: Box<[Vec<Subscription>]>,
 }
 
 /// One broadcast for one lane.
@@ -85,12 +85,12 @@ impl FanOut {
         }
     }
 
-    /// `handles` split by lane.
-    pub fn targets<'a>(&self, handles: impl Iterator<Item = &'a ConnectionHandle>) -> Targets {
+    /// `subscriptions` split by lane.
+    pub fn targets<'a>(&self, subscriptions: impl Iterator<Item = &'a Subscription>) -> Targets {
         let count = self.lanes.len().max(1);
         let mut lanes = vec![Vec::new(); count].into_boxed_slice();
-        for handle in handles {
-            lanes[handle.lane() % count].push(handle.clone());
+        for subscription in subscriptions {
+            lanes[subscription.handle().lane() % count].push(subscription.clone());
         }
         Targets { lanes }
     }
@@ -100,8 +100,11 @@ impl FanOut {
     /// `member_removed`) of the same channel published before an unsubscribe. The caller holds
     /// the channel's lock, so no broadcast of that channel is handed over meanwhile. An idle
     /// lane (the usual case) means a direct send, in order with the session's other replies.
-    pub fn send_after_broadcasts(&self, handle: &ConnectionHandle, frame: Frame) {
-        let idle = match self.lanes.get(handle.lane() % self.lanes.len().max(1)) {
+    pub fn send_after_broadcasts(&self, subscription: &Subscription, frame: Frame) {
+        let idle = match self
+            .lanes
+            .get(subscription.handle().lane() % self.lanes.len().max(1))
+        {
             None => true,
             Some(lane) => {
                 let done = lane.progress.done.load(Ordering::Acquire);
@@ -109,9 +112,9 @@ impl FanOut {
             }
         };
         if idle {
-            handle.send(frame);
+            subscription.send(frame);
         } else {
-            let targets = Arc::new(self.targets(std::iter::once(handle)));
+            let targets = Arc::new(self.targets(std::iter::once(subscription)));
             self.broadcast(&targets, &frame, None);
         }
     }
@@ -168,9 +171,10 @@ fn run(lane: usize, jobs: Receiver<Job>, backlog: &Backlog, done: &AtomicU64) {
         let (mut taken, mut finished) = (0, 0);
         for job in [job, next].into_iter().chain(waiting) {
             let handles = &job.targets.lanes[lane];
-            for handle in handles {
+            for subscription in handles {
+                let handle = subscription.handle();
                 if Some(handle.socket_id()) != job.except.as_ref()
-                    && handle.queue(job.frame.clone()) == Queued::FlushNeeded
+                    && subscription.queue(job.frame.clone()) == Queued::FlushNeeded
                 {
                     touched.push(handle.clone());
                 }
@@ -186,11 +190,11 @@ fn run(lane: usize, jobs: Receiver<Job>, backlog: &Backlog, done: &AtomicU64) {
     }
 }
 
-/// Writes `frame` to each of `handles` but `except`, one after another.
-fn write_each(handles: &[ConnectionHandle], frame: &Frame, except: Option<&SocketId>) {
-    for handle in handles {
-        if Some(handle.socket_id()) != except {
-            handle.send(frame.clone());
+/// Writes `frame` to each of `subscriptions` but `except`, one after another.
+fn write_each(subscriptions: &[Subscription], frame: &Frame, except: Option<&SocketId>) {
+    for subscription in subscriptions {
+        if Some(subscription.handle().socket_id()) != except {
+            subscription.send(frame.clone());
         }
     }
 }
@@ -198,7 +202,7 @@ fn write_each(handles: &[ConnectionHandle], frame: &Frame, except: Option<&Socke
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::Outbound;
+    use crate::connection::{ConnectionHandle, Outbound};
     use std::time::Duration;
 
     fn drain(rx: &mut Outbound) -> Vec<String> {
@@ -212,7 +216,11 @@ mod tests {
         let conns: Vec<_> = (0..6)
             .map(|_| ConnectionHandle::new(SocketId::generate(), 4096))
             .collect();
-        let targets = Arc::new(fan_out.targets(conns.iter().map(|(h, _)| h)));
+        let subscriptions: Vec<_> = conns
+            .iter()
+            .map(|(h, _)| Subscription::new(h.clone()))
+            .collect();
+        let targets = Arc::new(fan_out.targets(subscriptions.iter()));
         let sender = conns[0].0.socket_id().clone();
         for i in 0..1000 {
             fan_out.broadcast(&targets, &i.to_string().into(), Some(&sender));
@@ -241,8 +249,37 @@ mod tests {
     fn inline_fan_out_writes_before_returning() {
         let fan_out = FanOut::inline();
         let (a, mut arx) = ConnectionHandle::new(SocketId::generate(), 8);
-        let targets = Arc::new(fan_out.targets([&a].into_iter()));
+        let targets = Arc::new(fan_out.targets([&Subscription::new(a)].into_iter()));
         fan_out.broadcast(&targets, &"x".into(), None);
         assert_eq!(drain(&mut arx), ["x"]);
+    }
+
+    /// Hardening #5: broadcasts handed to a lane before an unsubscribe are not delivered after
+    /// it, however far behind the lane is.
+    #[test]
+    fn nothing_goes_through_an_ended_subscription() {
+        let backlog = Backlog::new(usize::MAX, Duration::MAX);
+        let fan_out = FanOut::start(1, backlog.clone()).unwrap();
+        let (a, mut arx) = ConnectionHandle::new(SocketId::generate(), 1 << 20);
+        let subscription = Subscription::new(a);
+        let targets = Arc::new(fan_out.targets([&subscription].into_iter()));
+        for i in 0..20_000 {
+            fan_out.broadcast(&targets, &i.to_string().into(), None);
+        }
+        subscription.end();
+        let delivered_at_end = drain(&mut arx).len();
+        for _ in 0..2000 {
+            if backlog.queued() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(backlog.queued(), 0, "the lane did not finish in 10 s");
+        assert_eq!(
+            drain(&mut arx),
+            Vec::<String>::new(),
+            "after end ({delivered_at_end} before)"
+        );
+        assert!(!subscription.send("late".into()));
     }
 }

@@ -19,7 +19,7 @@ use crate::connection::Backlog;
 use crate::fanout::FanOut;
 use crate::shutdown::Shutdown;
 use crate::state::State;
-use crate::webhook::{self, WebhookEvent};
+use crate::webhook;
 use crate::{http_api, ws};
 
 /// How often channel upkeep runs (throttled counts, cache expiry).
@@ -128,18 +128,13 @@ fn body_limit(config: &Config) -> usize {
     (largest * 2 + 64 * 1024).max(256 * 1024)
 }
 
-/// Channel upkeep for every app, with the resulting `subscription_count` webhooks.
+/// Channel upkeep for every app (throttled counts, reported to webhooks by the registries).
 async fn sweep(state: Arc<State>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tick.tick().await;
         for app in state.apps.iter() {
-            for (channel, n) in app.channels.sweep() {
-                app.hooks.emit(WebhookEvent::SubscriptionCount {
-                    channel: channel.to_string(),
-                    subscription_count: n,
-                });
-            }
+            app.channels.sweep();
         }
     }
 }

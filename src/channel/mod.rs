@@ -2,7 +2,9 @@
 //! the cached event of cache channels and the throttled `subscription_count`.
 //!
 //! The [`Registry`] owns that state behind methods. Mutations return what changed
-//! ([`Subscribed`], [`Unsubscribed`]) so callers decide about webhooks; the frames that must be
+//! ([`Subscribed`], [`Unsubscribed`]), and report each change to the app's [`Reporter`] (the
+//! webhook front) while the channel's lock is held, so one channel's changes are reported in the
+//! order they happened even when connections on several threads race; the frames that must be
 //! ordered with a subscription (`subscription_succeeded`, the cached event or `cache_miss`,
 //! `member_added`/`member_removed`, `subscription_count`) are queued here, under the channel's
 //! lock, so no event can overtake them. Nothing here awaits, knows actix, sockets or HTTP.
@@ -17,11 +19,40 @@ use dashmap::DashMap;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use crate::connection::{ConnectionHandle, Frame};
+use crate::connection::{ConnectionHandle, Frame, Subscription};
 use crate::fanout::{FanOut, Targets};
 use crate::protocol::server::PresenceList;
 use crate::protocol::{ChannelKind, ChannelName, ServerMessage, SocketId, UserId};
 use count::CountState;
+
+/// How long a channel that is still not cached waits before a `cache_miss` is reported again: a
+/// miss is reported once, then at most once per this period while the cache stays empty, so an
+/// app whose first reaction to a miss failed hears of the channel again.
+const MISS_REPORTED_AGAIN_AFTER: Duration = Duration::from_secs(60);
+
+/// A change of a channel, as webhooks report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// The channel got its first subscriber.
+    Occupied,
+    /// The channel lost its last subscriber.
+    Vacated,
+    /// A user's first connection joined the presence channel.
+    MemberAdded(&'a UserId),
+    /// A user's last connection left the presence channel.
+    MemberRemoved(&'a UserId),
+    /// A subscriber found nothing cached.
+    CacheMiss,
+    /// The subscription count went out with this value.
+    Count(usize),
+}
+
+/// Where a [`Registry`] reports its channels' changes. Called while the channel's lock is held:
+/// it must not block (the webhook front only queues).
+pub trait Reporter: Send + Sync + std::fmt::Debug {
+    /// `channel` changed.
+    fn report(&self, channel: &ChannelName, change: Change<'_>);
+}
 
 /// The settings of one app that shape channel behaviour.
 #[derive(Debug, Clone)]
@@ -43,6 +74,8 @@ pub struct Registry {
     settings: Settings,
     /// Writes broadcasts to subscribers.
     fan_out: FanOut,
+    /// Told of every change, under the channel's lock.
+    reporter: Arc<dyn Reporter>,
 }
 
 #[derive(Debug, Default)]
@@ -55,15 +88,16 @@ struct Channel {
     members: HashMap<UserId, Member>,
     /// The last API event, for cache channels.
     cache: Option<CachedEvent>,
-    /// Whether a `cache_miss` webhook went out since the cache was last empty.
-    miss_reported: bool,
+    /// When a `cache_miss` was last reported while the cache has been empty.
+    miss_reported: Option<Instant>,
     /// Throttle state of `subscription_count`.
     count: CountState,
 }
 
 #[derive(Debug)]
 struct Subscriber {
-    handle: ConnectionHandle,
+    /// What the channel's broadcasts go through; ended when the connection leaves.
+    subscription: Subscription,
     /// The member this connection joined as, on presence channels.
     user_id: Option<UserId>,
 }
@@ -148,12 +182,14 @@ pub struct ChannelInfo {
 }
 
 impl Registry {
-    /// An empty registry whose broadcasts go through `fan_out`.
-    pub fn new(settings: Settings, fan_out: FanOut) -> Self {
+    /// An empty registry whose broadcasts go through `fan_out` and whose changes go to
+    /// `reporter`.
+    pub fn new(settings: Settings, fan_out: FanOut, reporter: Arc<dyn Reporter>) -> Self {
         Registry {
             channels: DashMap::new(),
             settings,
             fan_out,
+            reporter,
         }
     }
 
@@ -195,21 +231,22 @@ impl Registry {
                 out.member_added = Some(id);
             }
         }
+        let subscription = Subscription::new(joining.handle.clone());
+        self.fan_out.send_after_broadcasts(
+            &subscription,
+            succeeded_frame(name, channel, user_id.is_some()),
+        );
+        if name.is_cache() {
+            out.cache_miss = self.send_cache(name, channel, &subscription);
+        }
         channel.subscribers.insert(
             socket_id.clone(),
             Subscriber {
-                handle: joining.handle.clone(),
+                subscription,
                 user_id: user_id.clone(),
             },
         );
         channel.targets = None;
-        self.fan_out.send_after_broadcasts(
-            joining.handle,
-            succeeded_frame(name, channel, user_id.is_some()),
-        );
-        if name.is_cache() {
-            out.cache_miss = self.send_cache(name, channel, joining.handle);
-        }
         if let Some(id) = &out.member_added {
             let info = channel.members.get(id).and_then(|m| m.info.as_deref());
             let msg = ServerMessage::MemberAdded {
@@ -220,6 +257,19 @@ impl Registry {
             self.broadcast(channel, &msg.encode().into(), Some(socket_id));
         }
         out.count = self.count_changed(name, channel);
+        let report = |change| self.reporter.report(name, change);
+        if out.occupied {
+            report(Change::Occupied);
+        }
+        if let Some(id) = &out.member_added {
+            report(Change::MemberAdded(id));
+        }
+        if out.cache_miss {
+            report(Change::CacheMiss);
+        }
+        if let Some(n) = out.count {
+            report(Change::Count(n));
+        }
         Ok(out)
     }
 
@@ -228,25 +278,31 @@ impl Registry {
         &self,
         name: &ChannelName,
         channel: &mut Channel,
-        handle: &ConnectionHandle,
+        subscription: &Subscription,
     ) -> bool {
         match &channel.cache {
             Some(cached) if cached.stored.elapsed() < self.settings.cache_ttl => {
                 self.fan_out
-                    .send_after_broadcasts(handle, cached.frame.clone());
+                    .send_after_broadcasts(subscription, cached.frame.clone());
                 false
             }
             _ => {
                 channel.cache = None;
                 self.fan_out.send_after_broadcasts(
-                    handle,
+                    subscription,
                     ServerMessage::CacheMiss {
                         channel: name.as_str(),
                     }
                     .encode()
                     .into(),
                 );
-                !std::mem::replace(&mut channel.miss_reported, true)
+                let again = channel
+                    .miss_reported
+                    .is_none_or(|at| at.elapsed() >= MISS_REPORTED_AGAIN_AFTER);
+                if again {
+                    channel.miss_reported = Some(Instant::now());
+                }
+                again
             }
         }
     }
@@ -256,6 +312,7 @@ impl Registry {
         let mut entry = self.channels.get_mut(name)?;
         let channel = entry.value_mut();
         let subscriber = channel.subscribers.remove(socket_id)?;
+        subscriber.subscription.end();
         channel.targets = None;
         let mut out = Unsubscribed {
             vacated: channel.subscribers.is_empty(),
@@ -279,6 +336,16 @@ impl Registry {
         if !out.vacated {
             out.count = self.count_changed(name, channel);
         }
+        let report = |change| self.reporter.report(name, change);
+        if let Some(id) = &out.member_removed {
+            report(Change::MemberRemoved(id));
+        }
+        if out.vacated {
+            report(Change::Vacated);
+        }
+        if let Some(n) = out.count {
+            report(Change::Count(n));
+        }
         drop(entry);
         if out.vacated {
             self.channels.remove_if(name, |_, ch| {
@@ -301,7 +368,7 @@ impl Registry {
             Some(cached) => {
                 let mut entry = self.channels.entry(name.clone()).or_default();
                 entry.cache = Some(cached);
-                entry.miss_reported = false;
+                entry.miss_reported = None;
                 self.broadcast(&mut entry, frame, except)
             }
             None => match self.channels.get_mut(name) {
@@ -351,10 +418,9 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Periodic upkeep: sends throttled `subscription_count`s that are due, drops expired cache
-    /// entries and channels left empty. Returns the counts sent, for webhooks.
-    pub fn sweep(&self) -> Vec<(ChannelName, usize)> {
-        let mut sent = Vec::new();
+    /// Periodic upkeep: sends (and reports) throttled `subscription_count`s that are due, drops
+    /// expired cache entries and channels left empty.
+    pub fn sweep(&self) {
         let ttl = self.settings.cache_ttl;
         for mut entry in self.channels.iter_mut() {
             let (name, channel) = entry.pair_mut();
@@ -367,12 +433,11 @@ impl Registry {
             }
             if let Some(n) = channel.count.due() {
                 self.broadcast_count(name, channel, n);
-                sent.push((name.clone(), n));
+                self.reporter.report(name, Change::Count(n));
             }
         }
         self.channels
             .retain(|_, ch| !ch.subscribers.is_empty() || ch.cache.is_some());
-        sent
     }
 
     fn broadcast_count(&self, name: &ChannelName, channel: &mut Channel, n: usize) {
@@ -398,7 +463,7 @@ impl Registry {
         let targets = channel.targets.get_or_insert_with(|| {
             Arc::new(
                 self.fan_out
-                    .targets(subscribers.values().map(|s| &s.handle)),
+                    .targets(subscribers.values().map(|s| &s.subscription)),
             )
         });
         self.fan_out.broadcast(targets, frame, except);

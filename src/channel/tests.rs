@@ -25,13 +25,33 @@ fn drain(rx: &mut Outbound) -> Vec<String> {
     out
 }
 
+/// Records every reported change as text, in order.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl Recorder {
+    fn shared() -> Arc<Recorder> {
+        Arc::new(Recorder::default())
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl Reporter for Recorder {
+    fn report(&self, channel: &ChannelName, change: Change<'_>) {
+        self.0.lock().unwrap().push(format!("{channel} {change:?}"));
+    }
+}
+
 fn member(id: &str) -> Option<(UserId, Option<Arc<RawValue>>)> {
     Some((UserId::parse(id, 200).unwrap(), None))
 }
 
 #[test]
 fn occupied_vacated_and_duplicates() {
-    let reg = Registry::new(settings(), FanOut::inline());
+    let reg = Registry::new(settings(), FanOut::inline(), Recorder::shared());
     let (a, mut arx) = conn();
     let ch = name("my-channel");
     let s = reg
@@ -68,7 +88,7 @@ fn occupied_vacated_and_duplicates() {
 
 #[test]
 fn presence_members_are_users_not_connections() {
-    let reg = Registry::new(settings(), FanOut::inline());
+    let reg = Registry::new(settings(), FanOut::inline(), Recorder::shared());
     let ch = name("presence-room");
     let (a1, mut r1) = conn();
     let (a2, _r2) = conn();
@@ -143,7 +163,7 @@ fn presence_members_are_users_not_connections() {
 
 #[test]
 fn cache_is_sent_after_succeeded_or_a_miss_is_reported_once() {
-    let reg = Registry::new(settings(), FanOut::inline());
+    let reg = Registry::new(settings(), FanOut::inline(), Recorder::shared());
     let ch = name("cache-x");
     let (a, mut arx) = conn();
     let (b, mut brx) = conn();
@@ -195,4 +215,104 @@ fn cache_is_sent_after_succeeded_or_a_miss_is_reported_once() {
     assert!(got[0].contains("subscription_succeeded"));
     assert_eq!(got[1], frame.to_string());
     assert_eq!(&*reg.info(&ch).cache.unwrap().0.data, "1");
+}
+
+#[test]
+fn changes_are_reported_in_order() {
+    let recorder = Recorder::shared();
+    let reg = Registry::new(settings(), FanOut::inline(), recorder.clone());
+    let ch = name("presence-r");
+    let (a, _arx) = conn();
+    let (b, _brx) = conn();
+    for (handle, id) in [(&a, "u1"), (&b, "u2")] {
+        let joining = Joining {
+            handle,
+            member: member(id),
+        };
+        reg.subscribe(&ch, joining).unwrap();
+    }
+    reg.unsubscribe(&ch, a.socket_id());
+    reg.unsubscribe(&ch, b.socket_id());
+    assert_eq!(
+        recorder.take(),
+        [
+            "presence-r Occupied",
+            "presence-r MemberAdded(UserId(\"u1\"))",
+            "presence-r MemberAdded(UserId(\"u2\"))",
+            "presence-r MemberRemoved(UserId(\"u1\"))",
+            "presence-r MemberRemoved(UserId(\"u2\"))",
+            "presence-r Vacated",
+        ]
+    );
+}
+
+/// Review finding 10: occupied/vacated of one channel, decided on several threads at once, are
+/// reported in the order they happened: they alternate, starting with occupied.
+#[test]
+fn racing_subscribers_report_occupied_and_vacated_alternately() {
+    let recorder = Recorder::shared();
+    let reg = Arc::new(Registry::new(
+        settings(),
+        FanOut::inline(),
+        recorder.clone(),
+    ));
+    let ch = name("flicker");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (reg, ch) = (reg.clone(), ch.clone());
+            std::thread::spawn(move || {
+                let (handle, _rx) = ConnectionHandle::new(SocketId::generate(), 1 << 16);
+                for _ in 0..2000 {
+                    let joining = Joining {
+                        handle: &handle,
+                        member: None,
+                    };
+                    reg.subscribe(&ch, joining).unwrap();
+                    reg.unsubscribe(&ch, handle.socket_id());
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let transitions: Vec<String> = recorder
+        .take()
+        .into_iter()
+        .filter(|c| c.ends_with("Occupied") || c.ends_with("Vacated"))
+        .collect();
+    assert!(!transitions.is_empty());
+    for (i, pair) in transitions.chunks(2).enumerate() {
+        assert_eq!(pair, ["flicker Occupied", "flicker Vacated"], "pair {i}");
+    }
+}
+
+/// Review finding 12: while nothing is cached, a miss is reported again after a minute.
+#[tokio::test(start_paused = true)]
+async fn a_cache_miss_is_reported_again_after_a_minute() {
+    let recorder = Recorder::shared();
+    let reg = Registry::new(settings(), FanOut::inline(), recorder.clone());
+    let ch = name("cache-empty");
+    let (keeper, _krx) = conn();
+    let joining = Joining {
+        handle: &keeper,
+        member: None,
+    };
+    assert!(reg.subscribe(&ch, joining).unwrap().cache_miss);
+    let misses = |reg: &Registry| {
+        let (c, _rx) = conn();
+        let joining = Joining {
+            handle: &c,
+            member: None,
+        };
+        reg.subscribe(&ch, joining).unwrap().cache_miss
+    };
+    assert!(!misses(&reg), "de-duplicated");
+    tokio::time::advance(MISS_REPORTED_AGAIN_AFTER).await;
+    assert!(misses(&reg), "reported again while still empty");
+    assert!(!misses(&reg));
+    let count = recorder
+        .take()
+        .iter()
+        .filter(|c| c.ends_with("CacheMiss"))
+        .count();
+    assert_eq!(count, 2);
 }

@@ -143,8 +143,16 @@ impl ConnectionHandle {
     /// Queues a frame and, if nothing was waiting before it, writes it now, without waiting. A
     /// full queue closes the connection with 4100; returns whether the frame was queued.
     pub fn send(&self, frame: Frame) -> bool {
+        self.send_if(frame, None)
+    }
+
+    /// [`send`](Self::send), unless `live` (checked under the outbox lock) is false.
+    fn send_if(&self, frame: Frame, live: Option<&AtomicBool>) -> bool {
         let inner = &self.inner;
         let mut outbox = inner.lock();
+        if live.is_some_and(|live| !live.load(Ordering::Relaxed)) {
+            return false;
+        }
         if outbox.is_idle() {
             // Nothing waiting: write it now, and count it in the backlog only if it stays.
             outbox.push(frame);
@@ -162,7 +170,15 @@ impl ConnectionHandle {
     /// Queues a frame without writing it (fan-out batches); the caller must
     /// [`flush`](Self::flush) when told [`Queued::FlushNeeded`].
     pub fn queue(&self, frame: Frame) -> Queued {
+        self.queue_if(frame, None)
+    }
+
+    /// [`queue`](Self::queue), unless `live` (checked under the outbox lock) is false.
+    fn queue_if(&self, frame: Frame, live: Option<&AtomicBool>) -> Queued {
         let mut outbox = self.inner.lock();
+        if live.is_some_and(|live| !live.load(Ordering::Relaxed)) {
+            return Queued::Refused;
+        }
         let Some(len) = self.push(&mut outbox, frame) else {
             return Queued::Refused;
         };
@@ -223,6 +239,48 @@ impl ConnectionHandle {
         }
         let reason = inner.reason.lock().ok().and_then(|r| r.clone());
         Poll::Ready(reason.unwrap_or((CloseCode::Reconnect, String::new())))
+    }
+}
+
+/// One connection's subscription to one channel: what broadcasts of that channel are delivered
+/// to. Once [`end`](Self::end)ed, nothing more goes through it, including broadcasts handed to
+/// the fan-out lanes before (their `subscription_count`, member events, cached events): the
+/// check is made under the connection's outbox lock, so once `end` returns no frame of the
+/// channel is queued for the connection any more.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    handle: ConnectionHandle,
+    live: Arc<AtomicBool>,
+}
+
+impl Subscription {
+    /// A live subscription of `handle`.
+    pub fn new(handle: ConnectionHandle) -> Self {
+        Subscription {
+            handle,
+            live: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// The subscribed connection.
+    pub fn handle(&self) -> &ConnectionHandle {
+        &self.handle
+    }
+
+    /// [`ConnectionHandle::send`] while the subscription lasts.
+    pub fn send(&self, frame: Frame) -> bool {
+        self.handle.send_if(frame, Some(&self.live))
+    }
+
+    /// [`ConnectionHandle::queue`] while the subscription lasts.
+    pub fn queue(&self, frame: Frame) -> Queued {
+        self.handle.queue_if(frame, Some(&self.live))
+    }
+
+    /// Ends the subscription: from when this returns, nothing more is queued through it.
+    pub fn end(&self) {
+        let _outbox = self.handle.inner.lock();
+        self.live.store(false, Ordering::Relaxed);
     }
 }
 

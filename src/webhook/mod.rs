@@ -14,7 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::channel::{Change, Reporter};
 use crate::config::WebhookTarget;
+use crate::protocol::ChannelName;
 
 /// One webhook event, serialized as an element of the body's `events` array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -196,6 +198,29 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+impl Reporter for Hooks {
+    fn report(&self, channel: &ChannelName, change: Change<'_>) {
+        let channel = channel.to_string();
+        self.emit(match change {
+            Change::Occupied => WebhookEvent::ChannelOccupied { channel },
+            Change::Vacated => WebhookEvent::ChannelVacated { channel },
+            Change::MemberAdded(user) => WebhookEvent::MemberAdded {
+                channel,
+                user_id: user.to_string(),
+            },
+            Change::MemberRemoved(user) => WebhookEvent::MemberRemoved {
+                channel,
+                user_id: user.to_string(),
+            },
+            Change::CacheMiss => WebhookEvent::CacheMiss { channel },
+            Change::Count(subscription_count) => WebhookEvent::SubscriptionCount {
+                channel,
+                subscription_count,
+            },
+        });
+    }
 }
 
 #[cfg(test)]

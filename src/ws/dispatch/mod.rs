@@ -17,11 +17,10 @@ use tokio::time::Instant;
 use crate::adapter::Adapter;
 use crate::app::App;
 use crate::auth;
-use crate::channel::{Joining, Subscribed, Unsubscribed};
+use crate::channel::Joining;
 use crate::connection::ConnectionHandle;
 use crate::protocol::client::Subscribe;
 use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ServerMessage, UserId};
-use crate::webhook::WebhookEvent;
 
 /// Who a connection signed in as.
 struct SignedInUser {
@@ -151,13 +150,11 @@ impl Connection {
             handle: &self.handle,
             member,
         };
-        let subscribed = self
-            .app
+        self.app
             .channels
             .subscribe(&name, joining)
             .map_err(|e| e.to_string())?;
         self.authorized |= name.needs_auth();
-        self.subscribed_hooks(&name, subscribed);
         self.subscriptions.insert(name, user_id);
         Ok(())
     }
@@ -222,29 +219,6 @@ impl Connection {
         )
     }
 
-    fn subscribed_hooks(&self, name: &ChannelName, s: Subscribed) {
-        let hooks = &self.app.hooks;
-        let channel = || name.to_string();
-        if s.occupied {
-            hooks.emit(WebhookEvent::ChannelOccupied { channel: channel() });
-        }
-        if let Some(user_id) = s.member_added {
-            hooks.emit(WebhookEvent::MemberAdded {
-                channel: channel(),
-                user_id: user_id.to_string(),
-            });
-        }
-        if s.cache_miss {
-            hooks.emit(WebhookEvent::CacheMiss { channel: channel() });
-        }
-        if let Some(n) = s.count {
-            hooks.emit(WebhookEvent::SubscriptionCount {
-                channel: channel(),
-                subscription_count: n,
-            });
-        }
-    }
-
     fn on_unsubscribe(&mut self, channel: &str) {
         let Ok(name) = ChannelName::parse(channel, usize::MAX) else {
             return;
@@ -258,29 +232,7 @@ impl Connection {
         if name.kind() == ChannelKind::ServerToUser {
             return;
         }
-        if let Some(left) = self.app.channels.unsubscribe(name, self.handle.socket_id()) {
-            self.unsubscribed_hooks(name, left);
-        }
-    }
-
-    fn unsubscribed_hooks(&self, name: &ChannelName, u: Unsubscribed) {
-        let hooks = &self.app.hooks;
-        let channel = || name.to_string();
-        if let Some(user_id) = u.member_removed {
-            hooks.emit(WebhookEvent::MemberRemoved {
-                channel: channel(),
-                user_id: user_id.to_string(),
-            });
-        }
-        if u.vacated {
-            hooks.emit(WebhookEvent::ChannelVacated { channel: channel() });
-        }
-        if let Some(n) = u.count {
-            hooks.emit(WebhookEvent::SubscriptionCount {
-                channel: channel(),
-                subscription_count: n,
-            });
-        }
+        self.app.channels.unsubscribe(name, self.handle.socket_id());
     }
 
     /// Leaves every channel and signs out; the session's one cleanup path.
