@@ -46,6 +46,8 @@ enum Command {
     Fanout(Run<scenario::fanout::FanoutArgs>),
     /// Subscribers that stop reading beside healthy ones: what they cost the others.
     Stalled(Run<scenario::stalled::StalledArgs>),
+    /// A long run with churn, triggers and slow readers: does anything accumulate?
+    Soak(Run<scenario::soak::SoakArgs>),
     /// S connections each on its own channel; events through `batch_events`.
     Channels(Run<scenario::channels::ChannelsArgs>),
     /// C connections held idle: connect rate, handshake latency, server memory.
@@ -171,6 +173,9 @@ async fn dispatch(command: Command, per_process: u64) -> Result<()> {
         }
         Command::Stalled(run) => scenario!("stalled", run, per_process, |c, a, p| {
             scenario::stalled::run(&c, a, p)
+        }),
+        Command::Soak(run) => scenario!("soak", run, per_process, |c, a, p| {
+            scenario::soak::run(&c, a, p)
         }),
         Command::Channels(run) => scenario!("channels", run, per_process, |c, a, _p| {
             scenario::channels::run(&c, a)

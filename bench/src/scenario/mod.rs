@@ -7,6 +7,7 @@ pub mod client_events;
 pub mod fanout;
 pub mod idle;
 pub mod presence;
+pub mod soak;
 pub mod stalled;
 
 use crate::group::GroupReport;
