@@ -25,7 +25,8 @@
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
 //! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
 //! Only `ws` and `http_api` handle requests with actix (and `server`, which wires them);
-//! nothing imports them but `server`. Only `config` reads the environment.
+//! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
+//! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -36,6 +37,8 @@ pub mod channel;
 pub mod config;
 pub mod connection;
 pub mod fanout;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_api;
 pub mod protocol;
 pub mod server;

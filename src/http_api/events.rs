@@ -35,19 +35,27 @@ struct BatchBody {
 
 /// Attributes a trigger may ask for.
 #[derive(Debug, Default, Clone, Copy)]
-struct Info {
-    user_count: bool,
-    subscription_count: bool,
+pub struct Info {
+    /// `user_count` (answered for presence channels).
+    pub user_count: bool,
+    /// `subscription_count` (answered when the app has the feature on).
+    pub subscription_count: bool,
 }
 
 /// An event that passed every check.
 #[derive(Debug)]
-struct Valid {
-    name: EventName,
-    data: String,
-    channels: Vec<ChannelName>,
-    socket_id: Option<SocketId>,
-    info: Option<Info>,
+pub struct Valid {
+    /// Not empty, at most 200 characters, not reserved.
+    pub name: EventName,
+    /// At most the app's `max_event_data_bytes`.
+    pub data: String,
+    /// At least one, at most the app's `max_channels_per_trigger`, no duplicates, no
+    /// encrypted channel among several.
+    pub channels: Vec<ChannelName>,
+    /// The socket to leave out.
+    pub socket_id: Option<SocketId>,
+    /// The attributes asked for.
+    pub info: Option<Info>,
 }
 
 pub(super) async fn trigger(
@@ -57,8 +65,7 @@ pub(super) async fn trigger(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
-    let event: EventBody = parse_json(&body)?;
-    let valid = validate(&signed.app, event, true)?;
+    let valid = check_event(&signed.app, &body)?;
     wait_for_room(&state).await;
     publish(&state, &signed.app, &valid);
     Ok(ok_json(match valid.info {
@@ -74,22 +81,7 @@ pub(super) async fn batch(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
-    let batch: BatchBody = parse_json(&body)?;
-    let events = batch
-        .batch
-        .ok_or_else(|| bad_request("Missing parameter: batch"))?;
-    let max = signed.app.config.max_batch_events;
-    if events.len() > max {
-        return Err(bad_request(format!(
-            "Batch too large: {} events (the maximum is {max})",
-            events.len()
-        )));
-    }
-    let valid: Vec<Valid> = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| validate(&signed.app, e, false).map_err(|err| in_batch(i, err)))
-        .collect::<Result<_, _>>()?;
+    let valid = check_batch(&signed.app, &body)?;
     wait_for_room(&state).await;
     for event in &valid {
         publish(&state, &signed.app, event);
@@ -116,22 +108,59 @@ pub(super) async fn legacy(
 ) -> Result<HttpResponse, ApiError> {
     let (app_id, channel) = path.into_inner();
     let signed = authenticate(&req, &body, &state, Some(&app_id))?;
-    let data =
-        std::str::from_utf8(&body).map_err(|_| bad_request("The body must be valid UTF-8"))?;
-    let event = EventBody {
-        name: param(&signed.query, "name").map(str::to_owned),
-        data: Some(Value::String(data.to_owned())),
-        channels: Some(vec![channel]),
-        channel: None,
-        socket_id: param(&signed.query, "socket_id").map(str::to_owned),
-        info: None,
-    };
-    let valid = validate(&signed.app, event, true)?;
+    let valid = check_legacy(&signed.app, &signed.query, channel, &body)?;
     wait_for_room(&state).await;
     publish(&state, &signed.app, &valid);
     Ok(HttpResponse::Accepted()
         .content_type("application/json")
         .body("{}"))
+}
+
+/// The body of `/events`, checked: pure, nothing is published.
+pub fn check_event(app: &App, body: &[u8]) -> Result<Valid, ApiError> {
+    let event: EventBody = parse_json(body)?;
+    validate(app, event, true)
+}
+
+/// The body of `/batch_events`, every event checked: pure, nothing is published.
+pub fn check_batch(app: &App, body: &[u8]) -> Result<Vec<Valid>, ApiError> {
+    let batch: BatchBody = parse_json(body)?;
+    let events = batch
+        .batch
+        .ok_or_else(|| bad_request("Missing parameter: batch"))?;
+    let max = app.config.max_batch_events;
+    if events.len() > max {
+        return Err(bad_request(format!(
+            "Batch too large: {} events (the maximum is {max})",
+            events.len()
+        )));
+    }
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| validate(app, e, false).map_err(|err| in_batch(i, err)))
+        .collect()
+}
+
+/// The 2011 endpoint's event: `name` and `socket_id` from the decoded query, the body as the
+/// data. Pure, nothing is published.
+pub fn check_legacy(
+    app: &App,
+    query: &[(String, String)],
+    channel: String,
+    body: &[u8],
+) -> Result<Valid, ApiError> {
+    let data =
+        std::str::from_utf8(body).map_err(|_| bad_request("The body must be valid UTF-8"))?;
+    let event = EventBody {
+        name: param(query, "name").map(str::to_owned),
+        data: Some(Value::String(data.to_owned())),
+        channels: Some(vec![channel]),
+        channel: None,
+        socket_id: param(query, "socket_id").map(str::to_owned),
+        info: None,
+    };
+    validate(app, event, true)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {

@@ -6,7 +6,7 @@
 
 mod channels;
 mod error;
-mod events;
+pub(crate) mod events;
 mod signed;
 mod users;
 

@@ -1,6 +1,7 @@
 //! The Pusher wire protocol, as pure data: what clients send ([`ClientMessage`]), what the
-//! server sends ([`ServerMessage`]), close and error codes ([`codes`]) and validated names
-//! ([`SocketId`], [`ChannelName`], [`EventName`]).
+//! server sends ([`ServerMessage`]), close and error codes ([`codes`]), validated names
+//! ([`SocketId`], [`ChannelName`], [`EventName`]) and the signed member and user payloads
+//! ([`member`]: presence `channel_data`, sign-in `user_data`).
 //!
 //! This module owns the protocol's one quirk, the JSON-encoded-string `data` field: it is
 //! decoded in [`client`] and encoded in [`server`], nowhere else. It does no I/O and knows
@@ -9,6 +10,7 @@
 
 pub mod client;
 pub mod codes;
+pub mod member;
 pub mod names;
 pub mod server;
 

@@ -14,7 +14,7 @@ const VERSION_REFUSED: &str = "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Ve
 
 /// An accepted upgrade.
 #[derive(Debug)]
-pub(super) struct Accepted {
+pub struct Accepted {
     /// The app key from the path.
     pub key: String,
     /// The raw query string.
@@ -24,7 +24,7 @@ pub(super) struct Accepted {
 }
 
 /// Checks an upgrade request; `Err` holds the HTTP response that refuses it.
-pub(super) fn accept(req: &Request) -> Result<Accepted, String> {
+pub fn accept(req: &Request) -> Result<Accepted, String> {
     let key = req
         .path()
         .strip_prefix("/app/")

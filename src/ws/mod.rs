@@ -9,7 +9,7 @@
 //! them).
 
 mod dispatch;
-mod handshake;
+pub(crate) mod handshake;
 mod session;
 
 use std::sync::Arc;

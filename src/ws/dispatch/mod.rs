@@ -20,6 +20,7 @@ use crate::auth;
 use crate::channel::Joining;
 use crate::connection::ConnectionHandle;
 use crate::protocol::client::Subscribe;
+use crate::protocol::member::parse_channel_data;
 use crate::protocol::{ChannelKind, ChannelName, ClientMessage, ServerMessage, UserId};
 
 /// Who a connection signed in as.
@@ -212,7 +213,7 @@ impl Connection {
             sub.auth.as_deref(),
         )
         .map_err(|e| e.to_string())?;
-        parse_member(
+        parse_channel_data(
             channel_data,
             config.max_presence_user_id_length,
             config.max_presence_user_info_bytes,
@@ -247,70 +248,5 @@ impl Connection {
                 .users
                 .sign_out(&user.id, socket_id, &user.watchlist, events);
         }
-    }
-}
-
-/// `channel_data` → member id and `user_info`, with the presence limits.
-fn parse_member(
-    channel_data: &str,
-    max_id: usize,
-    max_info: usize,
-) -> Result<(UserId, Option<Arc<RawValue>>), String> {
-    #[derive(serde::Deserialize)]
-    struct ChannelData {
-        user_id: Option<serde_json::Value>,
-        user_info: Option<Box<RawValue>>,
-    }
-    let data: ChannelData = serde_json::from_str(channel_data)
-        .map_err(|e| format!("Invalid channel_data: it must be a JSON object ({e})"))?;
-    let id = data
-        .user_id
-        .ok_or("Invalid channel_data: user_id is required")?;
-    let user_id =
-        UserId::from_json(&id, max_id).map_err(|e| format!("Invalid channel_data: {e}"))?;
-    let info = match data.user_info {
-        Some(raw) if raw.get() == "null" => None,
-        Some(raw) if !raw.get().starts_with('{') => {
-            return Err("user_info supplied to presence subscription is invalid - if supplied it must be a type of hash".into())
-        }
-        Some(raw) if raw.get().len() > max_info => {
-            return Err(format!("user_info is {} bytes, the maximum is {max_info} bytes", raw.get().len()))
-        }
-        Some(raw) => Some(Arc::from(raw)),
-        None => None,
-    };
-    Ok((user_id, info))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn members_from_channel_data() {
-        let (id, info) =
-            parse_member(r#"{"user_id":10,"user_info":{"name":"A"}}"#, 128, 1024).unwrap();
-        assert_eq!(id.as_str(), "10");
-        assert_eq!(info.unwrap().get(), r#"{"name":"A"}"#);
-        assert!(parse_member(r#"{"user_info":{}}"#, 128, 1024).is_err());
-        assert!(
-            parse_member(r#"{"user_id":"1","user_info":"x"}"#, 128, 1024)
-                .unwrap_err()
-                .contains("type of hash")
-        );
-        assert!(parse_member(
-            &format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129)),
-            128,
-            1024
-        )
-        .is_err());
-        let big = format!(
-            r#"{{"user_id":"1","user_info":{{"a":"{}"}}}}"#,
-            "x".repeat(1100)
-        );
-        assert!(parse_member(&big, 128, 1024)
-            .unwrap_err()
-            .contains("maximum is 1024"));
-        assert!(parse_member("nope", 128, 1024).is_err());
     }
 }
