@@ -3,92 +3,13 @@
 
 mod common;
 
-use common::{Server, Setup, KEY};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::raw::{exchange, masked_text, upgrade_request, SAMPLE_KEY};
+use common::{Setup, KEY};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
-
-const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// A response head (status code, lower-cased headers) and whatever bytes followed it.
-struct Head {
-    status: u16,
-    headers: Vec<(String, String)>,
-    rest: Vec<u8>,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends `request` bytes as one write and reads the response head.
-async fn exchange(server: &Server, request: &[u8]) -> (TcpStream, Head) {
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    stream.write_all(request).await.expect("write");
-    let mut buf = Vec::new();
-    let end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(common::WAIT, stream.read(&mut chunk))
-            .await
-            .expect("response within the wait time")
-            .expect("read");
-        assert!(
-            n > 0,
-            "connection closed before a response: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("status line: {head}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let rest = buf[end + 4..].to_vec();
-    (
-        stream,
-        Head {
-            status,
-            headers,
-            rest,
-        },
-    )
-}
-
-fn upgrade_request(path: &str, extra: &[&str]) -> String {
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
-    for line in extra {
-        request.push_str(line);
-        request.push_str("\r\n");
-    }
-    request.push_str("\r\n");
-    request
-}
-
-/// A masked client text frame (payload under 126 bytes).
-fn masked_text(payload: &[u8]) -> Vec<u8> {
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
-}
 
 async fn websocket(stream: TcpStream, rest: Vec<u8>) -> WebSocketStream<TcpStream> {
     WebSocketStream::from_partially_read(stream, rest, Role::Client, None).await

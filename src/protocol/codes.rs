@@ -1,4 +1,5 @@
-//! Close and error codes of the Pusher protocol (4000–4399) and how herald uses them.
+//! Close and error codes of the Pusher protocol (4000–4399) and how herald uses them, with the
+//! RFC 6455 codes (1002, 1007, 1009) herald closes with when a client breaks WebSocket rules.
 //!
 //! pusher-js decides whether to reconnect from the code alone: 4000–4099 stop, 4100–4199 back
 //! off, 4200–4299 reconnect at once, 4300 and above stop. Codes meant only for `pusher:error`
@@ -25,6 +26,12 @@ pub enum CloseCode {
     PongNotReceived,
     /// 1009: a frame larger than the configured maximum.
     MessageTooBig,
+    /// 1002: the client broke the WebSocket framing rules (RFC 6455 §7.4.1, protocol error): an
+    /// unmasked frame, reserved bits or opcodes, a fragmented or oversized control frame, a
+    /// continuation without a start, a malformed close frame.
+    ProtocolError,
+    /// 1007: a text message (or a close reason) that is not UTF-8 (RFC 6455 §7.4.1, §8.1).
+    InvalidPayload,
 }
 
 impl CloseCode {
@@ -40,7 +47,16 @@ impl CloseCode {
             CloseCode::Reconnect => 4200,
             CloseCode::PongNotReceived => 4201,
             CloseCode::MessageTooBig => 1009,
+            CloseCode::ProtocolError => 1002,
+            CloseCode::InvalidPayload => 1007,
         }
+    }
+
+    /// Whether `pusher:error` with the same code goes before the close frame: for every close
+    /// but a client's broken framing (1002, 1007), which the close frame alone answers, as
+    /// RFC 6455 §7.1.7 has it (the client may not even read text frames right).
+    pub fn with_pusher_error(self) -> bool {
+        !matches!(self, CloseCode::ProtocolError | CloseCode::InvalidPayload)
     }
 }
 
@@ -77,6 +93,8 @@ mod tests {
             (CloseCode::Reconnect, 4200),
             (CloseCode::PongNotReceived, 4201),
             (CloseCode::MessageTooBig, 1009),
+            (CloseCode::ProtocolError, 1002),
+            (CloseCode::InvalidPayload, 1007),
         ];
         for (close, code) in codes {
             assert_eq!(close.code(), code, "{close:?}");

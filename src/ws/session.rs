@@ -1,7 +1,8 @@
 //! One connection's task: a single `select!` over close requests on its handle (shutdown, 4200,
 //! is one of them), writes left for it, inbound frames and the liveness timers, with one exit
 //! path that unsubscribes everything, signs the user out, then flushes the queue and closes with
-//! a Pusher code. Frames are written by whoever queues them (see `connection`); the session only
+//! a Pusher code, or with the RFC 6455 code for a client that broke the WebSocket rules (1002,
+//! 1007, 1009; [`failure`] maps tungstenite's read errors to them). Frames are written by whoever queues them (see `connection`); the session only
 //! finishes what the socket did not take at once, when it drains. Checking for a close request
 //! takes no lock.
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, Instant};
-use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -33,7 +34,8 @@ enum Exit {
     Gone,
     /// The peer sent a close frame: the answer is queued, flush it.
     PeerClosed,
-    /// We close, after `pusher:error` with this code and message.
+    /// We close with this code and reason, after `pusher:error` with them unless the client
+    /// broke the framing (see [`CloseCode::with_pusher_error`]).
     Close(CloseCode, String),
 }
 
@@ -157,18 +159,19 @@ impl Io {
     ) -> Option<Exit> {
         match inbound {
             None => Some(Exit::Gone),
+            // tungstenite has queued the answer: the same code, or 1002 for a code a close
+            // frame may not carry (RFC 6455 §7.4).
             Some(Ok(Message::Close(_))) => Some(Exit::PeerClosed),
-            // A frame or a message (fragments together) over max_frame_bytes.
-            Some(Err(WsError::Capacity(
-                CapacityError::MessageTooLong { .. } | CapacityError::TooManyHeaders,
-            ))) => Some(Exit::Close(
-                CloseCode::MessageTooBig,
-                "Message too big".into(),
-            )),
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "websocket error");
-                Some(Exit::Gone)
-            }
+            Some(Err(e)) => Some(match failure(&e) {
+                Some((code, message)) => {
+                    tracing::debug!(error = %e, code = code.code(), "client broke the protocol");
+                    Exit::Close(code, message)
+                }
+                None => {
+                    tracing::debug!(error = %e, "websocket error");
+                    Exit::Gone
+                }
+            }),
             Some(Ok(Message::Text(text))) => {
                 conn.on_text(text.as_str());
                 None
@@ -186,8 +189,9 @@ impl Io {
         }
     }
 
-    /// Flushes what is queued (not for slow consumers), sends `pusher:error`, closes; bounded
-    /// in time, since the peer may not be reading.
+    /// Flushes what is queued (not for slow consumers), sends `pusher:error` (not after broken
+    /// framing), closes; bounded in time, since the peer may not be reading. The socket is
+    /// closed when the session's `Outbound` is dropped, right after.
     async fn finish(mut self, exit: Exit) {
         match exit {
             Exit::Gone => {}
@@ -211,15 +215,70 @@ impl Io {
         if code == CloseCode::OverCapacity {
             self.outbound.discard_queued();
         }
-        let error = ServerMessage::Error {
-            code: Some(code.code()),
-            message: &message,
-        }
-        .encode();
-        if self.ws.feed(Message::Text(error.into())).await.is_ok() {
+        let error = code.with_pusher_error().then(|| {
+            ServerMessage::Error {
+                code: Some(code.code()),
+                message: &message,
+            }
+            .encode()
+        });
+        let announced = match error {
+            Some(error) => self.ws.feed(Message::Text(error.into())).await.is_ok(),
+            None => true,
+        };
+        if announced {
             let _ = self.ws.close(Some(close_frame(code, &message))).await;
         }
         // tungstenite's flush does not wait for the socket; this does.
         let _ = self.outbound.drained().await;
+    }
+}
+
+/// What a read error means (RFC 6455 §7.1.7, "fail the WebSocket connection"): the close code and
+/// reason for a client that broke the rules, `None` for a transport that is gone. The one place
+/// tungstenite's read errors become close codes.
+fn failure(error: &WsError) -> Option<(CloseCode, String)> {
+    match error {
+        // A frame announced (or a message grown, fragments together) over max_frame_bytes.
+        WsError::Capacity(_) => Some((CloseCode::MessageTooBig, "Message too big".into())),
+        // The TCP connection ended without a close frame: nobody is left to tell.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(violation) => Some((CloseCode::ProtocolError, violation.to_string())),
+        WsError::Utf8 => Some((CloseCode::InvalidPayload, "Text is not valid UTF-8".into())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+
+    fn code(error: WsError) -> Option<u16> {
+        failure(&error).map(|(code, _)| code.code())
+    }
+
+    #[test]
+    fn read_errors_map_to_rfc_6455_close_codes() {
+        let too_long = CapacityError::MessageTooLong {
+            size: 2,
+            max_size: 1,
+        };
+        assert_eq!(code(WsError::Capacity(too_long)), Some(1009));
+        assert_eq!(code(WsError::Utf8), Some(1007));
+        for violation in [
+            ProtocolError::UnmaskedFrameFromClient,
+            ProtocolError::NonZeroReservedBits,
+            ProtocolError::InvalidOpcode(3),
+            ProtocolError::InvalidCloseSequence,
+            ProtocolError::UnexpectedContinueFrame,
+        ] {
+            assert_eq!(code(WsError::Protocol(violation)), Some(1002));
+        }
+        // Nobody left to tell: the session just ends.
+        let reset = ProtocolError::ResetWithoutClosingHandshake;
+        assert_eq!(code(WsError::Protocol(reset)), None);
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(code(WsError::Io(io)), None);
     }
 }

@@ -1,12 +1,14 @@
 //! Test harness shared by every integration test: the real server on 127.0.0.1:0
-//! ([`Setup`] / [`Server`]), a raw WebSocket client ([`Client`]), a signed HTTP API client
-//! ([`Api`]) and a local webhook receiver ([`Receiver`]).
+//! ([`Setup`] / [`Server`]), a raw WebSocket client ([`Client`]), exact bytes over TCP
+//! ([`raw`]: HTTP heads, hand-made frames), a signed HTTP API client ([`Api`]) and a local
+//! webhook receiver ([`Receiver`]).
 //!
 //! Each test binary uses a different subset of these helpers, so unused ones are expected.
 #![allow(dead_code)]
 
 mod api;
 mod hooks;
+pub mod raw;
 pub mod ws;
 
 use std::collections::BTreeMap;
