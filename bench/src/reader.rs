@@ -547,7 +547,14 @@ mod tests {
         close.extend(4100u16.to_be_bytes());
         close.extend(b"slow");
         server.write_all(&close).unwrap();
-        pause();
+        // The close frame comes last: once it is seen, everything before it was read (a fixed
+        // pause here was too short on a loaded machine).
+        for _ in 0..500 {
+            if !sink.drops.lock().unwrap().is_empty() {
+                break;
+            }
+            pause();
+        }
         let mut pong = [0u8; 8];
         server.read_exact(&mut pong).unwrap();
         assert_eq!(pong[0], 0x8a);

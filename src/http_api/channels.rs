@@ -62,7 +62,7 @@ pub(super) async fn list(
         ));
     }
     let mut channels = Map::new();
-    for (name, info) in signed.app.channels.occupied(prefix) {
+    for (name, info) in state.adapter.channels(&signed.app, prefix) {
         let mut entry = Map::new();
         if attrs.user_count {
             entry.insert("user_count".into(), info.user_count.into());
@@ -104,7 +104,7 @@ pub(super) async fn show(
     if attrs.cache && !name.is_cache() {
         return Err(bad_request("cache is only available for cache channels"));
     }
-    let info = signed.app.channels.info(&name);
+    let info = state.adapter.channel(&signed.app, &name);
     let mut out = Map::new();
     out.insert("occupied".into(), (info.subscription_count > 0).into());
     if attrs.user_count {
@@ -137,10 +137,9 @@ pub(super) async fn users(
             "Users can only be listed for presence channels",
         ));
     }
-    let users: Vec<Value> = signed
-        .app
-        .channels
-        .members(&name)
+    let users: Vec<Value> = state
+        .adapter
+        .members(&signed.app, &name)
         .iter()
         .map(|id| json!({ "id": id.as_str() }))
         .collect();

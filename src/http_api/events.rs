@@ -69,7 +69,9 @@ pub(super) async fn trigger(
     wait_for_room(&state).await;
     publish(&state, &signed.app, &valid);
     Ok(ok_json(match valid.info {
-        Some(info) => json!({ "channels": channel_infos(&signed.app, &valid.channels, info) }),
+        Some(info) => {
+            json!({ "channels": channel_infos(&state, &signed.app, &valid.channels, info) })
+        }
         None => json!({}),
     }))
 }
@@ -92,7 +94,9 @@ pub(super) async fn batch(
     let infos: Vec<Value> = valid
         .iter()
         .map(|v| match (v.info, v.channels.first()) {
-            (Some(info), Some(channel)) => Value::Object(channel_info(&signed.app, channel, info)),
+            (Some(info), Some(channel)) => {
+                Value::Object(channel_info(&state, &signed.app, channel, info))
+            }
             _ => json!({}),
         })
         .collect();
@@ -291,16 +295,26 @@ fn publish(state: &State, app: &App, event: &Valid) {
     }
 }
 
-fn channel_infos(app: &App, channels: &[ChannelName], info: Info) -> Map<String, Value> {
+fn channel_infos(
+    state: &State,
+    app: &App,
+    channels: &[ChannelName],
+    info: Info,
+) -> Map<String, Value> {
     channels
         .iter()
         .filter(|c| c.kind() != ChannelKind::ServerToUser)
-        .map(|c| (c.to_string(), Value::Object(channel_info(app, c, info))))
+        .map(|c| {
+            (
+                c.to_string(),
+                Value::Object(channel_info(state, app, c, info)),
+            )
+        })
         .collect()
 }
 
-fn channel_info(app: &App, channel: &ChannelName, info: Info) -> Map<String, Value> {
-    let counts = app.channels.info(channel);
+fn channel_info(state: &State, app: &App, channel: &ChannelName, info: Info) -> Map<String, Value> {
+    let counts = state.adapter.channel(app, channel);
     let mut out = Map::new();
     if info.user_count && channel.kind() == ChannelKind::Presence {
         out.insert("user_count".into(), counts.user_count.into());

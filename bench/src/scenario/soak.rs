@@ -68,7 +68,11 @@ fn sample(pid: Option<u32>, t_s: u64) -> Sample {
     Sample {
         t_s,
         rss_kib: pid.and_then(metrics::rss_kib),
-        fds: pid.and_then(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok().map(|d| d.count())),
+        fds: pid.and_then(|p| {
+            std::fs::read_dir(format!("/proc/{p}/fd"))
+                .ok()
+                .map(|d| d.count())
+        }),
         threads: pid.and_then(threads),
     }
 }
@@ -112,8 +116,12 @@ pub async fn run(ctx: &Ctx, args: SoakArgs, server_pid: Option<u32>) -> Result<O
         tasks.push(tokio::spawn(churner(target, i, stop, churn)));
     }
     for _ in 0..args.slow_readers {
-        let (target, stop, churn, channel) =
-            (ctx.target.clone(), stop.clone(), churn.clone(), channel.clone());
+        let (target, stop, churn, channel) = (
+            ctx.target.clone(),
+            stop.clone(),
+            churn.clone(),
+            channel.clone(),
+        );
         tasks.push(tokio::spawn(slow_reader(target, channel, stop, churn)));
     }
     let sampler = {
@@ -140,7 +148,13 @@ pub async fn run(ctx: &Ctx, args: SoakArgs, server_pid: Option<u32>) -> Result<O
     stop.store(true, Ordering::Relaxed);
     let end_of_load = sample(server_pid, args.duration);
     let expected = published.events_ok * subscribers.connected();
-    drain(&subscribers, expected, Duration::from_secs(3), Duration::from_secs(15)).await;
+    drain(
+        &subscribers,
+        expected,
+        Duration::from_secs(3),
+        Duration::from_secs(15),
+    )
+    .await;
     for task in tasks {
         let _ = task.await;
     }
@@ -173,11 +187,23 @@ pub async fn run(ctx: &Ctx, args: SoakArgs, server_pid: Option<u32>) -> Result<O
     if let Some(d) = diff(after.fds, baseline.fds) {
         out.metric("fds_after_minus_before", d, Better::Lower);
     }
-    if let Some(d) = after.threads.zip(baseline.threads).map(|(a, b)| a as f64 - b as f64) {
+    if let Some(d) = after
+        .threads
+        .zip(baseline.threads)
+        .map(|(a, b)| a as f64 - b as f64)
+    {
         out.metric("threads_after_minus_before", d, Better::Lower);
     }
-    out.metric("churn_cycles", churn.cycles.load(Ordering::Relaxed) as f64, Better::Higher);
-    out.metric("churn_failures", churn.failures.load(Ordering::Relaxed) as f64, Better::Lower);
+    out.metric(
+        "churn_cycles",
+        churn.cycles.load(Ordering::Relaxed) as f64,
+        Better::Higher,
+    );
+    out.metric(
+        "churn_failures",
+        churn.failures.load(Ordering::Relaxed) as f64,
+        Better::Lower,
+    );
     out.metric(
         "slow_readers_closed",
         churn.slow_closed.load(Ordering::Relaxed) as f64,
@@ -212,7 +238,8 @@ async fn churner(target: Arc<Target>, index: usize, stop: Arc<AtomicBool>, churn
             let user = format!("{{\"user_id\":\"u{index}-{round}\",\"user_info\":{{}}}}");
             conn.subscribe(&public, None, None).await?;
             conn.subscribe_signed(&target, &private, None).await?;
-            conn.subscribe_signed(&target, &presence, Some(&user)).await?;
+            conn.subscribe_signed(&target, &presence, Some(&user))
+                .await?;
             tokio::time::sleep(Duration::from_millis(100 + fastrand::u64(0..400))).await;
             for channel in [&public, &private, &presence] {
                 conn.send(wire::unsubscribe_frame(channel)).await?;
@@ -230,7 +257,12 @@ async fn churner(target: Arc<Target>, index: usize, stop: Arc<AtomicBool>, churn
 
 /// Subscribes to the busy channel and reads one frame a second; when the server closes it
 /// (4100), comes back.
-async fn slow_reader(target: Arc<Target>, channel: String, stop: Arc<AtomicBool>, churn: Arc<Churn>) {
+async fn slow_reader(
+    target: Arc<Target>,
+    channel: String,
+    stop: Arc<AtomicBool>,
+    churn: Arc<Churn>,
+) {
     while !stop.load(Ordering::Relaxed) {
         let Ok(mut conn) = Connection::open(&target).await else {
             churn.failures.fetch_add(1, Ordering::Relaxed);

@@ -151,9 +151,8 @@ impl Connection {
             handle: &self.handle,
             member,
         };
-        self.app
-            .channels
-            .subscribe(&name, joining)
+        self.adapter
+            .subscribe(&self.app, &name, joining)
             .map_err(|e| e.to_string())?;
         self.authorized |= name.needs_auth();
         self.subscriptions.insert(name, user_id);
@@ -233,7 +232,8 @@ impl Connection {
         if name.kind() == ChannelKind::ServerToUser {
             return;
         }
-        self.app.channels.unsubscribe(name, self.handle.socket_id());
+        self.adapter
+            .unsubscribe(&self.app, name, self.handle.socket_id());
     }
 
     /// Leaves every channel and signs out; the session's one cleanup path.
@@ -242,11 +242,9 @@ impl Connection {
             self.leave(&name);
         }
         if let Some(user) = self.user.take() {
-            let events = self.app.config.watchlist_events;
             let socket_id = self.handle.socket_id();
-            self.app
-                .users
-                .sign_out(&user.id, socket_id, &user.watchlist, events);
+            self.adapter
+                .sign_out(&self.app, &user.id, socket_id, &user.watchlist);
         }
     }
 }

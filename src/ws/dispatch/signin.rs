@@ -2,6 +2,7 @@
 //! registration with the user registry (server-to-user, watchlist) and the watchlist limit (4302).
 
 use super::{Connection, SignedInUser};
+use crate::adapter::SigningIn;
 use crate::auth;
 use crate::protocol::member::{parse_user_data, UserData};
 use crate::protocol::{codes, ServerMessage};
@@ -48,9 +49,12 @@ impl Connection {
         watchlist.truncate(max);
         self.handle
             .send(ServerMessage::SigninSuccess { user_data }.encode().into());
-        self.app
-            .users
-            .sign_in(&user, &self.handle, &watchlist, config.watchlist_events);
+        let signing_in = SigningIn {
+            user: &user,
+            handle: &self.handle,
+            watchlist: &watchlist,
+        };
+        self.adapter.sign_in(&self.app, signing_in);
         if over {
             let message =
                 format!("Watchlist limit exceeded; only the first {max} user ids were accepted");
