@@ -8,12 +8,12 @@
 //! | [`protocol`] | wire messages (decode/encode), close codes, validated names — pure |
 //! | [`auth`] | every signature: channel auth, sign-in, HTTP API, webhooks — pure |
 //! | [`config`] | the typed configuration: defaults → TOML → env, validated |
-//! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the socket it is written to), close request |
+//! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the socket it is written to), close request; a channel subscription's delivery path; the backlog publishers wait on and the stall watch over connections that fell behind |
 //! | [`fanout`] | the fan-out threads: write broadcasts to a channel's subscribers, one lane per core |
 //! | [`channel`] | per-app channels: subscribers, presence members, cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
 //! | [`app`] | apps (config + their registries) and the lookup by id and key |
-//! | [`adapter`] | the fan-out contract and the local implementation |
+//! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries) and its local implementation |
 //! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
 //! | [`ws`] | the WebSocket endpoint and per-connection session loop |
 //! | [`http_api`] | the signed REST API |
