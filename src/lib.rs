@@ -18,6 +18,7 @@
 //! | [`ws`] | the WebSocket endpoint and per-connection session loop |
 //! | [`http_api`] | the signed REST API |
 //! | [`state`], [`shutdown`], [`server`] | shared state, the shutdown signal, the wiring |
+//! | [`logging`] | the log subscriber the binary installs; failed accepts logged once per episode |
 //!
 //! # Dependency rule
 //!
@@ -25,7 +26,8 @@
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
 //! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
 //! Only `ws` and `http_api` handle requests with actix (and `server`, which wires them);
-//! nothing imports them but `server`. Only `config` reads the environment.
+//! nothing imports them but `server`. Only `config` reads the environment. `logging` depends on
+//! nothing of ours and only the binary uses it.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -37,6 +39,7 @@ pub mod config;
 pub mod connection;
 pub mod fanout;
 pub mod http_api;
+pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
