@@ -18,6 +18,7 @@
 //! | [`ws`] | the WebSocket endpoint and per-connection session loop |
 //! | [`http_api`] | the signed REST API |
 //! | [`state`], [`shutdown`], [`server`] | shared state, the shutdown signal, the wiring |
+//! | [`logging`] | the log subscriber the binary installs; failed accepts logged once per episode |
 //!
 //! # Dependency rule
 //!
@@ -26,7 +27,8 @@
 //! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
 //! Only `ws` and `http_api` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
-//! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment.
+//! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
+//! depends on nothing of ours and only the binary uses it.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -40,6 +42,7 @@ pub mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_api;
+pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

@@ -35,15 +35,7 @@ fn main() -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    // Logs go to stderr (stdout carries only the "listening" line scripts read), coloured only
-    // on a terminal.
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.server.log)
-        .unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    herald::logging::init(&config.server.log).context("setting up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -37,17 +37,25 @@ impl Client {
     /// Opens `/app/{key}?{query}`; reads nothing.
     pub async fn connect(server: &Server, key: &str, query: &str) -> Client {
         let url = server.ws_url(key, query);
+        Client::connect_url(&url, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Opens `url` (TCP and the WebSocket handshake) within `within`; reads nothing. The error
+    /// says what failed.
+    pub async fn connect_url(url: &str, within: Duration) -> Result<Client, String> {
         let Ok(connected) =
-            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str())).await
+            tokio::time::timeout(within, tokio_tungstenite::connect_async(url)).await
         else {
-            panic!("connecting to {url} timed out");
+            return Err(format!("connecting to {url} timed out"));
         };
-        let (ws, _) = connected.unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-        Client {
+        let (ws, _) = connected.map_err(|e| format!("connecting to {url}: {e}"))?;
+        Ok(Client {
             ws,
             socket_id: String::new(),
             pings: 0,
-        }
+        })
     }
 
     /// Reads `pusher:connection_established`, checks its shape and keeps the socket id.
