@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::body::Body;
 use super::error::bad_request;
 use super::signed::authenticate;
 use super::{ok_json, ApiError};
@@ -52,7 +53,7 @@ struct Valid {
 
 pub(super) async fn trigger(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
@@ -69,7 +70,7 @@ pub(super) async fn trigger(
 
 pub(super) async fn batch(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
@@ -110,7 +111,7 @@ pub(super) async fn batch(
 /// The 2011 endpoint: name and socket_id in the query, the raw data as the body; 202 `{}`.
 pub(super) async fn legacy(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<(String, String)>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
