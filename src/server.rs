@@ -23,6 +23,11 @@ use crate::state::State;
 use crate::webhook::{self, WebhookEvent};
 use crate::ws;
 
+/// How long a request head (a WebSocket handshake too) may take to arrive from the moment the
+/// connection is accepted; then actix answers 408 and closes, so a client that trickles its
+/// headers, or never finishes them, holds a connection for this long at most.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often channel upkeep runs (throttled counts, cache expiry).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -109,6 +114,7 @@ fn http_server(
             }
         });
         HttpService::build()
+            .client_request_timeout(REQUEST_HEAD_TIMEOUT)
             .tcp_nodelay(true)
             .local_addr(addr)
             .upgrade(upgrade)

@@ -1,14 +1,15 @@
 //! Clients that send slowly or never finish, over raw TCP: a trickled request body is cut at
 //! its deadline (`request_body_timeout`, `request_body_min_rate`) with 408, a body left unread
-//! ends its connection, and a huge `Content-Length` is refused before its body. Others are
-//! served meanwhile.
+//! ends its connection, request heads and WebSocket handshakes trickled or left unfinished are
+//! cut by the 5 s head timeout, a thousand unfinished ones do not keep anyone else out, and a
+//! huge `Content-Length` is refused before its body. Others are served meanwhile.
 
 mod common;
 
 use std::time::Duration;
 
-use common::raw::{read_head, read_to_end_within};
-use common::{Server, Setup, Signing};
+use common::raw::{read_head, read_to_end_within, websocket_request};
+use common::{Server, Setup, Signing, KEY};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -180,6 +181,92 @@ async fn a_slow_body_above_the_minimum_rate_is_served() {
     // A body sent at once still works, as large as the default limits allow.
     let response = server.api().batch(json!({"batch": events})).await;
     assert_eq!((response.status, response.body.as_str()), (200, "{}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_or_unfinished_heads_are_cut_by_the_head_timeout() {
+    let server = Setup::new().start().await;
+    let api = server.api();
+    let path = api.path("/channels");
+    let query = api.signed_query("GET", &path, &[], "", &Signing::default());
+    // Long enough that 100 ms a byte cannot finish them in 5 s.
+    let padding = format!("X-Padding: {}\r\n", "p".repeat(60));
+    let http = format!("GET {path}?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n{padding}\r\n");
+    let handshake = websocket_request().replacen("\r\n", &format!("\r\n{padding}"), 1);
+    let started = Instant::now();
+    let mut cut_off = Vec::new();
+    let mut writers = Vec::new();
+    for head in [http, handshake] {
+        let stream = TcpStream::connect(server.addr).await.expect("connect");
+        let (read, write) = stream.into_split();
+        writers.push(trickle(
+            write,
+            head.into_bytes(),
+            Duration::from_millis(100),
+        ));
+        cut_off.push(read);
+    }
+    let mut unfinished = TcpStream::connect(server.addr).await.expect("connect");
+    unfinished
+        .write_all(format!("GET /app/{KEY}?proto").as_bytes())
+        .await
+        .expect("write");
+    // Others connect and are served meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut client = server.client().await;
+    client.join("room").await;
+    server.api().publish("room", "e", "served").await;
+    client.recv_text().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    for read in &mut cut_off {
+        let status = cut(read, started, Duration::from_millis(6500)).await;
+        assert!(matches!(status, None | Some(408)), "{status:?}");
+    }
+    let status = cut(&mut unfinished, started, Duration::from_millis(6500)).await;
+    assert!(matches!(status, None | Some(408)), "{status:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(4500),
+        "cut after {:?}, before the head timeout",
+        started.elapsed()
+    );
+    for writer in writers {
+        writer.abort();
+    }
+    client.ping_pong().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_unfinished_handshakes_do_not_keep_others_out() {
+    let server = Setup::new().start().await;
+    let mut idle = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        stream
+            .write_all(format!("GET /app/{KEY}?proto").as_bytes())
+            .await
+            .expect("write");
+        idle.push(stream);
+    }
+    let started = Instant::now();
+    let mut client = server.client().await;
+    client.join("room").await;
+    let took = started.elapsed();
+    println!("connected and subscribed in {took:?} beside 1,000 unfinished handshakes");
+    assert!(
+        took < Duration::from_secs(2),
+        "connected and subscribed in {took:?}"
+    );
+    server.api().publish("room", "e", "served").await;
+    client.recv_text().await;
+    // They were all still waiting, open, while the client got in.
+    let waiting = idle
+        .iter()
+        .filter(|s| {
+            let mut buf = [0u8; 1];
+            matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert_eq!(waiting, 1000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
