@@ -82,6 +82,15 @@ pub struct ServerConfig {
     /// doubles it for its bookkeeping and stops autotuning it. 0 leaves the kernel's autotuning
     /// (up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default). Default 65536.
     pub socket_send_buffer: usize,
+    /// How long an API request's body may take to arrive after its head, before the allowance
+    /// `request_body_min_rate` earns; a body not complete by then is answered 408 and its
+    /// connection closed. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub request_body_timeout: Duration,
+    /// Bytes per second: each this many bytes of a body received move its deadline one second
+    /// later, so a large body on a slow link needs only to keep this rate on average. 0 = no
+    /// allowance (the body must be complete within `request_body_timeout`). Default 4096.
+    pub request_body_min_rate: usize,
     /// Longest channel name accepted, in characters. Default 200.
     pub channel_name_max_length: usize,
     /// HTTP worker threads; 0 = one per core. Default 0.
@@ -207,6 +216,8 @@ impl Default for ServerConfig {
             fanout_backlog: 65_536,
             slow_consumer_timeout: Duration::from_secs(5),
             socket_send_buffer: 65_536,
+            request_body_timeout: Duration::from_secs(10),
+            request_body_min_rate: 4096,
             channel_name_max_length: 200,
             workers: 0,
             fanout_threads: 0,
@@ -375,6 +386,12 @@ impl Config {
                 "must be 0 (the kernel's autotuning) or at least 4096",
             ));
         }
+        if s.request_body_timeout < Duration::from_millis(100) {
+            return Err(invalid(
+                "server.request_body_timeout".into(),
+                "must be at least 100ms",
+            ));
+        }
         if s.channel_name_max_length == 0 {
             return Err(invalid(
                 "server.channel_name_max_length".into(),
@@ -487,6 +504,8 @@ mod tests {
         assert_eq!(c.server.host, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(c.server.port, 6001);
         assert_eq!(c.server.activity_timeout, Duration::from_secs(120));
+        assert_eq!(c.server.request_body_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.request_body_min_rate, 4096);
     }
 
     #[test]
@@ -536,6 +555,8 @@ mod tests {
             .contains("apps[1].id"));
         assert!(err("[server]\nactivity_timeout = \"500ms\"\n", &[])
             .contains("server.activity_timeout"));
+        assert!(err("[server]\nrequest_body_timeout = \"0s\"\n", &[])
+            .contains("server.request_body_timeout"));
         assert!(err(
             "[[apps]]\nid=\"1\"\nkey=\"k\"\nsecret=\"s\"\n[[apps.webhooks]]\nurl=\"http://x/\"\nevents=[\"nope\"]\n",
             &[]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_http::HttpService;
 use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::dev::AppConfig;
-use actix_web::web;
+use actix_web::{middleware, web};
 use tokio::sync::mpsc;
 
 use crate::adapter::LocalAdapter;
@@ -17,10 +17,16 @@ use crate::app::Apps;
 use crate::config::Config;
 use crate::connection::Backlog;
 use crate::fanout::FanOut;
+use crate::http_api::{self, BodyLimits};
 use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::webhook;
-use crate::{http_api, ws};
+use crate::ws;
+
+/// How long a request head (a WebSocket handshake too) may take to arrive from the moment the
+/// connection is accepted; then actix answers 408 and closes, so a client that trickles its
+/// headers, or never finishes them, holds a connection for this long at most.
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often channel upkeep runs (throttled counts, cache expiry).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -83,7 +89,7 @@ fn http_server(
     config: &Config,
 ) -> std::io::Result<actix_server::Server> {
     let addr = listener.local_addr()?;
-    let payload = web::PayloadConfig::new(body_limit(config));
+    let body = BodyLimits::new(config);
     let mut builder = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
@@ -93,7 +99,8 @@ fn http_server(
     let builder = builder.listen("herald", listener, move || {
         let api = actix_web::App::new()
             .app_data(web::Data::from(state.clone()))
-            .app_data(payload.clone())
+            .app_data(body)
+            .wrap(middleware::from_fn(http_api::hold_unread))
             .configure(http_api::configure)
             .default_service(web::to(http_api::not_found))
             .into_factory()
@@ -107,6 +114,7 @@ fn http_server(
             }
         });
         HttpService::build()
+            .client_request_timeout(REQUEST_HEAD_TIMEOUT)
             .tcp_nodelay(true)
             .local_addr(addr)
             .upgrade(upgrade)
@@ -114,18 +122,6 @@ fn http_server(
             .tcp()
     })?;
     Ok(builder.run())
-}
-
-/// The largest API request body: a full batch of maximum-size events, JSON-escaped, with room
-/// to spare; never below actix's default of 256 KiB.
-fn body_limit(config: &Config) -> usize {
-    let largest = config
-        .apps
-        .iter()
-        .map(|a| a.max_event_data_bytes * a.max_batch_events.max(1))
-        .max()
-        .unwrap_or(0);
-    (largest * 2 + 64 * 1024).max(256 * 1024)
 }
 
 /// Channel upkeep for every app (throttled counts, reported to webhooks by the registries).

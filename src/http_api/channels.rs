@@ -5,6 +5,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
+use super::body::Body;
 use super::error::bad_request;
 use super::signed::{authenticate, Signed};
 use super::{ok_json, ApiError};
@@ -44,7 +45,7 @@ fn attrs(query: &[(String, String)], app: &App) -> Result<Attrs, ApiError> {
 
 pub(super) async fn list(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
@@ -90,7 +91,7 @@ fn channel_request(
 
 pub(super) async fn show(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<(String, String)>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
@@ -127,7 +128,7 @@ pub(super) async fn show(
 
 pub(super) async fn users(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<(String, String)>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {

@@ -24,6 +24,13 @@ pub enum ApiError {
     /// 413: event data over the limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 408: the request body was not complete by its deadline; the rest is not read (and the
+    /// connection is closed, see `body::hold_unread`).
+    #[error("Request body not received in time")]
+    BodyTimeout,
+    /// 413: the request body is over this many bytes; the rest is not read.
+    #[error("Request body over {0} bytes")]
+    BodyTooLarge(usize),
 }
 
 impl ResponseError for ApiError {
@@ -33,7 +40,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::body::Body;
 use super::error::bad_request;
 use super::signed::authenticate;
 use super::{ok_json, ApiError};
@@ -60,7 +61,7 @@ pub struct Valid {
 
 pub(super) async fn trigger(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
@@ -78,7 +79,7 @@ pub(super) async fn trigger(
 
 pub(super) async fn batch(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
@@ -106,7 +107,7 @@ pub(super) async fn batch(
 /// The 2011 endpoint: name and socket_id in the query, the raw data as the body; 202 `{}`.
 pub(super) async fn legacy(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<(String, String)>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {

@@ -1,9 +1,11 @@
-//! The HTTP API: signed requests (one check, [`signed::authenticate`], first in every handler),
-//! triggering events (`/events`, `/batch_events`, the 2011 per-channel endpoint), channel
-//! queries, and terminating users. [`ApiError`] is the one place that maps failures to statuses.
+//! The HTTP API: request bodies read within a size and a deadline ([`body`]), signed requests
+//! (one check, [`signed::authenticate`], first in every handler), triggering events
+//! (`/events`, `/batch_events`, the 2011 per-channel endpoint), channel queries, and
+//! terminating users. [`ApiError`] is the one place that maps failures to statuses.
 //!
 //! Handlers follow one pattern: authenticate, validate, call the domain, map the result.
 
+mod body;
 mod channels;
 mod error;
 pub(crate) mod events;
@@ -12,6 +14,7 @@ mod users;
 
 use actix_web::{web, HttpResponse};
 
+pub use body::{hold_unread, BodyLimits};
 pub use error::ApiError;
 
 /// Registers the API routes, the health check and the 404 fallback.

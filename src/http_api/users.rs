@@ -4,6 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::body::Body;
 use super::error::bad_request;
 use super::signed::authenticate;
 use super::{ok_json, ApiError};
@@ -12,7 +13,7 @@ use crate::state::State;
 
 pub(super) async fn terminate(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<(String, String)>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
@@ -23,7 +24,7 @@ pub(super) async fn terminate(
 
 pub(super) async fn terminate_short(
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {

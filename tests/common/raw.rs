@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{Server, KEY, WAIT};
@@ -50,7 +50,7 @@ pub async fn exchange(server: &Server, request: &[u8]) -> (TcpStream, Head) {
 }
 
 /// Reads a response head, failing the test if none arrives within `within`.
-pub async fn read_head(stream: &mut TcpStream, within: Duration) -> Head {
+pub async fn read_head(stream: &mut (impl AsyncRead + Unpin), within: Duration) -> Head {
     let deadline = tokio::time::Instant::now() + within;
     let mut buf = Vec::new();
     let end = loop {
@@ -87,18 +87,33 @@ pub async fn read_head(stream: &mut TcpStream, within: Duration) -> Head {
     }
 }
 
-/// Whether the peer closed the connection within `within`; bytes read meanwhile are returned
-/// in the error.
-pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> Result<(), Vec<u8>> {
+/// Everything the peer sends until it closes the connection (a reset counts as closing), or
+/// `Err` with what it sent if it is still open after `within`.
+pub async fn read_to_end_within(
+    stream: &mut (impl AsyncRead + Unpin),
+    within: Duration,
+) -> Result<Vec<u8>, Vec<u8>> {
     let deadline = tokio::time::Instant::now() + within;
     let mut seen = Vec::new();
     loop {
         let mut chunk = [0u8; 4096];
         match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
             Err(_) => return Err(seen),
-            Ok(Ok(0)) | Ok(Err(_)) => return if seen.is_empty() { Ok(()) } else { Err(seen) },
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(seen),
             Ok(Ok(n)) => seen.extend_from_slice(&chunk[..n]),
         }
+    }
+}
+
+/// Whether the peer closed the connection within `within` with nothing more sent; what it sent
+/// otherwise.
+pub async fn closed_within(
+    stream: &mut (impl AsyncRead + Unpin),
+    within: Duration,
+) -> Result<(), Vec<u8>> {
+    match read_to_end_within(stream, within).await {
+        Ok(seen) if seen.is_empty() => Ok(()),
+        Ok(seen) | Err(seen) => Err(seen),
     }
 }
 
