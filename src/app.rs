@@ -1,14 +1,16 @@
 //! Apps: each [`App`] is its configuration (credentials, switches, limits) plus the state it
-//! owns (channels, signed-in users, webhook front, connection count); [`Apps`] finds them by id
-//! and by key. Apps are fixed at start-up, so the lookup maps need no lock.
+//! owns (channels, signed-in users, webhook front, connection count, and the counts the metrics
+//! report per app); [`Apps`] finds them by id and by key. Apps are fixed at start-up, so the
+//! lookup maps need no lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::config::{AppConfig, Config};
+use crate::connection::Traffic;
 use crate::fanout::FanOut;
 use crate::webhook::{AppTarget, Hooks, Queued};
 use crate::{channel, user};
@@ -26,8 +28,65 @@ pub struct App {
     pub users: user::Registry,
     /// The app's webhook front.
     pub hooks: Hooks,
+    /// The app's WebSocket traffic (each connection counts its own; read by the metrics).
+    pub traffic: Arc<Traffic>,
+    /// The app's REST API calls (counted by `http_api`, read by the metrics).
+    pub api: ApiCalls,
     /// Open connections, for `max_connections`.
     connections: AtomicUsize,
+    /// Connections admitted since start.
+    opened: AtomicU64,
+    /// Connections ended since start.
+    closed: AtomicU64,
+}
+
+/// An app's connections, for the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// Open now.
+    pub open: usize,
+    /// Admitted since start.
+    pub opened: u64,
+    /// Ended since start.
+    pub closed: u64,
+}
+
+/// An app's REST API calls: requests for the app (signed or not) and their body bytes.
+#[derive(Debug, Default)]
+pub struct ApiCalls {
+    calls: AtomicU64,
+    received_bytes: AtomicU64,
+    transmitted_bytes: AtomicU64,
+}
+
+/// What [`ApiCalls`] counted so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ApiTotals {
+    /// Requests.
+    pub calls: u64,
+    /// Request body bytes.
+    pub received_bytes: u64,
+    /// Response body bytes.
+    pub transmitted_bytes: u64,
+}
+
+impl ApiCalls {
+    /// Counts one request with a body of `received` bytes, answered with `transmitted`.
+    pub fn record(&self, received: u64, transmitted: u64) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.received_bytes.fetch_add(received, Ordering::Relaxed);
+        self.transmitted_bytes
+            .fetch_add(transmitted, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn totals(&self) -> ApiTotals {
+        ApiTotals {
+            calls: self.calls.load(Ordering::Relaxed),
+            received_bytes: self.received_bytes.load(Ordering::Relaxed),
+            transmitted_bytes: self.transmitted_bytes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// A counted connection; the count drops with it.
@@ -39,6 +98,7 @@ pub struct ConnectionSlot {
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.app.connections.fetch_sub(1, Ordering::Relaxed);
+        self.app.closed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -62,13 +122,18 @@ impl App {
             secret: config.secret.clone(),
             targets: config.webhooks.clone(),
             pending: Default::default(),
+            stats: Default::default(),
         };
         let hooks = Hooks::new(target, webhooks);
         App {
             channels: channel::Registry::new(settings, fan_out, Arc::new(hooks.clone())),
             users: user::Registry::new(),
             hooks,
+            traffic: Traffic::new(),
+            api: ApiCalls::default(),
             connections: AtomicUsize::new(0),
+            opened: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
             channel_name_max_length,
             config,
         }
@@ -82,7 +147,18 @@ impl App {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (max == 0 || n < max).then_some(n + 1)
             });
-        taken.ok().map(|_| ConnectionSlot { app: self.clone() })
+        taken.ok()?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Some(ConnectionSlot { app: self.clone() })
+    }
+
+    /// Open connections now, and those admitted and ended since start.
+    pub fn connections(&self) -> Connections {
+        Connections {
+            open: self.connections.load(Ordering::Relaxed),
+            opened: self.opened.load(Ordering::Relaxed),
+            closed: self.closed.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Webhook delivery settings shared by all apps.
     pub webhooks: WebhookConfig,
+    /// The metrics listener (Prometheus `/metrics`, `/up`, `/ready`).
+    pub metrics: MetricsConfig,
     /// The apps this server hosts.
     pub apps: Vec<AppConfig>,
     /// Set when no app was configured and the development app was created.
@@ -99,6 +101,34 @@ pub struct ServerConfig {
     pub fanout_threads: usize,
     /// Log filter (tracing `EnvFilter` syntax). Default `info`; env `HERALD_LOG`.
     pub log: String,
+}
+
+/// The metrics listener: Prometheus text exposition at `/metrics`, and the health checks `/up`
+/// and `/ready` (which the main listener serves too), on an address of their own so that the
+/// metrics need not be exposed where clients connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether to open the metrics listener; false opens none (the counting goes on, it is
+    /// cheap, and `/up` and `/ready` stay on the main listener). Default true;
+    /// env `HERALD_METRICS` (`true`/`false`).
+    pub enabled: bool,
+    /// Address to listen on. Default `127.0.0.1` (the metrics are not for the Internet);
+    /// env `HERALD_METRICS_HOST`.
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one. Default 9601 (as soketi's and sockudo's);
+    /// env `HERALD_METRICS_PORT`.
+    pub port: u16,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 9601,
+        }
+    }
 }
 
 /// Webhook delivery settings.
@@ -320,6 +350,24 @@ impl Config {
         if let Some(log) = env("HERALD_LOG") {
             self.server.log = log;
         }
+        if let Some(enabled) = env("HERALD_METRICS") {
+            self.metrics.enabled = enabled.parse().map_err(|_| ConfigError::Env {
+                name: "HERALD_METRICS",
+                problem: format!("{enabled:?} is not true or false"),
+            })?;
+        }
+        if let Some(host) = env("HERALD_METRICS_HOST") {
+            self.metrics.host = host.parse().map_err(|e| ConfigError::Env {
+                name: "HERALD_METRICS_HOST",
+                problem: format!("{host:?} is not an IP address ({e})"),
+            })?;
+        }
+        if let Some(port) = env("HERALD_METRICS_PORT") {
+            self.metrics.port = port.parse().map_err(|e| ConfigError::Env {
+                name: "HERALD_METRICS_PORT",
+                problem: format!("{port:?} is not a port number ({e})"),
+            })?;
+        }
         let id = env("HERALD_APP_ID");
         let key = env("HERALD_APP_KEY");
         let secret = env("HERALD_APP_SECRET");
@@ -400,6 +448,14 @@ impl Config {
         }
         if self.webhooks.queue == 0 {
             return Err(invalid("webhooks.queue".into(), "must be at least 1"));
+        }
+        let m = &self.metrics;
+        let same_host = m.host == s.host || m.host.is_unspecified() || s.host.is_unspecified();
+        if m.enabled && m.port != 0 && m.port == s.port && same_host {
+            return Err(invalid(
+                "metrics.port".into(),
+                "must differ from server.port (or set metrics.enabled = false)",
+            ));
         }
         let mut ids = HashSet::new();
         let mut keys = HashSet::new();
@@ -569,5 +625,46 @@ mod tests {
         let c = Config::load(None, &env(&[])).unwrap();
         let again = Config::load(Some(&c.to_toml()), &env(&[])).unwrap();
         assert_eq!(again.apps[0].key, "app-key");
+        assert!(again.metrics.enabled);
+        assert_eq!(again.metrics.port, 9601);
+
+        let file = "[metrics]\nenabled = false\nhost = \"0.0.0.0\"\nport = 9700\n";
+        let c = Config::load(Some(file), &env(&[])).unwrap();
+        let again = Config::load(Some(&c.to_toml()), &env(&[])).unwrap();
+        assert!(!again.metrics.enabled);
+        assert_eq!(again.metrics.host, IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(again.metrics.port, 9700);
+    }
+
+    #[test]
+    fn metrics_listener_settings() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert!(c.metrics.enabled);
+        assert_eq!(c.metrics.host, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.metrics.port, 9601);
+        let c = Config::load(
+            None,
+            &env(&[
+                ("HERALD_METRICS", "false"),
+                ("HERALD_METRICS_HOST", "0.0.0.0"),
+                ("HERALD_METRICS_PORT", "0"),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.metrics.enabled);
+        assert_eq!(c.metrics.host, IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(c.metrics.port, 0);
+
+        let err = |file: &str, e: &[(&str, &str)]| {
+            Config::load(Some(file), &env(e)).unwrap_err().to_string()
+        };
+        assert!(err("[metrics]\nport = 6001\n", &[]).contains("metrics.port"));
+        assert!(err("[metrics]\nenabled = \"yes\"\n", &[]).contains("enabled"));
+        assert!(err("[metrics]\nprot = 1\n", &[]).contains("prot"));
+        assert!(err("", &[("HERALD_METRICS", "on")]).contains("HERALD_METRICS"));
+        assert!(err("", &[("HERALD_METRICS_PORT", "x")]).contains("HERALD_METRICS_PORT"));
+        // Both on port 0, or the metrics listener off: no clash.
+        assert!(Config::load(Some("[server]\nport = 0\n[metrics]\nport = 0\n"), &env(&[])).is_ok());
+        assert!(Config::load(Some("[metrics]\nenabled = false\nport = 6001\n"), &env(&[])).is_ok());
     }
 }

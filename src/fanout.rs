@@ -43,6 +43,27 @@ struct Progress {
     done: AtomicU64,
 }
 
+/// How far behind the lanes are, for the metrics; it does not keep the lanes running.
+#[derive(Debug, Clone)]
+pub struct Load {
+    lanes: Arc<[Arc<Progress>]>,
+}
+
+impl Load {
+    /// Broadcasts handed to the lanes and not yet written, all lanes together.
+    pub fn pending_broadcasts(&self) -> u64 {
+        self.lanes
+            .iter()
+            .map(|p| {
+                // `done` first: read the other way round, a broadcast finished in between
+                // would make `done` pass `handed`.
+                let done = p.done.load(Ordering::Acquire);
+                p.handed.load(Ordering::Acquire).saturating_sub(done)
+            })
+            .sum()
+    }
+}
+
 /// A channel's subscribers split by lane; kept by the channel until its membership changes, and
 /// shared by the broadcasts in flight.
 #[derive(Debug)]
@@ -82,6 +103,13 @@ impl FanOut {
         FanOut {
             lanes: Arc::new([]),
             backlog: Backlog::new(usize::MAX, std::time::Duration::MAX),
+        }
+    }
+
+    /// A view of the lanes' progress.
+    pub fn load(&self) -> Load {
+        Load {
+            lanes: self.lanes.iter().map(|l| l.progress.clone()).collect(),
         }
     }
 
@@ -233,6 +261,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(backlog.queued(), 0, "lanes did not finish in 10 s");
+        // Each lane counts a broadcast done just after releasing its frames.
+        let load = fan_out.load();
+        for _ in 0..200 {
+            if load.pending_broadcasts() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(load.pending_broadcasts(), 0);
         let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
         for (i, (_, rx)) in conns.into_iter().enumerate() {
             let mut rx = rx;

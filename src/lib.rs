@@ -17,7 +17,9 @@
 //! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
 //! | [`ws`] | the WebSocket endpoint and per-connection session loop |
 //! | [`http_api`] | the signed REST API |
-//! | [`state`], [`shutdown`], [`server`] | shared state, the shutdown signal, the wiring |
+//! | [`metrics`] | the Prometheus registry, every metric's name and labels, read at scrape time |
+//! | [`ops`] | `/metrics`, `/up`, `/ready` |
+//! | [`state`], [`shutdown`], [`server`] | shared state and readiness, the shutdown signal, the wiring (listeners) |
 //! | [`logging`] | the log subscriber the binary installs; failed accepts logged once per episode |
 //!
 //! # Dependency rule
@@ -25,10 +27,11 @@
 //! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
 //! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
-//! Only `ws` and `http_api` handle requests with actix (and `server`, which wires them);
+//! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
 //! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
-//! depends on nothing of ours and only the binary uses it.
+//! depends on nothing of ours and only the binary uses it. Counts are kept by what they count, as
+//! plain numbers; `metrics` reads them and nothing imports it but `server` and `ops`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -43,6 +46,8 @@ pub mod fanout;
 pub mod fuzzing;
 pub mod http_api;
 pub mod logging;
+pub mod metrics;
+pub mod ops;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

@@ -1,12 +1,12 @@
 //! The `herald` binary: parse the command line, load the configuration, set up logging, bind the
-//! listener and run the server until SIGTERM/SIGINT.
+//! listeners and run the server until SIGTERM/SIGINT.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
 use herald::config::Config;
+use herald::server::Listeners;
 use herald::shutdown::Shutdown;
 
 /// A self-hosted Pusher Channels server.
@@ -43,10 +43,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let addr = SocketAddr::new(config.server.host, config.server.port);
-    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    listener.set_nonblocking(true)?;
-    let bound = listener.local_addr()?;
+    let listeners = Listeners::bind(&config)?;
+    let bound = listeners.main.local_addr()?;
     if config.development_app {
         tracing::warn!(
             "no app configured: serving the DEVELOPMENT app (id 1, key app-key, secret app-secret) on loopback only"
@@ -55,11 +53,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for app in &config.apps {
         tracing::info!(app_id = %app.id, key = %app.key, "app ready");
     }
+    match &listeners.metrics {
+        Some(metrics) => tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?),
+        None => tracing::info!("metrics listener off"),
+    }
     tracing::info!("herald listening on http://{bound}");
     println!("herald listening on http://{bound}");
     let shutdown = Shutdown::new();
     tokio::spawn(shutdown.clone().on_signals());
-    herald::server::run(listener, config, shutdown).await?;
+    herald::server::run(listeners, config, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

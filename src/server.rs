@@ -1,8 +1,10 @@
 //! Wiring: builds the shared [`State`] once, starts the background tasks (webhook worker,
-//! channel upkeep), serves HTTP and WebSocket on an already-bound listener, and on shutdown stops
-//! accepting, lets every session close with 4200, and waits for them with a deadline.
+//! channel upkeep), serves HTTP and WebSocket on an already-bound listener and the metrics and
+//! health checks on another ([`Listeners`]), and on shutdown stops accepting, lets every session
+//! close with 4200, and waits for them with a deadline. The metrics listener stops last, so
+//! `/ready` answers 503 there for as long as connections drain.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +17,14 @@ use tokio::sync::mpsc;
 use crate::adapter::LocalAdapter;
 use crate::app::Apps;
 use crate::config::Config;
-use crate::connection::Backlog;
+use crate::connection::{Backlog, CloseCounts};
 use crate::fanout::FanOut;
 use crate::http_api::{self, BodyLimits};
+use crate::metrics::{Metrics, Sources};
 use crate::shutdown::Shutdown;
 use crate::state::State;
 use crate::webhook;
-use crate::ws;
+use crate::{ops, ws};
 
 /// How long a request head (a WebSocket handshake too) may take to arrive from the moment the
 /// connection is accepted; then actix answers 408 and closes, so a client that trickles its
@@ -31,9 +34,40 @@ const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often channel upkeep runs (throttled counts, cache expiry).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Serves until `shutdown` fires, then drains. `listener` is already bound (port 0 in tests).
-pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> std::io::Result<()> {
+/// The sockets herald serves on, bound before [`run`] (port 0 in tests).
+#[derive(Debug)]
+pub struct Listeners {
+    /// WebSocket connections, the REST API, `/up` and `/ready`.
+    pub main: TcpListener,
+    /// `/metrics`, `/up` and `/ready`; `None` when the metrics listener is off.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the main listener and, unless `metrics.enabled` is false, the metrics listener,
+    /// at their configured addresses; non-blocking, as [`run`] wants them.
+    pub fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let main = bind(SocketAddr::new(config.server.host, config.server.port))?;
+        let m = &config.metrics;
+        let metrics = match m.enabled {
+            true => Some(bind(SocketAddr::new(m.host, m.port))?),
+            false => None,
+        };
+        Ok(Listeners { main, metrics })
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves until `shutdown` fires, then drains. The listeners are already bound.
+pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> std::io::Result<()> {
     let (webhook_tx, webhook_rx) = mpsc::channel(config.webhooks.queue);
+    let webhook_queue = webhook_tx.downgrade();
     let backlog = Backlog::new(
         config.server.fanout_backlog,
         config.server.slow_consumer_timeout,
@@ -45,7 +79,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
         server: config.server.clone(),
         backlog,
         shutdown: shutdown.clone(),
+        closes: CloseCounts::default(),
     });
+    let fan_out_load = fan_out.load();
     // The apps hold the fan-out lanes; the threads end when the state is dropped.
     drop(fan_out);
     let drain_for = config.server.shutdown_timeout;
@@ -59,7 +95,17 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
     let sweeper = tokio::spawn(sweep(state.clone()));
     let stall_watch = tokio::spawn(state.backlog.clone().watch_stalls());
 
-    let server = http_server(state.clone(), listener, &config)?;
+    let sources = Sources {
+        state: state.clone(),
+        fan_out: fan_out_load,
+        webhook_queue,
+        port: listeners.main.local_addr()?.port(),
+    };
+    let metrics = listeners
+        .metrics
+        .map(|listener| serve_metrics(sources, listener))
+        .transpose()?;
+    let server = http_server(state.clone(), listeners.main, &config)?;
     let handle = server.handle();
     let serving = tokio::spawn(server);
 
@@ -74,7 +120,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> s
     sweeper.abort();
     stall_watch.abort();
     let _ = worker.await;
-    match serving.await {
+    let served = serving.await;
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
+    }
+    match served {
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(e)),
     }
@@ -101,7 +151,9 @@ fn http_server(
             .app_data(web::Data::from(state.clone()))
             .app_data(body)
             .wrap(middleware::from_fn(http_api::hold_unread))
+            .wrap(middleware::from_fn(http_api::count_calls))
             .configure(http_api::configure)
+            .configure(ops::health)
             .default_service(web::to(http_api::not_found))
             .into_factory()
             .map_err(|err| err.error_response());
@@ -122,6 +174,46 @@ fn http_server(
             .tcp()
     })?;
     Ok(builder.run())
+}
+
+/// The metrics listener's server, running.
+struct MetricsServer {
+    handle: actix_server::ServerHandle,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsServer {
+    /// Stops it, not gracefully: scrapers keep idle connections open, which would hold a
+    /// graceful stop for its whole timeout, and nothing is lost by cutting a scrape short.
+    async fn stop(self) {
+        self.handle.stop(false).await;
+        if let Ok(Err(e)) = self.serving.await {
+            tracing::warn!(error = %e, "metrics listener");
+        }
+    }
+}
+
+/// Starts the metrics server: `/metrics`, `/up` and `/ready` on their own listener, with a
+/// worker thread of their own, so that scrapes and health checks are answered while the main
+/// listener is paused or busy.
+fn serve_metrics(sources: Sources, listener: TcpListener) -> std::io::Result<MetricsServer> {
+    let state = web::Data::from(sources.state.clone());
+    let metrics = web::Data::new(Metrics::new(sources));
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .app_data(metrics.clone())
+            .configure(ops::configure)
+            .default_service(web::to(http_api::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(MetricsServer {
+        handle: server.handle(),
+        serving: tokio::spawn(server),
+    })
 }
 
 /// Channel upkeep for every app (throttled counts, reported to webhooks by the registries).
@@ -150,9 +242,35 @@ mod tests {
     #[test]
     fn run_is_send_so_it_can_be_spawned() {
         fn assert_send<T: Send>(_: &T) {}
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let config = Config::load(None, &|_| None).unwrap();
-        let fut = run(listener, config, Shutdown::new());
+        let config = Config::load(Some(PORT_0), &|_| None).unwrap();
+        let listeners = Listeners::bind(&config).unwrap();
+        let fut = run(listeners, config, Shutdown::new());
         assert_send(&fut);
+    }
+
+    const PORT_0: &str = "[server]\nport = 0\n[metrics]\nport = 0\n";
+
+    #[test]
+    fn listeners_bind_as_configured() {
+        let config = Config::load(Some(PORT_0), &|_| None).unwrap();
+        let listeners = Listeners::bind(&config).unwrap();
+        let main = listeners.main.local_addr().unwrap();
+        let metrics = listeners.metrics.unwrap().local_addr().unwrap();
+        assert!(main.ip().is_loopback() && metrics.ip().is_loopback());
+        assert!(main.port() != 0 && metrics.port() != 0 && main.port() != metrics.port());
+
+        let off = format!("{PORT_0}enabled = false\n");
+        let config = Config::load(Some(&off), &|_| None).unwrap();
+        assert!(Listeners::bind(&config).unwrap().metrics.is_none());
+    }
+
+    #[test]
+    fn a_port_in_use_is_named() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let file = format!("[server]\nport = 0\n[metrics]\nport = {port}\n");
+        let config = Config::load(Some(&file), &|_| None).unwrap();
+        let err = Listeners::bind(&config).unwrap_err().to_string();
+        assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     }
 }

@@ -1,13 +1,14 @@
 //! [`State`]: what every HTTP handler and WebSocket session shares — the apps, the adapter, the
-//! server settings and the shutdown signal. Built once in `server::run`, before the HTTP workers
-//! start, and handed to them as `web::Data`.
+//! server settings, the shutdown signal and the close codes sent — and whether the server is
+//! ready for traffic ([`State::readiness`]). Built once in `server::run`, before the HTTP
+//! workers start, and handed to them as `web::Data`.
 
 use std::sync::Arc;
 
 use crate::adapter::Adapter;
 use crate::app::Apps;
 use crate::config::ServerConfig;
-use crate::connection::Backlog;
+use crate::connection::{Backlog, CloseCounts};
 use crate::shutdown::Shutdown;
 
 /// Shared, read-only after start-up (interior state lives in the apps' registries).
@@ -23,4 +24,36 @@ pub struct State {
     pub backlog: Arc<Backlog>,
     /// The shutdown signal, the tracker of connection tasks and the live connections.
     pub shutdown: Shutdown,
+    /// The close codes connections were closed or refused with (counted by `ws`, read by the
+    /// metrics).
+    pub closes: CloseCounts,
+}
+
+/// Why the server does not take traffic now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// Shutdown has begun: connections are being closed with 4200.
+    ShuttingDown,
+}
+
+impl NotReady {
+    /// Said in the `/ready` answer.
+    pub fn message(self) -> &'static str {
+        match self {
+            NotReady::ShuttingDown => "shutting down",
+        }
+    }
+}
+
+impl State {
+    /// Whether the server takes traffic: `/ready` answers 503 with the reason when it does not.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        if self.shutdown.is_triggered() {
+            return Err(NotReady::ShuttingDown);
+        }
+        // What serving depends on beyond this process is checked here, each with its own
+        // `NotReady` reason. A single process depends on nothing else; a cluster engine
+        // (ARCHITECTURE.md, "one logical server on many nodes") adds its reachability.
+        Ok(())
+    }
 }

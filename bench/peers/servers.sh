@@ -46,9 +46,14 @@ client_events = true
 max_connections = 0
 max_client_events_per_second = 1000
 TOML
+  # Its metrics listener on a free port, as soketi's below; set in the environment, which a
+  # herald from before the metrics ignores (its config file would refuse a [metrics] table).
+  local metrics_port
+  metrics_port=$(free_port)
   # HERALD_WRAP: an optional wrapper command (a profiler), word-split on purpose.
   # shellcheck disable=SC2086
-  ${HERALD_WRAP:-} "${HERALD_BIN:-$REPO/target/release/herald}" --config "$config" \
+  HERALD_METRICS_PORT=$metrics_port ${HERALD_WRAP:-} \
+    "${HERALD_BIN:-$REPO/target/release/herald}" --config "$config" \
     > "$RUN_DIR/herald.log" 2>&1 &
   SERVER_PID=$!
   wait_port "$SERVER_PORT" "$SERVER_PID"

@@ -355,6 +355,8 @@ async function spawnHerald(toml, { timeout = 10000 } = {}) {
   fs.writeFileSync(cfg, toml);
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('HERALD_') && k !== 'HERALD_BIN') delete env[k];
+  // Its metrics listener on a free port: the default, 9601, would clash between heralds.
+  env.HERALD_METRICS_PORT = '0';
   const proc = spawn(bin, ['--config', cfg], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -249,6 +249,8 @@ class Herald:
         with open(cfg, "w") as f:
             f.write(toml)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_") or k == "HERALD_BIN"}
+        # Its metrics listener on a free port: the default, 9601, would clash between heralds.
+        env["HERALD_METRICS_PORT"] = "0"
         self.stderr = open(os.path.join(self.dir, "herald.err"), "wb")
         self.proc = subprocess.Popen([binary, "--config", cfg], stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         port = None

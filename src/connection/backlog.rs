@@ -1,6 +1,7 @@
 //! Backpressure bookkeeping: the process-wide [`Backlog`] of queued frames that API triggers
 //! wait on, each connection's [`Share`] of it, and the stall watch over the connections that
-//! have fallen behind.
+//! have fallen behind. It also counts the publishers that found it full and waited (the
+//! metrics' [`Waits`]).
 //!
 //! A connection *falls behind* when its socket refuses bytes and frames stay in its outbox. From
 //! then on the watch ([`Backlog::watch_stalls`]) looks at it every [`WATCH_EVERY`]: a connection
@@ -12,7 +13,7 @@
 //! the readers that are keeping up, only slower than publishers: the load publishers should
 //! wait for.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ const EXCUSED_AFTER: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub struct Backlog {
     queued: AtomicUsize,
+    /// Publishers waiting for room now, those that waited and those that gave up waiting.
+    waits: WaitCounts,
     /// Publishers wait while `queued` is at or above this.
     high: usize,
     /// A connection behind that takes nothing off its queue for this long is a slow consumer.
@@ -42,6 +45,35 @@ pub struct Backlog {
     base: Instant,
     /// Connections that fell behind since the watch last looked.
     fell_behind: Mutex<Vec<Behind>>,
+}
+
+/// Publishers that had to wait for room: counted only when the backlog is full, never on the
+/// way through.
+#[derive(Debug, Default)]
+struct WaitCounts {
+    waiting: AtomicUsize,
+    waited: AtomicU64,
+    waited_out: AtomicU64,
+}
+
+/// Publishers and the backlog, for the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// Waiting for room now.
+    pub waiting: usize,
+    /// Found the backlog full and waited, since start.
+    pub waited: u64,
+    /// Waited the longest allowed and went ahead anyway, since start.
+    pub waited_out: u64,
+}
+
+/// One publisher waiting; counted out when dropped (a request given up stops waiting too).
+struct Waiting<'a>(&'a WaitCounts);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A connection the stall watch looks after: when it last took a frame off its queue.
@@ -60,6 +92,7 @@ impl Backlog {
     pub fn new(high: usize, stall: Duration) -> Arc<Self> {
         Arc::new(Backlog {
             queued: AtomicUsize::new(0),
+            waits: WaitCounts::default(),
             high: high.max(1),
             stall,
             room: Notify::new(),
@@ -76,6 +109,21 @@ impl Backlog {
     /// Frames counted now, on all connections.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The number of frames at which publishers wait.
+    pub fn limit(&self) -> usize {
+        self.high
+    }
+
+    /// How many publishers wait for room now and have waited so far.
+    pub fn waits(&self) -> Waits {
+        let w = &self.waits;
+        Waits {
+            waiting: w.waiting.load(Ordering::Relaxed),
+            waited: w.waited.load(Ordering::Relaxed),
+            waited_out: w.waited_out.load(Ordering::Relaxed),
+        }
     }
 
     /// Counts `n` frames on their way to connections (the fan-out threads' queues).
@@ -97,6 +145,13 @@ impl Backlog {
     /// Waits until fewer than `high` frames are counted, at most `max_wait`; returns whether
     /// there is room (false: waited out, the caller goes ahead anyway).
     pub async fn wait_for_room(&self, max_wait: Duration) -> bool {
+        if self.queued() < self.high {
+            return true;
+        }
+        let waits = &self.waits;
+        waits.waiting.fetch_add(1, Ordering::Relaxed);
+        waits.waited.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(waits);
         let deadline = Instant::now() + max_wait;
         loop {
             let notified = self.room.notified();
@@ -106,6 +161,7 @@ impl Backlog {
                 return true;
             }
             if Instant::now() >= deadline {
+                waits.waited_out.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
             // A short tick as well as the notification, so no wake-up can be missed for long.
@@ -176,7 +232,7 @@ impl Backlog {
                 idle >= stall
             };
             if stalled {
-                conn.slow_consumer();
+                conn.slow_consumer(super::SlowConsumer::Stalled);
             }
             !stalled
         });
@@ -245,11 +301,14 @@ mod tests {
         assert!(a.send("1".into()) && b.send("2".into()) && b.send("3".into()));
         assert_eq!(backlog.queued(), 3);
         assert!(!backlog.wait_for_room(Duration::from_millis(20)).await);
+        let waits = backlog.waits();
+        assert_eq!((waits.waiting, waits.waited, waits.waited_out), (0, 1, 1));
         arx.try_recv();
         assert_eq!(backlog.queued(), 2);
         drop(brx);
         assert_eq!(backlog.queued(), 0);
         assert!(backlog.wait_for_room(Duration::from_millis(20)).await);
+        assert_eq!(backlog.waits().waited, 1, "with room, nothing waits");
         assert!(!b.send("4".into()), "a closed queue takes nothing");
         assert_eq!(backlog.queued(), 0);
     }
@@ -283,8 +342,14 @@ mod tests {
         let socket = tokio::net::TcpStream::from_std(server).unwrap();
         // Until the reactor has seen the socket writable, tokio refuses writes without trying.
         socket.writable().await.unwrap();
-        let (handle, outbound) =
-            ConnectionHandle::with_socket(SocketId::generate(), capacity, backlog.clone(), socket);
+        let traffic = crate::connection::Traffic::new();
+        let (handle, outbound) = ConnectionHandle::with_socket(
+            SocketId::generate(),
+            capacity,
+            backlog.clone(),
+            &traffic,
+            socket,
+        );
         (handle, outbound, peer)
     }
 

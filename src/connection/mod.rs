@@ -10,7 +10,8 @@
 //! connection's session finishes it when the socket is writable again. A full queue — or one
 //! more than half full that has not drained for the stall timeout — marks the connection a slow
 //! consumer, and it is closed with 4100 instead of slowing everyone down. [`Backlog`] counts
-//! what is queued on all connections, for publishers' backpressure.
+//! what is queued on all connections, for publishers' backpressure; [`Traffic`] adds up an
+//! app's connections' traffic when the metrics ask, from counts each connection keeps itself.
 //!
 //! The close request is a flag and one waker, not a cancellation token: the session checks it
 //! on every turn of its loop, so it must cost an atomic load, not a lock.
@@ -18,21 +19,23 @@
 mod backlog;
 mod frame;
 mod outbox;
+mod traffic;
 
 use std::future::poll_fn;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 use tokio::net::TcpStream;
 
-pub use backlog::Backlog;
 use backlog::Share;
+pub use backlog::{Backlog, Waits};
 pub use frame::Frame;
 use outbox::Outbox;
 pub use outbox::Wire;
+pub use traffic::{CloseCounts, SlowConsumer, Snapshot, Totals, Traffic};
 
 use crate::protocol::{CloseCode, SocketId};
 
@@ -64,6 +67,11 @@ struct Inner {
     socket_id: SocketId,
     /// Why it should close; the first request wins.
     reason: Mutex<Option<(CloseCode, String)>>,
+    /// The app's traffic, which counts this connection, and its key there.
+    traffic: Arc<Traffic>,
+    traffic_key: u64,
+    /// Data messages received; only the session adds to it.
+    messages_in: AtomicU64,
 }
 
 /// Whether [`ConnectionHandle::queue`] took a frame.
@@ -95,26 +103,38 @@ impl ConnectionHandle {
         capacity: usize,
         backlog: Arc<Backlog>,
     ) -> (Self, Outbound) {
-        Self::build(socket_id, capacity, backlog, None)
+        Self::build(socket_id, capacity, backlog, &Traffic::new(), None)
     }
 
-    /// A handle that writes to `socket`.
+    /// A handle without a socket counted in `traffic` (tests).
+    pub fn counted(
+        socket_id: SocketId,
+        capacity: usize,
+        backlog: Arc<Backlog>,
+        traffic: &Arc<Traffic>,
+    ) -> (Self, Outbound) {
+        Self::build(socket_id, capacity, backlog, traffic, None)
+    }
+
+    /// A handle that writes to `socket`, counted in its app's `traffic`.
     pub fn with_socket(
         socket_id: SocketId,
         capacity: usize,
         backlog: Arc<Backlog>,
+        traffic: &Arc<Traffic>,
         socket: TcpStream,
     ) -> (Self, Outbound) {
-        Self::build(socket_id, capacity, backlog, Some(socket))
+        Self::build(socket_id, capacity, backlog, traffic, Some(socket))
     }
 
     fn build(
         socket_id: SocketId,
         capacity: usize,
         backlog: Arc<Backlog>,
+        traffic: &Arc<Traffic>,
         socket: Option<TcpStream>,
     ) -> (Self, Outbound) {
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|weak| Inner {
             outbox: Mutex::new(Outbox::new(socket)),
             share: Share::new(backlog),
             closing: AtomicBool::new(false),
@@ -123,6 +143,9 @@ impl ConnectionHandle {
             lane: NEXT_LANE.fetch_add(1, Ordering::Relaxed),
             socket_id,
             reason: Mutex::new(None),
+            traffic: traffic.clone(),
+            traffic_key: traffic.join(weak.clone()),
+            messages_in: AtomicU64::new(0),
         });
         let outbound = Outbound {
             inner: inner.clone(),
@@ -138,6 +161,11 @@ impl ConnectionHandle {
     /// The connection's fan-out lane (any number; take it modulo the number of lanes).
     pub fn lane(&self) -> usize {
         self.inner.lane
+    }
+
+    /// Counts a data message received from the client (the session's, for the metrics).
+    pub fn received_message(&self) {
+        self.inner.messages_in.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Queues a frame and, if nothing was waiting before it, writes it now, without waiting. A
@@ -204,7 +232,7 @@ impl ConnectionHandle {
         }
         let inner = &self.inner;
         if outbox.len() >= inner.capacity {
-            inner.slow_consumer();
+            inner.slow_consumer(SlowConsumer::QueueFull);
             return None;
         }
         let len = outbox.push(frame);
@@ -285,22 +313,31 @@ impl Subscription {
 }
 
 impl Inner {
-    fn close(&self, code: CloseCode, message: &str) {
+    /// Asks the session to close; returns whether this was the first request (the one that
+    /// wins).
+    fn close(&self, code: CloseCode, message: &str) -> bool {
+        let mut first = false;
         if let Ok(mut reason) = self.reason.lock() {
             if reason.is_none() {
                 *reason = Some((code, message.to_owned()));
+                first = true;
             }
         }
         self.closing.store(true, Ordering::Release);
         self.waker.wake();
+        first
     }
 
-    fn slow_consumer(&self) {
-        tracing::debug!(socket_id = %self.socket_id, "slow consumer: closing with 4100");
-        self.close(
+    fn slow_consumer(&self, why: SlowConsumer) {
+        let closing = self.close(
             CloseCode::OverCapacity,
             "Over capacity: the connection is not reading fast enough",
         );
+        if closing {
+            let reason = why.label();
+            tracing::debug!(socket_id = %self.socket_id, reason, "slow consumer: closing with 4100");
+            self.traffic.slow_consumer(why);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Outbox> {
@@ -429,7 +466,15 @@ impl Outbound {
 
 impl Drop for Outbound {
     fn drop(&mut self) {
-        self.inner.lock().close(&self.inner.share);
+        let inner = &self.inner;
+        let totals = {
+            let mut outbox = inner.lock();
+            outbox.close(&inner.share);
+            inner.totals(&outbox)
+        };
+        // Closed: nothing is written or read any more, so the counts are final. Not under the
+        // outbox lock: the traffic's lock is always taken first.
+        inner.traffic.leave(inner.traffic_key, totals);
     }
 }
 

@@ -43,6 +43,10 @@ pub(super) struct Outbox {
     pub(super) behind: bool,
     /// Frames queued now count in the backlog; off while the stall watch excuses the connection.
     pub(super) counting: bool,
+    /// Bytes read from the socket (the metrics' count; added under the lock the reader holds).
+    pub(super) bytes_in: u64,
+    /// Bytes written to the socket (likewise, by whoever writes).
+    pub(super) bytes_out: u64,
 }
 
 impl Outbox {
@@ -57,6 +61,8 @@ impl Outbox {
             taken: 0,
             behind: false,
             counting: true,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -112,6 +118,7 @@ impl Outbox {
             socket,
             failed,
             taken,
+            bytes_out,
             ..
         } = self;
         if let Some(kind) = failed {
@@ -135,6 +142,7 @@ impl Outbox {
             match sent {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut sent) => {
+                    *bytes_out += sent as u64;
                     while let Some(front) = frames.front() {
                         let left = front.wire().len() - *written;
                         if sent < left {
@@ -232,7 +240,8 @@ impl AsyncRead for Wire {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let outbox = self.inner.lock();
+        let mut outbox = self.inner.lock();
+        let outbox = &mut *outbox;
         // No socket: the session has ended; read as end of stream.
         let Some(socket) = outbox.socket.as_ref() else {
             return Poll::Ready(Ok(()));
@@ -242,6 +251,7 @@ impl AsyncRead for Wire {
             match socket.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
+                    outbox.bytes_in += n as u64;
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -266,7 +276,7 @@ impl AsyncWrite for Wire {
         // that floods pings without reading is a slow consumer all the same.
         let len = outbox.push(Frame::raw(Bytes::copy_from_slice(buf)));
         if len > inner.capacity {
-            inner.slow_consumer();
+            inner.slow_consumer(super::SlowConsumer::QueueFull);
         }
         if len == 1 && !outbox.dirty {
             inner.write(&mut outbox);

@@ -4,6 +4,7 @@
 //! terminating users. [`ApiError`] is the one place that maps failures to statuses.
 //!
 //! Handlers follow one pattern: authenticate, validate, call the domain, map the result.
+//! [`count_calls`] counts each request, its body and its answer's for the app it was for.
 
 mod body;
 mod channels;
@@ -12,7 +13,10 @@ pub(crate) mod events;
 mod signed;
 mod users;
 
-use actix_web::{web, HttpResponse};
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
 
 pub use body::{hold_unread, BodyLimits};
 pub use error::ApiError;
@@ -43,6 +47,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/users/{user_id}/terminate_connections",
             web::post().to(users::terminate_short),
         );
+}
+
+/// Middleware: counts a request in its app's [`ApiCalls`](crate::app::ApiCalls) — once
+/// [`signed::authenticate`] has found the app, whatever the answer — with the bytes of its body
+/// and of the answer's. Requests for no app (unknown ids and keys, 404s) are not counted, so no
+/// label comes from what a client made up.
+pub async fn count_calls<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let called = res.request().extensions().get::<signed::Called>().cloned();
+    if let Some(called) = called {
+        let sent = match res.response().body().size() {
+            BodySize::Sized(n) => n,
+            BodySize::None | BodySize::Stream => 0,
+        };
+        called.app.api.record(called.body_bytes, sent);
+    }
+    Ok(res)
 }
 
 /// The fallback for unknown routes, as hosted Pusher answers them.

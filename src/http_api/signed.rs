@@ -1,10 +1,12 @@
 //! The one signature check of the HTTP API: finds the app by `auth_key`, checks it against the
-//! app in the path, verifies the request with [`crate::auth::api`], refuses disabled apps.
+//! app in the path, verifies the request with [`crate::auth::api`], refuses disabled apps. The
+//! app it finds is noted on the request ([`Called`]), so the call is counted for that app
+//! whatever the answer.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest};
 
 use super::ApiError;
 use crate::app::App;
@@ -17,6 +19,16 @@ pub struct Signed {
     pub app: Arc<App>,
     /// The decoded query parameters.
     pub query: Vec<(String, String)>,
+}
+
+/// The app a request was for and the size of its body, noted on the request for
+/// [`count_calls`](super::count_calls).
+#[derive(Debug, Clone)]
+pub struct Called {
+    /// The app found from the request's id and key.
+    pub app: Arc<App>,
+    /// Its body, in bytes.
+    pub body_bytes: u64,
 }
 
 /// Verifies `req` with `body`; `path_app_id` is the `{app_id}` of the route, if it has one.
@@ -45,6 +57,10 @@ pub fn authenticate(
         }
         None => state.apps.by_key(key).ok_or(ApiAuthError::UnknownKey)?,
     };
+    req.extensions_mut().insert(Called {
+        app: app.clone(),
+        body_bytes: body.len() as u64,
+    });
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -35,6 +35,21 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every code herald closes with.
+    pub const ALL: [CloseCode; 11] = [
+        CloseCode::AppNotFound,
+        CloseCode::AppDisabled,
+        CloseCode::OverQuota,
+        CloseCode::UnsupportedProtocol,
+        CloseCode::Unauthorized,
+        CloseCode::OverCapacity,
+        CloseCode::Reconnect,
+        CloseCode::PongNotReceived,
+        CloseCode::MessageTooBig,
+        CloseCode::ProtocolError,
+        CloseCode::InvalidPayload,
+    ];
+
     /// The numeric code sent in the close frame and in `pusher:error`.
     pub fn code(self) -> u16 {
         match self {
@@ -99,6 +114,8 @@ mod tests {
         for (close, code) in codes {
             assert_eq!(close.code(), code, "{close:?}");
         }
+        let listed: Vec<CloseCode> = codes.iter().map(|(close, _)| *close).collect();
+        assert_eq!(listed, CloseCode::ALL, "ALL lists every code once");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `channel_vacated` / `member_removed`, batches, signs, sends and retries.
 //!
 //! The domain only calls [`Hooks::emit`] (a `try_send` into a bounded queue); what the queue
-//! cannot take is counted and logged, never waited for.
+//! cannot take is counted and logged, never waited for. Each app's outcomes (deliveries,
+//! retries, failures, drops) are counted in its [`Stats`], which the metrics read.
 
 pub mod worker;
 
@@ -103,6 +104,78 @@ pub struct AppTarget {
     /// Deliveries of this app waiting or in flight, bounded so that one app's failing endpoint
     /// cannot take every other app's share.
     pub pending: std::sync::atomic::AtomicUsize,
+    /// What became of this app's webhooks.
+    pub stats: Stats,
+}
+
+/// Why a webhook was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// The queue to the worker was full: the event was dropped.
+    QueueFull,
+    /// The app had too many deliveries waiting or in flight: the request was dropped.
+    TooManyPending,
+}
+
+impl Dropped {
+    /// Both reasons, in the order of [`StatsTotals::dropped`].
+    pub const ALL: [Dropped; 2] = [Dropped::QueueFull, Dropped::TooManyPending];
+
+    /// The reason as a metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dropped::QueueFull => "queue_full",
+            Dropped::TooManyPending => "too_many_pending",
+        }
+    }
+
+    fn why(self) -> &'static str {
+        match self {
+            Dropped::QueueFull => "webhook queue full",
+            Dropped::TooManyPending => "too many deliveries pending for this app",
+        }
+    }
+}
+
+/// One app's webhook outcomes since start: counted by the front and the worker as they happen
+/// (a few per webhook, never per WebSocket message), read by the metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    delivered: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    /// By [`Dropped::ALL`].
+    dropped: [AtomicU64; 2],
+}
+
+/// What [`Stats`] counted so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StatsTotals {
+    /// Requests the endpoint accepted (2xx).
+    pub delivered: u64,
+    /// Attempts after a failed one.
+    pub retried: u64,
+    /// Requests given up after retrying for `retry_for` (or at shutdown).
+    pub failed: u64,
+    /// Dropped, by [`Dropped::ALL`].
+    pub dropped: [u64; 2],
+}
+
+impl Stats {
+    /// The counts so far.
+    pub fn totals(&self) -> StatsTotals {
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        StatsTotals {
+            delivered: load(&self.delivered),
+            retried: load(&self.retried),
+            failed: load(&self.failed),
+            dropped: [load(&self.dropped[0]), load(&self.dropped[1])],
+        }
+    }
+
+    fn count(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// An event on its way to the worker.
@@ -116,21 +189,14 @@ pub struct Queued {
     pub time_ms: u64,
 }
 
-/// Events dropped because the queue was full, since start.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
-
-/// Counts a dropped webhook and logs it (at the 1st, 2nd, 4th, 8th… drop, so floods stay quiet).
-fn count_dropped(app_id: &str, why: &'static str) {
-    let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+/// Counts a dropped webhook and logs it (at the app's 1st, 2nd, 4th, 8th… drop of that kind, so
+/// floods stay quiet).
+fn count_dropped(app: &AppTarget, why: Dropped) {
+    let slot = Dropped::ALL.iter().position(|d| *d == why).unwrap_or(0);
+    let n = Stats::count(&app.stats.dropped[slot]);
     if n.is_power_of_two() {
-        tracing::warn!(app_id, dropped = n, why, "webhook dropped");
+        tracing::warn!(app_id = %app.app_id, dropped = n, why = why.why(), "webhook dropped");
     }
-}
-
-/// How many webhook events or deliveries were dropped (queue full, or an app with too many
-/// deliveries pending).
-pub fn dropped_count() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
 }
 
 /// One app's webhook front: cheap to call, a no-op for event kinds no target wants.
@@ -148,6 +214,16 @@ impl Hooks {
             app: Arc::new(app),
             queue,
         }
+    }
+
+    /// What became of this app's webhooks so far.
+    pub fn stats(&self) -> StatsTotals {
+        self.app.stats.totals()
+    }
+
+    /// This app's deliveries waiting or in flight now.
+    pub fn pending(&self) -> usize {
+        self.app.pending.load(Ordering::Relaxed)
     }
 
     /// Whether some target wants events named `name`.
@@ -176,7 +252,7 @@ impl Hooks {
             time_ms: now_ms(),
         };
         if queue.try_send(queued).is_err() {
-            count_dropped(&self.app.app_id, "webhook queue full");
+            count_dropped(&self.app, Dropped::QueueFull);
         }
     }
 }
@@ -272,6 +348,7 @@ mod tests {
             secret: "s".into(),
             targets: vec![target],
             pending: Default::default(),
+            stats: Default::default(),
         };
         let hooks = Hooks::new(app, tx);
         hooks.emit(WebhookEvent::CacheMiss {
@@ -281,11 +358,11 @@ mod tests {
         hooks.emit(WebhookEvent::ChannelOccupied {
             channel: "a".into(),
         });
-        let before = dropped_count();
+        assert_eq!(hooks.stats().dropped, [0, 0]);
         hooks.emit(WebhookEvent::ChannelOccupied {
             channel: "b".into(),
         });
-        assert_eq!(dropped_count(), before + 1);
+        assert_eq!(hooks.stats().dropped, [1, 0]);
         assert_eq!(
             rx.try_recv().unwrap().event,
             WebhookEvent::ChannelOccupied {

@@ -15,7 +15,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{now_ms, AppTarget, Queued, WebhookEvent};
+use super::{now_ms, AppTarget, Dropped, Queued, Stats, WebhookEvent};
 use crate::config::WebhookConfig;
 
 /// Most webhook requests in flight at once, all apps together.
@@ -241,7 +241,7 @@ impl Worker {
     ) {
         if app.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_PER_APP {
             app.pending.fetch_sub(1, Ordering::AcqRel);
-            super::count_dropped(&app.app_id, "too many deliveries pending for this app");
+            super::count_dropped(&app, Dropped::TooManyPending);
             return;
         }
         let body = serde_json::to_string(&Body {
@@ -290,12 +290,17 @@ impl Delivery {
     async fn run(&self) {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
+        let stats = &self.app.stats;
         loop {
             let problem = match self.attempt().await {
-                Ok(()) => return,
+                Ok(()) => {
+                    Stats::count(&stats.delivered);
+                    return;
+                }
                 Err(problem) => problem,
             };
             if started.elapsed() + backoff > self.retry_for || self.shutdown.is_cancelled() {
+                Stats::count(&stats.failed);
                 tracing::warn!(app_id = %self.app.app_id, url = %self.url, %problem, "webhook given up");
                 return;
             }
@@ -305,6 +310,7 @@ impl Delivery {
                 _ = self.shutdown.cancelled() => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
+            Stats::count(&stats.retried);
         }
     }
 
@@ -339,6 +345,7 @@ mod tests {
             secret: "s".into(),
             targets: vec![],
             pending: Default::default(),
+            stats: Default::default(),
         });
         Queued {
             app,

@@ -76,6 +76,7 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
         }
         Err((code, message)) => {
             tracing::debug!(key = %accepted.key, code = code.code(), %message, "connection refused");
+            state.closes.count(code);
             let ws = WebSocketStream::from_partially_read(io, leftover, Role::Server, Some(config))
                 .await;
             refuse(ws, code, message).await;

@@ -55,6 +55,7 @@ pub(super) async fn run(
             socket_id.clone(),
             state.server.outbound_queue,
             state.backlog.clone(),
+            &app.traffic,
             socket,
         );
         let ws = WebSocketStream::from_partially_read(
@@ -74,6 +75,9 @@ pub(super) async fn run(
         tracing::debug!("connected");
         let mut io = Io { ws, outbound };
         let exit = io.run(&state, &mut conn).await;
+        if let Exit::Close(code, _) = &exit {
+            state.closes.count(*code);
+        }
         // Whatever happens next, nothing is written after the close frame.
         io.outbound.seal();
         drop(watched);
@@ -173,10 +177,12 @@ impl Io {
                 }
             }),
             Some(Ok(Message::Text(text))) => {
+                conn.handle().received_message();
                 conn.on_text(text.as_str());
                 None
             }
             Some(Ok(Message::Binary(_))) => {
+                conn.handle().received_message();
                 conn.error(
                     None,
                     "Binary frames are not supported; send JSON text frames",

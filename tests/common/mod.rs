@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use herald::config::Config;
+use herald::server::Listeners;
 use herald::shutdown::Shutdown;
 use tokio::task::JoinHandle;
 
@@ -38,6 +39,7 @@ pub const WAIT: Duration = Duration::from_secs(3);
 pub struct Setup {
     server: BTreeMap<String, String>,
     webhooks: BTreeMap<String, String>,
+    metrics: BTreeMap<String, String>,
     app: BTreeMap<String, String>,
     hooks: Vec<String>,
     extra_apps: Vec<String>,
@@ -72,6 +74,7 @@ impl Setup {
                 ("timeout", "\"1s\""),
                 ("retry_for", "\"10s\""),
             ]),
+            metrics: BTreeMap::new(),
             app: map(&[
                 ("id", "\"test-id\""),
                 ("key", "\"test-key\""),
@@ -91,6 +94,12 @@ impl Setup {
     /// Sets `[webhooks] key = value`.
     pub fn webhooks(mut self, key: &str, value: &str) -> Self {
         self.webhooks.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `[metrics] key = value` (the listener itself is always bound on 127.0.0.1:0).
+    pub fn metrics(mut self, key: &str, value: &str) -> Self {
+        self.metrics.insert(key.into(), value.into());
         self
     }
 
@@ -124,6 +133,9 @@ impl Setup {
         };
         let mut out = table("[server]", &self.server);
         out.push_str(&table("[webhooks]", &self.webhooks));
+        if !self.metrics.is_empty() {
+            out.push_str(&table("[metrics]", &self.metrics));
+        }
         out.push_str(&table("[[apps]]", &self.app));
         for hook in &self.hooks {
             out.push_str(hook);
@@ -139,30 +151,45 @@ impl Setup {
     }
 }
 
-/// A running server: its address and its shutdown signal.
+/// A running server: its addresses and its shutdown signal.
 pub struct Server {
     pub addr: SocketAddr,
+    /// The metrics listener's address; `None` when `[metrics] enabled = false`.
+    pub metrics_addr: Option<SocketAddr>,
     pub shutdown: Shutdown,
     pub config: Config,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
-    /// Starts `herald::server::run` on 127.0.0.1:0 with this TOML.
+    /// Starts `herald::server::run` on 127.0.0.1:0 with this TOML (and its metrics listener on
+    /// another 127.0.0.1:0, unless the TOML turns it off).
     pub async fn start(toml: &str) -> Server {
         let config =
             Config::load(Some(toml), &|_| None).unwrap_or_else(|e| panic!("config: {e}\n{toml}"));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
+        let bind = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            listener.set_nonblocking(true).expect("nonblocking");
+            listener
+        };
+        let listeners = Listeners {
+            main: bind(),
+            metrics: config.metrics.enabled.then(bind),
+        };
+        let addr = listeners.main.local_addr().expect("local addr");
+        let metrics_addr = listeners
+            .metrics
+            .as_ref()
+            .map(|l| l.local_addr().expect("addr"));
         let shutdown = Shutdown::new();
         let task = tokio::spawn(herald::server::run(
-            listener,
+            listeners,
             config.clone(),
             shutdown.clone(),
         ));
         Server {
             addr,
+            metrics_addr,
             shutdown,
             config,
             task: Some(task),
@@ -176,6 +203,12 @@ impl Server {
 
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `path` on the metrics listener.
+    pub fn metrics_url(&self, path: &str) -> String {
+        let addr = self.metrics_addr.expect("the metrics listener is off");
+        format!("http://{addr}{path}")
     }
 
     /// A connected client of the test app (protocol 7) that has read `connection_established`.

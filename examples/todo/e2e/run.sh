@@ -123,6 +123,9 @@ port = 0
 activity_timeout = "1s"
 pong_timeout = "2s"
 
+[metrics]
+port = 0
+
 [[apps]]
 id = "5493"
 key = "511a5abb7486107ce643"
