@@ -146,6 +146,13 @@ impl Settings {
 
     /// A client builder for `url` with these timings.
     fn builder(&self, url: &str) -> Result<Builder, ClusterError> {
+        // fred would take any scheme as plain TCP; TLS (`rediss://`) is not built in. The URL
+        // is not repeated: it may hold a password.
+        if !url.starts_with("redis://") {
+            return Err(ClusterError::BadUrl(
+                "expected redis://[user:password@]host[:port][/db]".into(),
+            ));
+        }
         let config = Config::from_url(url).map_err(|e| ClusterError::BadUrl(e.to_string()))?;
         let mut builder = Builder::from_config(config);
         let timeout = self.command_timeout;

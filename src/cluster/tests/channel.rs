@@ -406,13 +406,14 @@ async fn the_scripts_use_the_documented_key_layout() {
     assert_eq!(created, documented);
 }
 
-/// After everything left, only the node registry and heartbeats remain.
+/// After everything left, only the node registry and heartbeats remain (a heartbeat may
+/// have expired: these tests do not beat).
 async fn assert_only_node_registry(nodes: &[Engine]) {
     let keys = nodes[0].keys();
-    let mut expected: Vec<String> = vec![keys.nodes()];
-    expected.extend(nodes.iter().map(|n| keys.alive(n.node().as_str())));
-    expected.sort();
-    assert_eq!(all_keys(&nodes[0]).await, expected);
+    let mut allowed: Vec<String> = vec![keys.nodes()];
+    allowed.extend(nodes.iter().map(|n| keys.alive(n.node().as_str())));
+    let left = all_keys(&nodes[0]).await;
+    assert!(left.iter().all(|k| allowed.contains(k)), "{left:?}");
     let registered: Value = nodes[0]
         .client
         .custom(fred::cmd!("SCARD"), vec![keys.nodes()])

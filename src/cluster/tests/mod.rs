@@ -14,11 +14,12 @@ use tokio::task::JoinHandle;
 use super::testing::RedisServer;
 use super::{Engine, KeyPrefix, Settings};
 
-/// Short timings, so a dead node is noticed within half a second.
+/// Short timings, so a dead node is noticed within a second; a live node's heartbeat has ten
+/// beats of slack on a loaded machine.
 fn settings() -> Settings {
     Settings {
         heartbeat_interval: Duration::from_millis(100),
-        node_timeout: Duration::from_millis(400),
+        node_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(1),
         reconnect_delay: Duration::from_millis(100),
         ..Settings::default()

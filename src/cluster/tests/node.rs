@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::{all_keys, engine, engine_with, hash, keep_beating, settings, RedisServer};
 use crate::cluster::node::{Beat, Departure};
-use crate::cluster::{ClusterError, Engine, Settings};
+use crate::cluster::{ClusterError, Engine, KeyPrefix, Settings};
 
 const APP: &str = "app";
 
@@ -277,7 +277,7 @@ async fn redis_down_is_unavailable_and_a_restarted_redis_forgets_the_node() {
     );
     let waited = start.elapsed();
     assert!(
-        waited < a.settings().command_timeout + Duration::from_millis(500),
+        waited < a.settings().command_timeout + Duration::from_secs(1),
         "{waited:?}"
     );
 
@@ -297,4 +297,38 @@ async fn redis_down_is_unavailable_and_a_restarted_redis_forgets_the_node() {
     a.register().await.unwrap();
     assert_eq!(a.beat().await.unwrap(), Beat::Alive);
     assert!(a.join(APP, "c").await.unwrap().occupied);
+}
+
+/// No Redis at the URL: connecting fails at once with `Unavailable`; a URL that is not a Redis
+/// URL is `BadUrl`; settings that contradict each other are refused before connecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_without_redis_fails_fast_and_names_the_problem() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let prefix = || KeyPrefix::parse("t").unwrap();
+    let start = Instant::now();
+    let nobody = Engine::connect(&format!("redis://127.0.0.1:{port}"), prefix(), settings()).await;
+    assert!(
+        matches!(nobody, Err(ClusterError::Unavailable(_))),
+        "{nobody:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let bad = Engine::connect("http://127.0.0.1:1/", prefix(), settings()).await;
+    assert!(matches!(bad, Err(ClusterError::BadUrl(_))), "{bad:?}");
+    let contradictory = Settings {
+        node_timeout: Duration::from_millis(150),
+        heartbeat_interval: Duration::from_millis(100),
+        ..settings()
+    };
+    let refused = Engine::connect("redis://127.0.0.1:1", prefix(), contradictory).await;
+    assert!(
+        matches!(refused, Err(ClusterError::BadSettings(_))),
+        "{refused:?}"
+    );
 }
