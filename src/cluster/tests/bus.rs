@@ -7,10 +7,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
-use super::{engine, RedisServer};
+use super::{engine, engine_with, settings, RedisServer};
 use crate::cluster::bus::{self, Bus, BusMessage, Received};
 use crate::cluster::node::NodeId;
-use crate::cluster::Engine;
+use crate::cluster::{Engine, Settings};
 
 /// A running listener whose handler forwards what it receives.
 struct Tap {
@@ -208,4 +208,46 @@ async fn the_bus_delivers_again_after_redis_restarts() {
     assert!(reconnected, "the listener was told of the reconnect");
     println!("bus delivering again {delivered:?} after Redis answered");
     assert!(delivered < Duration::from_secs(2), "{delivered:?}");
+}
+
+/// A handler that falls behind by more than the bus capacity (8 here) is told how many
+/// messages it lost: what it received plus what it was told it lost is all 100 published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_falls_behind_is_told_how_many_messages_it_lost() {
+    let redis = RedisServer::start();
+    let a = engine(&redis).await;
+    let tiny = Settings {
+        bus_capacity: 8,
+        ..settings()
+    };
+    let b = engine_with(&redis, tiny).await;
+    let (bus_a, _tap_a) = open(&a).await;
+    let (_bus_b, listener) = bus::connect(&b).await.unwrap();
+    let (tx, mut received) = mpsc::unbounded_channel();
+    let mut stalled = false;
+    let task = tokio::spawn(listener.run(
+        move |r| {
+            if !stalled {
+                stalled = true;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let _ = tx.send(r);
+        },
+        std::future::pending(),
+    ));
+    for n in 0..100 {
+        bus_a.publish(&event(n)).await.unwrap();
+    }
+    let (mut messages, mut lost) = (0, 0);
+    while messages + lost < 100 {
+        match timeout(Duration::from_secs(5), received.recv()).await {
+            Ok(Some(Received::Message(_))) => messages += 1,
+            Ok(Some(Received::Lost(n))) => lost += n,
+            Ok(Some(Received::Reconnected)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(lost > 0, "nothing was lost ({messages} received)");
+    assert_eq!(messages + lost, 100, "{messages} received, {lost} lost");
+    task.abort();
 }
