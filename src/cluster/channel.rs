@@ -7,6 +7,11 @@
 //! [`MemberJoin::Added`], [`MemberLeft::removed`]. A leave that this node has no join for
 //! changes nothing (it cannot drive a count below zero or undo another node's join).
 //!
+//! A presence subscription is two scripts: [`Engine::member_join`] first (it may refuse: the
+//! member limit), then [`Engine::join`]; leaving, [`Engine::member_leave`] then
+//! [`Engine::leave`], so a channel's `member_removed` comes before its `vacated`, as on a single
+//! node and in a reap.
+//!
 //! Channel names, app ids and user ids are taken as text: the caller validated them.
 
 use super::keys::escape_app;

@@ -7,7 +7,7 @@
 //! | [`scripts`] | the Lua scripts, the only writers of shared state; each returns the transition it caused |
 //! | [`channel`] | occupancy and presence: join/leave, member_join/member_leave, the channel queries |
 //! | [`user`] | signed-in users across nodes: user_online/user_offline, who is online |
-//! | [`node`] | node ids, heartbeats, and reaping dead nodes exactly once |
+//! | [`node`] | node ids, heartbeats, reaping dead nodes exactly once, restoring a node Redis forgot |
 //! | [`bus`] | publish/subscribe of what every node must deliver locally |
 //!
 //! An [`Engine`] is one node's handle: a Redis connection, the key prefix and this node's id.

@@ -16,12 +16,17 @@
 //! batch's departures: the engine never sends a script twice (see [`super::Settings`]), so the
 //! failure mode is a missing webhook, never a duplicate.
 //!
+//! A node whose heartbeat lapsed but that nobody reaped yet simply renews it with its next beat
+//! (the beat and the claim are both atomic: one of them comes first). A node that Redis forgot
+//! (restarted without its data) registers again and reasserts its local state with
+//! [`Engine::restore`], which reports no transitions.
+//!
 //! This module does not run loops: the caller beats and reaps on its own schedule.
 
 use std::fmt;
 use std::sync::Arc;
 
-use super::keys::unescape_app;
+use super::keys::{escape_app, unescape_app};
 use super::scripts::{self, arg, array, count, text, Value, SCRIPTS};
 use super::{ClusterError, Engine};
 
@@ -107,6 +112,72 @@ impl Departure {
     }
 }
 
+/// Something this node holds locally, reasserted by [`Engine::restore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held<'a> {
+    /// `count` subscriptions to a channel.
+    Subscriptions {
+        /// The app id.
+        app: &'a str,
+        /// The channel.
+        channel: &'a str,
+        /// Subscriptions on this node.
+        count: u64,
+    },
+    /// `connections` of a presence member.
+    Member {
+        /// The app id.
+        app: &'a str,
+        /// The presence channel.
+        channel: &'a str,
+        /// The member's user id.
+        user: &'a str,
+        /// Its `user_info` JSON.
+        info: Option<&'a str>,
+        /// Its connections to the channel on this node.
+        connections: u64,
+    },
+    /// `connections` signed in as a user.
+    SignedIn {
+        /// The app id.
+        app: &'a str,
+        /// The user id.
+        user: &'a str,
+        /// Its signed-in connections on this node.
+        connections: u64,
+    },
+}
+
+impl Held<'_> {
+    /// The six script arguments of this record (see `lua/restore.lua`).
+    fn args(&self, out: &mut Vec<Value>) {
+        let (kind, app, channel, user, info, n) = match *self {
+            Held::Subscriptions {
+                app,
+                channel,
+                count,
+            } => ("s", app, channel, "", None, count),
+            Held::Member {
+                app,
+                channel,
+                user,
+                info,
+                connections,
+            } => ("m", app, channel, user, info, connections),
+            Held::SignedIn {
+                app,
+                user,
+                connections,
+            } => ("u", app, "", user, None, connections),
+        };
+        let app = escape_app(app);
+        for field in [kind, &app, channel, user, info.unwrap_or("")] {
+            out.push(arg(field));
+        }
+        out.push(arg(&n.to_string()));
+    }
+}
+
 impl Engine {
     /// Registers this node and starts its heartbeat. Refused with
     /// [`ClusterError::DeclaredDead`] once the node was reaped.
@@ -186,6 +257,23 @@ impl Engine {
     pub async fn retire(&self) -> Result<u64, ClusterError> {
         let reply = scripts::run(&self.client, &SCRIPTS.retire, self.node_args()).await?;
         count(&reply)
+    }
+
+    /// Reasserts what this node holds after Redis lost it (a [`Beat::Forgotten`] node calls
+    /// [`Engine::register`], then this with its whole local state): sets this node's share of
+    /// each record to exactly the given count, so calling it twice changes nothing. Reports no
+    /// transition — clients and webhooks heard of these joins before Redis lost them — and does
+    /// not check the member limit (those members were admitted). Sent in batches of
+    /// [`super::Settings::reap_batch`] records, each batch atomic.
+    pub async fn restore(&self, held: &[Held<'_>]) -> Result<(), ClusterError> {
+        for batch in held.chunks(self.settings.reap_batch) {
+            let mut args = self.node_args();
+            for record in batch {
+                record.args(&mut args);
+            }
+            scripts::run(&self.client, &SCRIPTS.restore, args).await?;
+        }
+        Ok(())
     }
 
     fn timeout_arg(&self) -> Value {

@@ -38,6 +38,7 @@ pub(super) struct Scripts {
     pub register: Script,
     pub beat: Script,
     pub retire: Script,
+    pub restore: Script,
     pub reap_claim: Script,
     pub reap_batch: Script,
     pub channel_info: Script,
@@ -55,6 +56,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     register: script!("register"),
     beat: script!("beat"),
     retire: script!("retire"),
+    restore: script!("restore"),
     reap_claim: script!("reap_claim"),
     reap_batch: script!("reap_batch"),
     channel_info: script!("channel_info"),
@@ -63,7 +65,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 });
 
 impl Scripts {
-    fn all(&self) -> [&Script; 14] {
+    fn all(&self) -> [&Script; 15] {
         [
             &self.join,
             &self.leave,
@@ -74,6 +76,7 @@ impl Scripts {
             &self.register,
             &self.beat,
             &self.retire,
+            &self.restore,
             &self.reap_claim,
             &self.reap_batch,
             &self.channel_info,

@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{all_keys, engine, engine_with, hash, keep_beating, settings, RedisServer};
-use crate::cluster::node::{Beat, Departure};
+use crate::cluster::channel::MemberJoin;
+use crate::cluster::node::{Beat, Departure, Held};
 use crate::cluster::{ClusterError, Engine, KeyPrefix, Settings};
 
 const APP: &str = "app";
@@ -282,16 +283,7 @@ async fn redis_down_is_unavailable_and_a_restarted_redis_forgets_the_node() {
     );
 
     redis.restart();
-    let start = Instant::now();
-    let beat = loop {
-        match a.beat().await {
-            Ok(beat) => break beat,
-            Err(ClusterError::Unavailable(_)) if start.elapsed() < Duration::from_secs(5) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let beat = beat_when_back(&a).await;
     assert_eq!(beat, Beat::Forgotten);
     assert_eq!(a.join(APP, "c").await, Err(ClusterError::Forgotten));
     a.register().await.unwrap();
@@ -331,4 +323,124 @@ async fn connecting_without_redis_fails_fast_and_names_the_problem() {
         matches!(refused, Err(ClusterError::BadSettings(_))),
         "{refused:?}"
     );
+}
+
+/// Waits until Redis answers `engine` again and returns its beat.
+async fn beat_when_back(engine: &Engine) -> Beat {
+    let start = Instant::now();
+    loop {
+        match engine.beat().await {
+            Ok(beat) => return beat,
+            Err(ClusterError::Unavailable(_)) if start.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Redis restarts without its data: the node registers again and restores what it holds. The
+/// counts are back (restoring twice changes nothing; a lower count lowers them), another
+/// node's join finds the channel occupied and the member present already, and the transitions
+/// come out right when everything leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_node_restores_its_state_without_transitions() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (engine(&redis).await, engine(&redis).await);
+    let info = r#"{"name":"U"}"#;
+    for _ in 0..3 {
+        a.join(APP, "chat").await.unwrap();
+    }
+    for _ in 0..2 {
+        a.member_join(APP, "presence-p", "u", Some(info), 10)
+            .await
+            .unwrap();
+        a.join(APP, "presence-p").await.unwrap();
+        a.user_online(APP, "u").await.unwrap();
+    }
+    redis.restart();
+    assert_eq!(beat_when_back(&a).await, Beat::Forgotten);
+    assert_eq!(
+        a.channel_info(APP, "chat")
+            .await
+            .unwrap()
+            .subscription_count,
+        0
+    );
+    a.register().await.unwrap();
+    b.register().await.unwrap();
+    let held = [
+        Held::Subscriptions {
+            app: APP,
+            channel: "chat",
+            count: 3,
+        },
+        Held::Subscriptions {
+            app: APP,
+            channel: "presence-p",
+            count: 2,
+        },
+        Held::Member {
+            app: APP,
+            channel: "presence-p",
+            user: "u",
+            info: Some(info),
+            connections: 2,
+        },
+        Held::SignedIn {
+            app: APP,
+            user: "u",
+            connections: 2,
+        },
+    ];
+    a.restore(&held).await.unwrap();
+    a.restore(&held).await.unwrap();
+    let chat = a.channel_info(APP, "chat").await.unwrap();
+    assert_eq!(chat.subscription_count, 3);
+    let room = a.channel_info(APP, "presence-p").await.unwrap();
+    assert_eq!((room.subscription_count, room.user_count), (2, 1));
+    let members = b.members(APP, "presence-p").await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].info.as_deref(), Some(info));
+    assert_eq!(b.online(APP, &["u"]).await.unwrap(), vec![true]);
+
+    let joined = b.join(APP, "chat").await.unwrap();
+    assert_eq!((joined.occupied, joined.subscription_count), (false, 4));
+    let again = b.member_join(APP, "presence-p", "u", Some(info), 10).await;
+    assert_eq!(again, Ok(MemberJoin::Again { user_count: 1 }));
+    assert!(!b.user_online(APP, "u").await.unwrap().came_online);
+
+    // A lower count lowers the totals.
+    let fewer = [Held::Subscriptions {
+        app: APP,
+        channel: "chat",
+        count: 1,
+    }];
+    a.restore(&fewer).await.unwrap();
+    assert_eq!(
+        a.channel_info(APP, "chat")
+            .await
+            .unwrap()
+            .subscription_count,
+        2
+    );
+
+    assert!(!a.leave(APP, "chat").await.unwrap().vacated);
+    assert!(b.leave(APP, "chat").await.unwrap().vacated);
+    for _ in 0..2 {
+        assert!(
+            !a.member_leave(APP, "presence-p", "u")
+                .await
+                .unwrap()
+                .removed
+        );
+        assert!(!a.user_offline(APP, "u").await.unwrap().went_offline);
+    }
+    assert!(
+        b.member_leave(APP, "presence-p", "u")
+            .await
+            .unwrap()
+            .removed
+    );
+    assert!(b.user_offline(APP, "u").await.unwrap().went_offline);
 }
