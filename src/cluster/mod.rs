@@ -4,7 +4,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`keys`] | the key layout (one prefix per cluster, per app below it) |
-//! | [`scripts`] | the Lua scripts, the only writers of shared state; each returns the transition it caused |
+//! | `scripts` | the Lua scripts, the only writers of shared state; each returns the transition it caused |
 //! | [`channel`] | occupancy and presence: join/leave, member_join/member_leave, the channel queries |
 //! | [`user`] | signed-in users across nodes: user_online/user_offline, who is online |
 //! | [`node`] | node ids, heartbeats, reaping dead nodes exactly once, restoring a node Redis forgot |
