@@ -31,6 +31,12 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
   rustup component add clippy rustfmt
 fi
 
+# The cluster engine's tests (src/cluster) start their own redis-server (Debian's package).
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: installing redis-server with apt-get"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
 run "rustfmt" cargo fmt --all -- --check
 run "clippy" cargo clippy --workspace --all-targets -- -D warnings
 run "cargo test" cargo test --workspace

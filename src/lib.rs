@@ -14,6 +14,7 @@
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
 //! | [`app`] | apps (config + their registries) and the lookup by id and key |
 //! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries) and its local implementation |
+//! | `cluster` | (feature `redis`, on by default) the cluster engine on Redis: shared counts and transitions, node heartbeats and reaping, the bus — not wired into the server yet |
 //! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
 //! | [`ws`] | the WebSocket endpoint and per-connection session loop |
 //! | [`http_api`] | the signed REST API |
@@ -27,6 +28,7 @@
 //! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
 //! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
+//! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges.
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
 //! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
@@ -39,6 +41,8 @@ pub mod adapter;
 pub mod app;
 pub mod auth;
 pub mod channel;
+#[cfg(feature = "redis")]
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod fanout;

@@ -1,0 +1,4 @@
+-- leave: ARGV prefix, node, app, channel → {vacated 0|1, total subscriptions}
+check_node(ARGV[2])
+local vacated, total = unsubscribe(ARGV[3], ARGV[4], ARGV[2], 1)
+return { vacated, total }

@@ -1,0 +1,253 @@
+//! The bus: the payload format, delivery in publication order to the other nodes without the
+//! echo, and delivery again after Redis restarts.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
+
+use super::{engine, engine_with, settings, RedisServer};
+use crate::cluster::bus::{self, Bus, BusMessage, Received};
+use crate::cluster::node::NodeId;
+use crate::cluster::{Engine, Settings};
+
+/// A running listener whose handler forwards what it receives.
+struct Tap {
+    received: mpsc::UnboundedReceiver<Received>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+async fn open(engine: &Engine) -> (Bus, Tap) {
+    let (bus, listener) = bus::connect(engine).await.unwrap();
+    let (tx, received) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(listener.run(
+        move |r| {
+            let _ = tx.send(r);
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let tap = Tap {
+        received,
+        stop: Some(stop),
+        task,
+    };
+    (bus, tap)
+}
+
+impl Tap {
+    /// The next message (skipping notices), within `limit`.
+    async fn next_message(&mut self, limit: Duration) -> Option<BusMessage> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.received.recv()).await {
+                Ok(Some(Received::Message(m))) => return Some(m),
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    async fn close(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+fn event(n: usize) -> BusMessage {
+    BusMessage::Event {
+        app: "app".into(),
+        channel: "chat".into(),
+        event: "msg".into(),
+        data: format!(r#"{{"n":{n}}}"#),
+        except: (n % 3 == 0).then(|| format!("1.{n}")),
+        user_id: None,
+    }
+}
+
+#[test]
+fn the_payload_is_the_origin_then_compact_json() {
+    let origin = NodeId::generate();
+    let message = BusMessage::Event {
+        app: "1".into(),
+        channel: "chat".into(),
+        event: "msg".into(),
+        data: r#"{"a":1}"#.into(),
+        except: Some("123.456".into()),
+        user_id: None,
+    };
+    let payload = bus::encode(&origin, &message);
+    assert_eq!(
+        payload,
+        format!(
+            r#"{origin} {{"event":{{"app":"1","channel":"chat","event":"msg","data":"{{\"a\":1}}","except":"123.456"}}}}"#
+        )
+    );
+    assert_eq!(
+        bus::decode(&payload),
+        Some((origin.as_str(), message.clone()))
+    );
+    for other in [
+        BusMessage::UserEvent {
+            app: "1".into(),
+            user: "u".into(),
+            event: "e".into(),
+            data: "x".into(),
+        },
+        BusMessage::TerminateUser {
+            app: "1".into(),
+            user: "u".into(),
+        },
+        BusMessage::Watchlist {
+            app: "1".into(),
+            user: "u".into(),
+            online: true,
+        },
+    ] {
+        let payload = bus::encode(&origin, &other);
+        assert_eq!(bus::decode(&payload).map(|(_, m)| m), Some(other));
+    }
+    assert_eq!(
+        bus::encode(
+            &origin,
+            &BusMessage::TerminateUser {
+                app: "1".into(),
+                user: "u".into()
+            }
+        ),
+        format!(r#"{origin} {{"terminate_user":{{"app":"1","user":"u"}}}}"#)
+    );
+    for junk in [
+        "",
+        "short",
+        "0123456789abcdef{}",
+        "0123456789abcdef {\"x\":1}",
+    ] {
+        assert_eq!(bus::decode(junk), None, "{junk}");
+    }
+}
+
+/// 1,000 messages from one node reach the two other nodes complete and in publication order;
+/// the publisher's own listener gets none of them, but does get what another node publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_delivers_in_order_to_the_other_nodes_and_skips_the_echo() {
+    let redis = RedisServer::start();
+    let (a, b, c) = (
+        engine(&redis).await,
+        engine(&redis).await,
+        engine(&redis).await,
+    );
+    let (bus_a, mut tap_a) = open(&a).await;
+    let (bus_b, mut tap_b) = open(&b).await;
+    let (_bus_c, mut tap_c) = open(&c).await;
+    for n in 0..1000 {
+        let receivers = bus_a.publish(&event(n)).await.unwrap();
+        assert_eq!(receivers, 3, "every node's listener, the publisher's too");
+    }
+    for tap in [&mut tap_b, &mut tap_c] {
+        for n in 0..1000 {
+            let got = tap.next_message(Duration::from_secs(10)).await;
+            assert_eq!(got, Some(event(n)), "message {n}");
+        }
+    }
+    let from_b = BusMessage::Watchlist {
+        app: "app".into(),
+        user: "u".into(),
+        online: false,
+    };
+    bus_b.publish(&from_b).await.unwrap();
+    assert_eq!(
+        tap_a.next_message(Duration::from_secs(5)).await,
+        Some(from_b),
+        "a's first message is b's: its own 1,000 were skipped"
+    );
+    assert_eq!(tap_a.next_message(Duration::from_millis(200)).await, None);
+    for tap in [tap_a, tap_b, tap_c] {
+        tap.close().await;
+    }
+}
+
+/// Redis restarts: the listener is told it reconnected and receives messages again. Prints the
+/// time from the restarted server answering to the first message delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_delivers_again_after_redis_restarts() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (engine(&redis).await, engine(&redis).await);
+    let (bus_a, _tap_a) = open(&a).await;
+    let (_bus_b, mut tap_b) = open(&b).await;
+    bus_a.publish(&event(0)).await.unwrap();
+    assert_eq!(
+        tap_b.next_message(Duration::from_secs(5)).await,
+        Some(event(0))
+    );
+
+    redis.restart();
+    let back = Instant::now();
+    let mut reconnected = false;
+    let mut n = 1;
+    let delivered = loop {
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "no message within 5 s of Redis answering again"
+        );
+        let _ = bus_a.publish(&event(n)).await;
+        n += 1;
+        match timeout(Duration::from_millis(20), tap_b.received.recv()).await {
+            Ok(Some(Received::Message(_))) => break back.elapsed(),
+            Ok(Some(Received::Reconnected)) => reconnected = true,
+            _ => {}
+        }
+    };
+    assert!(reconnected, "the listener was told of the reconnect");
+    println!("bus delivering again {delivered:?} after Redis answered");
+    assert!(delivered < Duration::from_secs(2), "{delivered:?}");
+}
+
+/// A handler that falls behind by more than the bus capacity (8 here) is told how many
+/// messages it lost: what it received plus what it was told it lost is all 100 published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_falls_behind_is_told_how_many_messages_it_lost() {
+    let redis = RedisServer::start();
+    let a = engine(&redis).await;
+    let tiny = Settings {
+        bus_capacity: 8,
+        ..settings()
+    };
+    let b = engine_with(&redis, tiny).await;
+    let (bus_a, _tap_a) = open(&a).await;
+    let (_bus_b, listener) = bus::connect(&b).await.unwrap();
+    let (tx, mut received) = mpsc::unbounded_channel();
+    let mut stalled = false;
+    let task = tokio::spawn(listener.run(
+        move |r| {
+            if !stalled {
+                stalled = true;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let _ = tx.send(r);
+        },
+        std::future::pending(),
+    ));
+    for n in 0..100 {
+        bus_a.publish(&event(n)).await.unwrap();
+    }
+    let (mut messages, mut lost) = (0, 0);
+    while messages + lost < 100 {
+        match timeout(Duration::from_secs(5), received.recv()).await {
+            Ok(Some(Received::Message(_))) => messages += 1,
+            Ok(Some(Received::Lost(n))) => lost += n,
+            Ok(Some(Received::Reconnected)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(lost > 0, "nothing was lost ({messages} received)");
+    assert_eq!(messages + lost, 100, "{messages} received, {lost} lost");
+    task.abort();
+}
