@@ -239,8 +239,11 @@ async fn a_listener_that_falls_behind_is_told_how_many_messages_it_lost() {
         bus_a.publish(&event(n)).await.unwrap();
     }
     let (mut messages, mut lost) = (0, 0);
+    // One deadline for all of it: under a loaded machine (the whole suite in parallel) a gap of
+    // several seconds between two messages was seen.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while messages + lost < 100 {
-        match timeout(Duration::from_secs(5), received.recv()).await {
+        match tokio::time::timeout_at(deadline, received.recv()).await {
             Ok(Some(Received::Message(_))) => messages += 1,
             Ok(Some(Received::Lost(n))) => lost += n,
             Ok(Some(Received::Reconnected)) => {}
