@@ -185,14 +185,7 @@ async fn a_failing_endpoint_does_not_delay_other_apps() {
 /// Review finding 9 / spec §9.1: the body is `{"time_ms":…,"events":[{"name":…,"channel":…}]}`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_has_the_documented_key_order() {
-    let mut receiver = Receiver::start(0).await;
-    let server = Setup::new()
-        .hook(&receiver.url, &["channel_occupied"], false)
-        .start()
-        .await;
-    let mut c = server.client().await;
-    c.join("ordered").await;
-    let hook = receiver.next().await;
+    let hook = first_occupied_hook("ordered").await;
     let time_ms = hook.json()["time_ms"].as_u64().expect("time_ms");
     let want = format!(
         r#"{{"time_ms":{time_ms},"events":[{{"name":"channel_occupied","channel":"ordered"}}]}}"#
@@ -205,14 +198,7 @@ async fn body_has_the_documented_key_order() {
 /// PHP's `getallheaders()` returns, which keeps the casing that was sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_are_sent_in_hosted_pushers_casing() {
-    let mut receiver = Receiver::start(0).await;
-    let server = Setup::new()
-        .hook(&receiver.url, &["channel_occupied"], false)
-        .start()
-        .await;
-    let mut c = server.client().await;
-    c.join("cased").await;
-    let hook = receiver.next().await;
+    let hook = first_occupied_hook("cased").await;
     let signature = herald::auth::sign("test-secret", &hook.body);
     for line in [
         "Content-Type: application/json".to_owned(),
@@ -225,4 +211,16 @@ async fn headers_are_sent_in_hosted_pushers_casing() {
             hook.head
         );
     }
+}
+
+/// The `channel_occupied` webhook request a server sends when a client joins `channel`.
+async fn first_occupied_hook(channel: &str) -> common::Hook {
+    let mut receiver = Receiver::start(0).await;
+    let server = Setup::new()
+        .hook(&receiver.url, &["channel_occupied"], false)
+        .start()
+        .await;
+    let mut c = server.client().await;
+    c.join(channel).await;
+    receiver.next().await
 }
