@@ -21,7 +21,7 @@
 //! | [`metrics`] | the Prometheus registry, every metric's name and labels, read at scrape time |
 //! | [`ops`] | `/metrics`, `/up`, `/ready` |
 //! | [`state`], [`shutdown`], [`server`] | shared state and readiness, the shutdown signal, the wiring (listeners) |
-//! | [`logging`] | the log subscriber the binary installs; failed accepts logged once per episode |
+//! | [`logging`] | the log subscriber the binary installs (text or JSON lines); failed accepts logged once per episode |
 //!
 //! # Dependency rule
 //!
@@ -32,7 +32,7 @@
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
 //! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
-//! depends on nothing of ours and only the binary uses it. Counts are kept by what they count, as
+//! depends on nothing of ours but `config` (for `LogFormat`) and only the binary uses it. Counts are kept by what they count, as
 //! plain numbers; `metrics` reads them and nothing imports it but `server` and `ops`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]

@@ -1,5 +1,5 @@
-//! Logging: the subscriber the binary installs (an `EnvFilter`, formatted lines on stderr), and
-//! failed accepts reported once per episode.
+//! Logging: the subscriber the binary installs (an `EnvFilter`, lines on stderr: human-readable
+//! or one JSON object each), and failed accepts reported once per episode.
 //!
 //! When `accept()` fails (typically the open-files limit reached), actix-server logs
 //! `Error accepting connection: …` at error level and tries again 500 ms later, for as long as it
@@ -15,9 +15,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
 
 /// The target of actix-server's accept loop, which logs a failed `accept()`…
 const ACCEPT_TARGET: &str = "actix_server::accept";
@@ -29,19 +33,40 @@ const ACCEPT_MESSAGE: &str = "Error accepting connection: ";
 pub const EPISODE_QUIET: Duration = Duration::from_secs(3);
 
 /// Installs the global subscriber: `filter` (tracing `EnvFilter` syntax; `info` if it does not
-/// parse), lines on stderr (stdout carries only the "listening" line scripts read), coloured only
-/// on a terminal, and accept errors once per episode. Also routes `log` records into it.
-pub fn init(filter: &str) -> io::Result<()> {
+/// parse), [`lines`] in `format` on stderr (stdout carries only the "listening" line scripts
+/// read), coloured only on a terminal, and accept errors once per episode. Also routes `log`
+/// records into it.
+pub fn init(filter: &str, format: LogFormat) -> io::Result<()> {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let lines = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
-        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()));
+    let ansi = io::IsTerminal::is_terminal(&io::stderr());
     tracing_subscriber::registry()
         .with(filter)
-        .with(lines)
+        .with(lines(format, io::stderr, ansi))
         .with(AcceptErrors::start(EPISODE_QUIET)?)
         .try_init()
         .map_err(io::Error::other)
+}
+
+/// The layer that writes events to `writer`, one line each. `Text`: human-readable, with the
+/// spans they happened in as `connection{app_id=1 socket_id=…}:`, coloured if `ansi`. `Json`:
+/// one object per line, the event's fields at the top level (`flatten_event`) and the fields of
+/// the innermost span it happened in under `span` (`with_current_span`); the list of all its
+/// spans is left out (`with_span_list(false)`), herald nests none.
+pub fn lines<S, W>(format: LogFormat, writer: W, ansi: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Text => layer.with_ansi(ansi).boxed(),
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+    }
 }
 
 /// What to log about failed accepts, as decided by [`Episodes`].
@@ -391,5 +416,102 @@ mod tests {
         let pending = layer.shared.lock();
         assert_eq!(pending.notices, vec![started()]);
         assert!(pending.episodes.ends_at().is_some());
+    }
+
+    /// A log destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What [`lines`] in `format` writes for the events `emit` makes, under [`AcceptErrors`] as
+    /// [`init`] stacks them.
+    fn captured(format: LogFormat, emit: impl FnOnce()) -> String {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(lines(format, move || writer.clone(), false))
+            .with(AcceptErrors::new(QUIET));
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// A connection's events (in its span, as `ws::session` makes it), one outside any span,
+    /// accept errors, and the episode notices.
+    fn events() {
+        let span = tracing::debug_span!("connection", app_id = "7", socket_id = "123.456");
+        span.in_scope(|| {
+            tracing::debug!(channel = "presence-room", "subscribed");
+            tracing::info!(target: "actix_server::accept", "unrelated");
+        });
+        tracing::info!(app_id = "7", key = "k", "app ready");
+        let error = io::Error::from_raw_os_error(24);
+        tracing::error!(target: "actix_server::accept", "Error accepting connection: {}", error);
+        log(&started());
+        log(&Notice::Ended {
+            failures: 2,
+            lasted: Duration::from_millis(500),
+        });
+    }
+
+    #[test]
+    fn json_lines_carry_the_event_and_its_span_fields() {
+        let output = captured(LogFormat::Json, events);
+        let lines: Vec<serde_json::Value> = output
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        let messages: Vec<&str> = lines
+            .iter()
+            .map(|l| l["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(messages.len(), 5, "{output}");
+        assert_eq!(messages[..3], ["subscribed", "unrelated", "app ready"]);
+        assert!(messages[3].starts_with("accepting connections failed: open-files"));
+        assert!(messages[4].starts_with("accepting connections again: 2 failed accepts"));
+
+        let subscribed = &lines[0];
+        assert_eq!(subscribed["level"], "DEBUG");
+        assert_eq!(subscribed["channel"], "presence-room");
+        assert_eq!(subscribed["span"]["name"], "connection");
+        assert_eq!(subscribed["span"]["app_id"], "7");
+        assert_eq!(subscribed["span"]["socket_id"], "123.456");
+        assert!(subscribed.get("spans").is_none(), "{subscribed}");
+        assert_eq!(lines[1]["span"]["socket_id"], "123.456");
+        let ready = &lines[2];
+        assert_eq!(
+            (&ready["app_id"], &ready["key"]),
+            (&"7".into(), &"k".into())
+        );
+        assert!(ready.get("span").is_none(), "{ready}");
+        assert_eq!(lines[3]["error"], EMFILE);
+        assert_eq!(lines[4]["failed_accepts"], 2);
+    }
+
+    #[test]
+    fn text_lines_name_the_span_and_the_fields() {
+        let output = captured(LogFormat::Text, events);
+        let lines: Vec<&str> = output.lines().collect();
+        assert_eq!(lines.len(), 5, "{output}");
+        assert!(
+            lines[0].contains("connection{app_id=\"7\" socket_id=\"123.456\"}"),
+            "{output}"
+        );
+        assert!(
+            lines[0].contains("subscribed channel=\"presence-room\""),
+            "{output}"
+        );
+        assert!(!output.contains("Error accepting connection"), "{output}");
+        assert!(!output.starts_with('{'), "{output}");
     }
 }

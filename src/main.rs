@@ -35,7 +35,8 @@ fn main() -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    herald::logging::init(&config.server.log).context("setting up logging")?;
+    herald::logging::init(&config.server.log, config.server.log_format)
+        .context("setting up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -108,12 +108,16 @@ impl Connection {
     }
 
     fn on_subscribe(&mut self, sub: Subscribe) {
-        if let Err(message) = self.subscribe(sub) {
-            self.error(None, &message);
+        match self.subscribe(&sub) {
+            Ok(()) => tracing::debug!(channel = %sub.channel, "subscribed"),
+            Err(message) => {
+                tracing::debug!(channel = %sub.channel, error = %message, "subscription refused");
+                self.error(None, &message);
+            }
         }
     }
 
-    fn subscribe(&mut self, sub: Subscribe) -> Result<(), String> {
+    fn subscribe(&mut self, sub: &Subscribe) -> Result<(), String> {
         let name = ChannelName::parse(&sub.channel, self.app.channel_name_max_length)
             .map_err(|e| e.to_string())?;
         if self.subscriptions.contains_key(&name) {
@@ -129,7 +133,7 @@ impl Connection {
             return self.subscribe_inbox(name);
         }
         let member = match name.kind() {
-            ChannelKind::Presence => Some(self.presence_member(&name, &sub)?),
+            ChannelKind::Presence => Some(self.presence_member(&name, sub)?),
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 let config = &self.app.config;
                 let socket_id = self.handle.socket_id().as_str();
@@ -224,6 +228,7 @@ impl Connection {
             return;
         };
         if self.subscriptions.remove(&name).is_some() {
+            tracing::debug!(channel = %name, "unsubscribed");
             self.leave(&name);
         }
     }

@@ -1,5 +1,6 @@
 //! The one typed configuration, loaded once at start-up: built-in defaults, then a TOML file,
-//! then `HERALD_*` environment variables, then [`Config::validate`].
+//! then `HERALD_*` environment variables ([`env::VARIABLES`]: one for each key of `[server]`,
+//! `[webhooks]` and `[metrics]`, plus one app), then [`Config::validate`].
 //!
 //! This is the only module that reads the environment; the loader takes the environment as a
 //! function so tests pass a map. It must not start anything or touch the network.
@@ -10,14 +11,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod env;
+
 /// Why the configuration was refused; the message names the key and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The TOML file does not parse or has unknown keys or wrong types.
     #[error("config file: {0}")]
     Toml(#[from] toml::de::Error),
-    /// An environment variable has a bad value.
-    #[error("environment variable {name}: {problem}")]
+    /// An environment variable has a value that does not parse.
+    #[error("{name}: {problem}")]
     Env {
         /// The variable.
         name: &'static str,
@@ -101,6 +104,20 @@ pub struct ServerConfig {
     pub fanout_threads: usize,
     /// Log filter (tracing `EnvFilter` syntax). Default `info`; env `HERALD_LOG`.
     pub log: String,
+    /// How log lines are written: `text` (human-readable) or `json` (one object per line).
+    /// Default `text`; env `HERALD_LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`server.log_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the event and of the span it is in.
+    Json,
 }
 
 /// The metrics listener: Prometheus text exposition at `/metrics`, and the health checks `/up`
@@ -252,6 +269,7 @@ impl Default for ServerConfig {
             workers: 0,
             fanout_threads: 0,
             log: "info".into(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -319,7 +337,7 @@ impl Config {
             Some(text) => toml::from_str(text)?,
             None => Config::default(),
         };
-        config.apply_env(env)?;
+        env::apply(&mut config, env)?;
         if config.apps.is_empty() {
             config.apps.push(AppConfig::development());
             config.development_app = true;
@@ -332,66 +350,6 @@ impl Config {
     /// Reads the process environment (the only place herald does).
     pub fn process_env(name: &str) -> Option<String> {
         std::env::var(name).ok()
-    }
-
-    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(host) = env("HERALD_HOST") {
-            self.server.host = host.parse().map_err(|e| ConfigError::Env {
-                name: "HERALD_HOST",
-                problem: format!("{host:?} is not an IP address ({e})"),
-            })?;
-        }
-        if let Some(port) = env("HERALD_PORT") {
-            self.server.port = port.parse().map_err(|e| ConfigError::Env {
-                name: "HERALD_PORT",
-                problem: format!("{port:?} is not a port number ({e})"),
-            })?;
-        }
-        if let Some(log) = env("HERALD_LOG") {
-            self.server.log = log;
-        }
-        if let Some(enabled) = env("HERALD_METRICS") {
-            self.metrics.enabled = enabled.parse().map_err(|_| ConfigError::Env {
-                name: "HERALD_METRICS",
-                problem: format!("{enabled:?} is not true or false"),
-            })?;
-        }
-        if let Some(host) = env("HERALD_METRICS_HOST") {
-            self.metrics.host = host.parse().map_err(|e| ConfigError::Env {
-                name: "HERALD_METRICS_HOST",
-                problem: format!("{host:?} is not an IP address ({e})"),
-            })?;
-        }
-        if let Some(port) = env("HERALD_METRICS_PORT") {
-            self.metrics.port = port.parse().map_err(|e| ConfigError::Env {
-                name: "HERALD_METRICS_PORT",
-                problem: format!("{port:?} is not a port number ({e})"),
-            })?;
-        }
-        let id = env("HERALD_APP_ID");
-        let key = env("HERALD_APP_KEY");
-        let secret = env("HERALD_APP_SECRET");
-        match (id, key, secret) {
-            (None, None, None) => {}
-            (Some(id), Some(key), Some(secret)) => {
-                self.apps.retain(|a| a.id != id);
-                self.apps.push(AppConfig {
-                    id,
-                    key,
-                    secret,
-                    ..AppConfig::default()
-                });
-            }
-            _ => {
-                return Err(ConfigError::Env {
-                    name: "HERALD_APP_ID",
-                    problem:
-                        "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together"
-                            .into(),
-                })
-            }
-        }
-        Ok(())
     }
 
     /// Checks ranges and consistency; the error names the key.
@@ -544,7 +502,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    /// The environment of `pairs` alone.
+    pub(super) fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -611,6 +570,7 @@ mod tests {
             .contains("apps[1].id"));
         assert!(err("[server]\nactivity_timeout = \"500ms\"\n", &[])
             .contains("server.activity_timeout"));
+        assert!(err("[server]\nlog_format = \"xml\"\n", &[]).contains("log_format"));
         assert!(err("[server]\nrequest_body_timeout = \"0s\"\n", &[])
             .contains("server.request_body_timeout"));
         assert!(err(
