@@ -21,7 +21,19 @@ struct Args {
     print_config: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs herald; an error that stops it is printed on one line, its causes joined by `: `
+/// (e.g. `invalid configuration: HERALD_PORT: expected a whole number, got "x"`).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let text = match &args.config {
         Some(path) => Some(
