@@ -34,10 +34,16 @@ fuzz_target!(|bytes: &[u8]| {
         );
         let (id2, info2) = parse_channel_data(&again, MAX_ID, MAX_INFO).unwrap();
         assert_eq!(id2, id);
-        assert_eq!(info2.map(|i| i.get().to_owned()), info.map(|i| i.get().to_owned()));
+        assert_eq!(
+            info2.map(|i| i.get().to_owned()),
+            info.map(|i| i.get().to_owned())
+        );
     }
     if let Ok(user) = parse_user_data(text) {
-        assert_eq!(UserId::parse(user.id.as_str(), MAX_USER_ID).as_ref(), Ok(&user.id));
+        assert_eq!(
+            UserId::parse(user.id.as_str(), MAX_USER_ID).as_ref(),
+            Ok(&user.id)
+        );
         for id in &user.watchlist {
             assert!((1..=MAX_USER_ID).contains(&id.as_str().chars().count()));
         }
