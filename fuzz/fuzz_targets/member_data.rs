@@ -3,16 +3,20 @@
 //! `user_data` (`parse_user_data`), both on the same text.
 //!
 //! Beyond not panicking: what is accepted keeps the limits (id length, `user_info` an object
-//! within its size), and writing the parsed member or user back as JSON parses to the same
-//! member or user.
+//! within its size); writing the parsed member or user back as JSON parses to the same member or
+//! user; and a member's `user_info` reaches subscribers as it was signed, in `member_added` and
+//! in the presence hash of `subscription_succeeded`.
 #![no_main]
 
 use herald::protocol::member::{parse_channel_data, parse_user_data, UserData};
 use herald::protocol::names::MAX_USER_ID;
-use herald::protocol::UserId;
+use herald::protocol::server::PresenceList;
+use herald::protocol::{ServerMessage, UserId};
 use libfuzzer_sys::fuzz_target;
+use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use std::collections::HashMap;
 
 const MAX_ID: usize = 128;
 const MAX_INFO: usize = 1024;
@@ -27,6 +31,7 @@ fuzz_target!(|bytes: &[u8]| {
             assert!(info.get().len() <= MAX_INFO);
             is_object(info);
         }
+        relayed_as_signed(id.as_str(), info.as_deref());
         let again = format!(
             r#"{{"user_id":{},"user_info":{}}}"#,
             json!(id.as_str()),
@@ -71,9 +76,51 @@ fuzz_target!(|bytes: &[u8]| {
     }
 });
 
-/// `user_info` is a JSON object (when `Value` can hold it: numbers beyond f64 it cannot).
+/// `user_info` is a JSON object: valid JSON (a `RawValue`) that opens with a brace. (Not
+/// through `serde_json::Value`, which reads an object keyed by its private raw-value token as
+/// the value inside.)
 fn is_object(raw: &RawValue) {
-    if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
-        assert!(value.is_object(), "{}", raw.get());
+    assert!(raw.get().starts_with('{'), "{}", raw.get());
+}
+
+/// The member's `user_info` text in `member_added` and in `subscription_succeeded`'s hash.
+fn relayed_as_signed(id: &str, info: Option<&RawValue>) {
+    #[derive(Deserialize)]
+    struct Frame {
+        data: String,
     }
+    #[derive(Deserialize)]
+    struct Added {
+        user_id: String,
+        user_info: Option<Box<RawValue>>,
+    }
+    #[derive(Deserialize)]
+    struct Succeeded {
+        presence: Presence,
+    }
+    #[derive(Deserialize)]
+    struct Presence {
+        hash: HashMap<String, Option<Box<RawValue>>>,
+    }
+    let data = |frame: String| serde_json::from_str::<Frame>(&frame).unwrap().data;
+    let want = info.map(RawValue::get);
+
+    let added = ServerMessage::MemberAdded {
+        channel: "presence-r",
+        user_id: id,
+        user_info: info,
+    };
+    let added: Added = serde_json::from_str(&data(added.encode())).unwrap();
+    assert_eq!(added.user_id, id);
+    assert_eq!(added.user_info.as_deref().map(RawValue::get), want);
+
+    let members = [(id, info)];
+    let succeeded = ServerMessage::SubscriptionSucceeded {
+        channel: "presence-r",
+        presence: Some(PresenceList { members: &members }),
+    };
+    let succeeded: Succeeded = serde_json::from_str(&data(succeeded.encode())).unwrap();
+    let hash = &succeeded.presence.hash;
+    assert_eq!(hash.len(), 1);
+    assert_eq!(hash[id].as_deref().map(RawValue::get), want);
 }
