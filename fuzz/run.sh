@@ -19,6 +19,6 @@ for t in "${targets[@]}"; do
     nice -n 19 cargo +nightly fuzz run --debug-assertions "$t" "corpus/$t" "seeds/$t" -- \
         -jobs=1 -workers=1 -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 >"logs/$t.log" 2>&1 || status=$?
-    grep -E '^#[0-9]+ +DONE|^Done|^stat::|ERROR|SUMMARY' "logs/$t.log" || true
+    grep -E '^#[0-9]+[[:space:]]+DONE|^Done|^stat::|ERROR|SUMMARY' "logs/$t.log" || true
     echo "exit $status; corpus/$t: $(ls "corpus/$t" | wc -l) files"
 done
