@@ -4,6 +4,8 @@
 //! Key order follows hosted Pusher (`event, channel, data` for channel events; `event, data,
 //! channel` for `subscription_succeeded`), because a few third-party clients match raw text.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -139,7 +141,8 @@ struct Presence<'a> {
 #[derive(Serialize)]
 struct PresenceBody<'a> {
     ids: Vec<&'a str>,
-    hash: serde_json::Map<String, serde_json::Value>,
+    /// Each member's `user_info` as it was signed (the text `member_added` relays too), by id.
+    hash: BTreeMap<&'a str, Option<&'a RawValue>>,
     count: usize,
 }
 
@@ -259,18 +262,11 @@ impl ServerMessage<'_> {
 }
 
 fn presence_body<'a>(list: PresenceList<'a>) -> Presence<'a> {
-    let mut hash = serde_json::Map::new();
-    for (id, info) in list.members {
-        let value = info
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or(serde_json::Value::Null);
-        hash.insert((*id).to_owned(), value);
-    }
     Presence {
         presence: PresenceBody {
             ids: list.members.iter().map(|(id, _)| *id).collect(),
             count: list.members.len(),
-            hash,
+            hash: list.members.iter().copied().collect(),
         },
     }
 }
@@ -383,6 +379,31 @@ mod tests {
             added.encode(),
             r#"{"event":"pusher_internal:member_added","channel":"presence-r","data":"{\"user_id\":\"1\",\"user_info\":{\"name\":\"A\"}}"}"#
         );
+    }
+
+    /// Found by the `member_data` fuzz target: the presence hash went through
+    /// `serde_json::Value`, which turned numbers beyond f64 into `null` for the whole
+    /// `user_info`, rounded long ones, and read an object keyed by serde_json's private raw-value
+    /// token as the value inside it. `member_added` relays the signed text, and so must the hash.
+    #[test]
+    fn presence_hash_carries_user_info_as_signed() {
+        for text in [
+            r#"{"n":1e400}"#,
+            r#"{"n":123456789012345678901234567890,"f":2.50}"#,
+            r#"{ "name" : "A" }"#,
+            "{\"$serde_json::private::RawValue\" : \" [ ] \"}",
+        ] {
+            let info = RawValue::from_string(text.into()).unwrap();
+            let members = [("1", Some(&*info))];
+            let msg = ServerMessage::SubscriptionSucceeded {
+                channel: "presence-r",
+                presence: Some(PresenceList { members: &members }),
+            };
+            let frame: serde_json::Value = serde_json::from_str(&msg.encode()).unwrap();
+            let data = frame["data"].as_str().unwrap();
+            let want = format!(r#"{{"presence":{{"ids":["1"],"hash":{{"1":{text}}},"count":1}}}}"#);
+            assert_eq!(data, want);
+        }
     }
 
     #[test]
