@@ -7,7 +7,7 @@
 
 use crate::group::{Group, GroupReport, GroupSpec};
 use crate::metrics;
-use crate::publish::DeliveredProbe;
+use crate::publish::{DeliveredProbe, Window};
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
 use std::process::Stdio;
@@ -101,6 +101,16 @@ impl Subscribers {
                 .map(|w| w.connected.load(Ordering::Relaxed))
                 .sum(),
         }
+    }
+
+    /// Closed-loop pacing for flat-out publishing (`rate` 0) with at most `max_events` not yet
+    /// delivered to every subscriber; `None` (open loop) at a fixed rate or with `max_events` 0.
+    pub fn window(&self, rate: f64, max_events: u64) -> Option<Window> {
+        (rate <= 0.0 && max_events > 0).then(|| Window {
+            per_event: self.connected(),
+            max_events,
+            delivered: self.probe(),
+        })
     }
 
     /// A probe of the delivery count that publishers can hold on to.

@@ -7,7 +7,7 @@
 
 use super::{delivery_outcome, drain, Ctx};
 use crate::group::{ChannelPlan, GroupSpec};
-use crate::publish::{self, Plan, Window};
+use crate::publish::{self, Plan};
 use crate::report::{Better, Outcome};
 use crate::wire;
 use crate::worker::Subscribers;
@@ -112,11 +112,7 @@ pub async fn run(ctx: &Ctx, args: StalledArgs, server_pid: Option<u32>) -> Resul
             "bench".to_owned(),
             args.payload_bytes,
         ),
-        window: (args.rate <= 0.0 && args.window > 0).then(|| Window {
-            per_event: subscribers.connected(),
-            max_events: args.window,
-            delivered: subscribers.probe(),
-        }),
+        window: subscribers.window(args.rate, args.window),
     };
     let publish_start_us = wire::now_us();
     let published = publish::run(ctx.target.clone(), plan).await;
