@@ -8,7 +8,7 @@
 //! | [`protocol`] | wire messages (decode/encode), close codes, validated names — pure |
 //! | [`auth`] | every signature: channel auth, sign-in, HTTP API, webhooks — pure |
 //! | [`config`] | the typed configuration: defaults → TOML → env, validated |
-//! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the socket it is written to), close request; a channel subscription's delivery path; the backlog publishers wait on and the stall watch over connections that fell behind |
+//! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the socket it is written to), close request; a channel subscription's delivery path; the backlog publishers wait on (queued frames, readers near full) and the stall watch over connections that fell behind |
 //! | [`fanout`] | the fan-out threads: write broadcasts to a channel's subscribers, one lane per core |
 //! | [`channel`] | per-app channels: subscribers, presence members, cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |

@@ -10,8 +10,9 @@
 //! connection's session finishes it when the socket is writable again. A full queue — or one
 //! more than half full that has not drained for the stall timeout — marks the connection a slow
 //! consumer, and it is closed with 4100 instead of slowing everyone down. [`Backlog`] counts
-//! what is queued on all connections, for publishers' backpressure; [`Traffic`] adds up an
-//! app's connections' traffic when the metrics ask, from counts each connection keeps itself.
+//! what is queued on all connections and which readers are near full ([`Pressure`]), for
+//! publishers' backpressure; [`Traffic`] adds up an app's connections' traffic when the metrics
+//! ask, from counts each connection keeps itself.
 //!
 //! The close request is a flag and one waker, not a cancellation token: the session checks it
 //! on every turn of its loop, so it must cost an atomic load, not a lock.
@@ -19,6 +20,7 @@
 mod backlog;
 mod frame;
 mod outbox;
+mod pressure;
 mod traffic;
 
 use std::future::poll_fn;
@@ -35,6 +37,7 @@ pub use backlog::{Backlog, Waits};
 pub use frame::Frame;
 use outbox::Outbox;
 pub use outbox::Wire;
+pub use pressure::Pressure;
 pub use traffic::{CloseCounts, SlowConsumer, Snapshot, Totals, Traffic};
 
 use crate::protocol::{CloseCode, SocketId};
@@ -136,7 +139,7 @@ impl ConnectionHandle {
     ) -> (Self, Outbound) {
         let inner = Arc::new_cyclic(|weak| Inner {
             outbox: Mutex::new(Outbox::new(socket)),
-            share: Share::new(backlog),
+            share: Share::new(backlog, capacity.max(1)),
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
@@ -183,9 +186,12 @@ impl ConnectionHandle {
         }
         if outbox.is_idle() {
             // Nothing waiting: write it now, and count it in the backlog only if it stays.
-            outbox.push(frame);
+            outbox.push(frame, &inner.share);
+            if outbox.counting() {
+                inner.share.reached();
+            }
             inner.write(&mut outbox);
-            if outbox.len() > 0 && outbox.counting {
+            if outbox.len() > 0 && outbox.counting() {
                 inner.share.counted();
             }
             return true;
@@ -235,9 +241,12 @@ impl ConnectionHandle {
             inner.slow_consumer(SlowConsumer::QueueFull);
             return None;
         }
-        let len = outbox.push(frame);
-        if len <= inner.capacity / 2 && outbox.counting {
-            inner.share.counted();
+        let len = outbox.push(frame, &inner.share);
+        if outbox.counting() {
+            inner.share.reached();
+            if len <= inner.capacity / 2 {
+                inner.share.counted();
+            }
         }
         Some(len)
     }
@@ -443,7 +452,7 @@ impl Outbound {
     /// Refuses frames from now on, except tungstenite's own (the close frame and the close
     /// reply), so nothing is written after the close frame.
     pub fn seal(&self) {
-        self.inner.lock().seal();
+        self.inner.lock().seal(&self.inner.share);
     }
 
     /// Waits until everything queued is written (closing; the caller bounds the wait).

@@ -41,8 +41,9 @@ pub(super) struct Outbox {
     taken: u64,
     /// The stall watch looks after this connection (it fell behind and has not caught up).
     pub(super) behind: bool,
-    /// Frames queued now count in the backlog; off while the stall watch excuses the connection.
-    pub(super) counting: bool,
+    /// Frames queued now count in the backlog, and the queue may be pressed; off while the
+    /// stall watch excuses the connection.
+    counting: bool,
     /// Bytes read from the socket (the metrics' count; added under the lock the reader holds).
     pub(super) bytes_in: u64,
     /// Bytes written to the socket (likewise, by whoever writes).
@@ -79,8 +80,30 @@ impl Outbox {
     }
 
     /// Takes no more frames but tungstenite's, so nothing follows the close frame.
-    pub(super) fn seal(&mut self) {
+    pub(super) fn seal(&mut self, share: &Share) {
         self.sealed = true;
+        self.settle(share);
+    }
+
+    /// Whether frames queued now count in the backlog (the connection is not excused).
+    pub(super) fn counting(&self) -> bool {
+        self.counting
+    }
+
+    /// The stall watch excuses the connection (`false`: its frames stop counting in the
+    /// backlog) or counts it again (`true`: it took a frame).
+    pub(super) fn count(&mut self, counting: bool, share: &Share) {
+        self.counting = counting;
+        if !counting {
+            share.release_all();
+        }
+        self.settle(share);
+    }
+
+    /// Tells `share` the queue's length and whether it counts: whether it is pressed. After
+    /// every change to either.
+    fn settle(&self, share: &Share) {
+        share.settle(self.frames.len(), self.counting && self.taking());
     }
 
     pub(super) fn len(&self) -> usize {
@@ -98,20 +121,28 @@ impl Outbox {
     }
 
     /// The stall watch lets go of it: it caught up, or it is closing.
-    pub(super) fn caught_up(&mut self) {
+    pub(super) fn caught_up(&mut self, share: &Share) {
         self.behind = false;
         self.counting = true;
+        self.settle(share);
     }
 
     /// Appends a frame; the queue's new length.
-    pub(super) fn push(&mut self, frame: Frame) -> usize {
+    pub(super) fn push(&mut self, frame: Frame, share: &Share) -> usize {
         self.frames.push_back(frame);
+        self.settle(share);
         self.frames.len()
     }
 
     /// Writes queued frames until the queue is empty (`true`) or the socket would block
     /// (`false`). Without a socket there is nothing to write to: frames stay (`true`).
     pub(super) fn write(&mut self, share: &Share) -> io::Result<bool> {
+        let written = self.write_frames(share);
+        self.settle(share);
+        written
+    }
+
+    fn write_frames(&mut self, share: &Share) -> io::Result<bool> {
         let Outbox {
             frames,
             written,
@@ -193,6 +224,7 @@ impl Outbox {
             self.frames.pop_back();
             share.received();
         }
+        self.settle(share);
     }
 
     /// The session has ended: take nothing more, let go of the queue and close the socket.
@@ -206,6 +238,7 @@ impl Outbox {
         self.frames = VecDeque::new();
         self.written = 0;
         share.release_all();
+        self.settle(share);
     }
 
     /// The oldest frame (tests: a handle without a socket).
@@ -214,6 +247,7 @@ impl Outbox {
         let frame = self.frames.pop_front()?;
         self.taken += 1;
         share.received();
+        self.settle(share);
         Some(frame)
     }
 }
@@ -274,7 +308,7 @@ impl AsyncWrite for Wire {
         }
         // Control frames are few and small; they are taken even over capacity, but a client
         // that floods pings without reading is a slow consumer all the same.
-        let len = outbox.push(Frame::raw(Bytes::copy_from_slice(buf)));
+        let len = outbox.push(Frame::raw(Bytes::copy_from_slice(buf)), &inner.share);
         if len > inner.capacity {
             inner.slow_consumer(super::SlowConsumer::QueueFull);
         }

@@ -269,12 +269,17 @@ fn parse_info(list: &str) -> Result<Info, ApiError> {
 /// How long a trigger waits for the fan-out backlog to drain before publishing anyway.
 const BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
-/// Lets fan-out catch up when the process-wide backlog is full, so publishers flat out are
-/// slowed down rather than healthy subscribers overflowing (and being closed with 4100).
+/// Lets fan-out and the readers catch up while the backlog holds publishers (its queued frames,
+/// or readers near full: `connection::Backlog`), so publishers flat out are held to the pace of
+/// the readers rather than their queues overflowing (and being closed with 4100).
 async fn wait_for_room(state: &State) {
     if !state.backlog.wait_for_room(BACKLOG_WAIT).await {
+        let pressure = state.backlog.pressure();
         tracing::debug!(
             queued = state.backlog.queued(),
+            pressed = pressure.pressed,
+            brisk = pressure.brisk,
+            receivers = pressure.receivers,
             "fan-out backlog still full; publishing anyway"
         );
     }
