@@ -143,6 +143,8 @@ impl Reader {
             let ago = readers.pass.load(Ordering::Relaxed).wrapping_sub(last);
             if !counts && last != 0 && (ago as usize) < RECEIVER_PASSES {
                 readers.gone.fetch_add(1, Ordering::Relaxed);
+                // Taken out once; counted again if it receives again.
+                self.pass.store(0, Ordering::Relaxed);
             }
         }
         // Loads, not swaps: this runs for every frame queued or written.
@@ -246,6 +248,11 @@ mod tests {
             3,
             "the one excused is taken out"
         );
+        // Counted again, and excused again with nothing queued for it meanwhile: taken out once.
+        all[1].settle(9, true, &readers);
+        all[1].settle(9, false, &readers);
+        readers.count(&mut passes);
+        assert_eq!(readers.pressure().receivers, 3);
     }
 
     #[test]
