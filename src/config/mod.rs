@@ -80,7 +80,9 @@ pub struct ServerConfig {
     /// for fan-out to catch up, instead of overflowing healthy connections. Default 65536.
     pub fanout_backlog: usize,
     /// A connection with frames waiting that takes none of them for this long is closed with
-    /// 4100, whatever it sends meanwhile. Default 5 s.
+    /// 4100, whatever it sends meanwhile. Also the measure of a brisk reader: one whose pace
+    /// would empty a full `outbound_queue` within this time holds API triggers back while it is
+    /// more than half full. Default 5 s.
     #[serde(with = "humantime_serde")]
     pub slow_consumer_timeout: Duration,
     /// The kernel send buffer of each WebSocket connection (`SO_SNDBUF`), in bytes; Linux

@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::pressure::{Pressure, Reader, Readers, RECEIVER_PASSES};
+use super::pressure::{is_brisk, Pressure, Reader, Readers, RECEIVER_PASSES};
 use super::Inner;
 
 /// How often the stall watch looks at the connections that are behind (at most; a short stall
@@ -298,8 +298,13 @@ impl Backlog {
                 }
                 if now.saturating_sub(behind.marks[0].1) >= excused {
                     let (then_taken, then_ms) = behind.marks[BRISK_WINDOWS - 1];
-                    let brisk = share.reader.is_brisk(taken - then_taken, now - then_ms);
-                    share.pace(brisk);
+                    let span = Duration::from_millis(now - then_ms);
+                    share.pace(is_brisk(
+                        taken - then_taken,
+                        span,
+                        conn.capacity,
+                        self.stall,
+                    ));
                     behind.marks.rotate_right(1);
                     behind.marks[0] = (taken, now);
                 }
@@ -333,11 +338,10 @@ pub(super) struct Share {
 impl Share {
     /// The share of a queue of `capacity` frames in `backlog`.
     pub(super) fn new(backlog: Arc<Backlog>, capacity: usize) -> Self {
-        let reader = Reader::new(capacity, backlog.stall);
         Share {
             backlog,
             counted: AtomicUsize::new(0),
-            reader,
+            reader: Reader::new(capacity),
         }
     }
 

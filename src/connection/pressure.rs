@@ -13,6 +13,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// Whether taking `frames` in `span` is *brisk* for a queue of `capacity` frames: at that pace,
+/// a full queue empties within `stall` (and it took a frame at least).
+pub(super) fn is_brisk(frames: u64, span: Duration, capacity: usize, stall: Duration) -> bool {
+    frames > 0 && u128::from(frames) * stall.as_millis() >= capacity as u128 * span.as_millis()
+}
+
 /// How many passes of the watch a connection that was queued a frame counts as receiving (8
 /// passes: 400 ms at most); long enough that a pause of the publishers does not empty the count.
 pub(super) const RECEIVER_PASSES: usize = 8;
@@ -91,14 +97,12 @@ impl Readers {
 }
 
 /// One connection as a reader: its part in [`Readers`]. Every change happens under the
-/// connection's outbox lock; the atomics only let the struct live in the shared connection.
+/// connection's outbox lock; the atomics only let the struct live in the shared connection
+/// (16 bytes of it).
 #[derive(Debug)]
 pub(super) struct Reader {
     /// A queue longer than this is pressed (half its capacity).
     press_at: usize,
-    /// Its queue's capacity and the stall timeout, in milliseconds, for telling its pace.
-    capacity: u128,
-    stall_ms: u128,
     /// Counted among the pressed.
     pressed: AtomicBool,
     /// Found brisk by the watch (or not looked at since it was last behind); counted among the
@@ -111,12 +115,10 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    /// A reader with a queue of `capacity` frames, closed as a slow consumer after `stall`.
-    pub(super) fn new(capacity: usize, stall: Duration) -> Self {
+    /// A reader with a queue of `capacity` frames.
+    pub(super) fn new(capacity: usize) -> Self {
         Reader {
             press_at: capacity / 2,
-            capacity: capacity as u128,
-            stall_ms: stall.as_millis(),
             pressed: AtomicBool::new(false),
             brisk: AtomicBool::new(true),
             counts: AtomicBool::new(true),
@@ -160,12 +162,6 @@ impl Reader {
         !pressed
     }
 
-    /// Whether taking `frames` in `span_ms` is brisk: at that pace, a full queue empties within
-    /// the stall timeout (and it took a frame at least).
-    pub(super) fn is_brisk(&self, frames: u64, span_ms: u64) -> bool {
-        frames > 0 && u128::from(frames) * self.stall_ms >= self.capacity * u128::from(span_ms)
-    }
-
     /// The watch found it brisk, or not. Whether the pressure eased.
     pub(super) fn pace(&self, brisk: bool, readers: &Readers) -> bool {
         if self.brisk.load(Ordering::Relaxed) == brisk {
@@ -192,15 +188,13 @@ fn add(count: &AtomicUsize, up: bool) {
 mod tests {
     use super::*;
 
-    const STALL: Duration = Duration::from_secs(5);
-
     /// `n` readers of 16 frames, each queued a frame and counted among the receivers.
     fn receiving(
         readers: &Readers,
         passes: &mut [usize; RECEIVER_PASSES],
         n: usize,
     ) -> Vec<Reader> {
-        let all: Vec<_> = (0..n).map(|_| Reader::new(16, STALL)).collect();
+        let all: Vec<_> = (0..n).map(|_| Reader::new(16)).collect();
         for reader in &all {
             reader.reached(readers);
             reader.settle(1, true, readers);
@@ -259,7 +253,7 @@ mod tests {
     fn a_reader_counts_once_a_pass_and_for_a_few_passes() {
         let readers = Readers::default();
         let mut passes = [0; RECEIVER_PASSES];
-        let reader = Reader::new(16, STALL);
+        let reader = Reader::new(16);
         for _ in 0..100 {
             reader.reached(&readers);
         }
@@ -277,11 +271,18 @@ mod tests {
     #[test]
     fn brisk_is_a_pace_that_empties_a_full_queue_within_the_stall_timeout() {
         // 256 frames within 5 s: 51.2 frames a second.
-        let reader = Reader::new(256, STALL);
-        assert!(reader.is_brisk(52, 1000));
-        assert!(!reader.is_brisk(51, 1000));
-        assert!(reader.is_brisk(13, 250));
-        assert!(!reader.is_brisk(12, 250));
-        assert!(!reader.is_brisk(0, 0), "a frame at least");
+        let brisk = |frames, ms| {
+            is_brisk(
+                frames,
+                Duration::from_millis(ms),
+                256,
+                Duration::from_secs(5),
+            )
+        };
+        assert!(brisk(52, 1000));
+        assert!(!brisk(51, 1000));
+        assert!(brisk(13, 250));
+        assert!(!brisk(12, 250));
+        assert!(!brisk(0, 0), "a frame at least");
     }
 }
