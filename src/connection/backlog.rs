@@ -6,8 +6,9 @@
 //! A connection *falls behind* when its socket refuses bytes and frames stay in its outbox. From
 //! then on the watch ([`Backlog::watch_stalls`]) looks at it every [`WATCH_EVERY`]: a connection
 //! that takes no whole frame off its queue for [`EXCUSED_AFTER`] is *excused* (publishers never
-//! wait for a reader that is not reading), and one that takes nothing for the stall timeout is
-//! closed with 4100, whatever it sends meanwhile. A queue that fills is closed with 4100 at once.
+//! wait for a reader that is not reading; one the watch last found brisk, below, is given a
+//! second), and one that takes nothing for the stall timeout is closed with 4100, whatever it
+//! sends meanwhile. A queue that fills is closed with 4100 at once.
 //!
 //! Publishers wait while any of these holds:
 //!
@@ -45,8 +46,9 @@ use super::Inner;
 /// timeout makes it look more often).
 const WATCH_EVERY: Duration = Duration::from_millis(50);
 /// A connection behind that has taken no frame for this long stops counting in the backlog
-/// until it takes one (at most half the stall timeout); also the watch's window for telling
-/// whether a reader is brisk.
+/// until it takes one (at most half the stall timeout; [`BRISK_WINDOWS`] times as long, up to
+/// half the stall timeout, if the watch last found it brisk); also the watch's window for
+/// telling whether a reader is brisk.
 const EXCUSED_AFTER: Duration = Duration::from_millis(250);
 /// Whether a reader is brisk is told at the end of each window from its pace over this many
 /// (one second at the defaults), so that one window it was not given the CPU does not count
@@ -115,6 +117,8 @@ pub(super) struct Behind {
     /// Its count of frames taken at the start of each of its last [`BRISK_WINDOWS`] windows,
     /// and when that was, the latest first (all the same when it fell behind).
     marks: [(u64, u64); BRISK_WINDOWS],
+    /// The watch found it brisk at the end of its last window (not yet: false).
+    brisk: bool,
 }
 
 impl Backlog {
@@ -243,6 +247,7 @@ impl Backlog {
             taken,
             since_ms: now,
             marks: [(taken, now); BRISK_WINDOWS],
+            brisk: false,
         };
         self.fell_behind
             .lock()
@@ -278,6 +283,7 @@ impl Backlog {
         let now = self.now_ms();
         let stall = self.stall.as_millis() as u64;
         let excused = self.window_ms();
+        let brisk_excused = (excused * BRISK_WINDOWS as u64).min(stall / 2).max(excused);
         watched.retain_mut(|behind| {
             let Some(conn) = behind.conn.upgrade() else {
                 return false;
@@ -299,17 +305,16 @@ impl Backlog {
                 if now.saturating_sub(behind.marks[0].1) >= excused {
                     let (then_taken, then_ms) = behind.marks[BRISK_WINDOWS - 1];
                     let span = Duration::from_millis(now - then_ms);
-                    share.pace(is_brisk(
-                        taken - then_taken,
-                        span,
-                        conn.capacity,
-                        self.stall,
-                    ));
+                    behind.brisk = is_brisk(taken - then_taken, span, conn.capacity, self.stall);
+                    share.pace(behind.brisk);
                     behind.marks.rotate_right(1);
                     behind.marks[0] = (taken, now);
                 }
                 let idle = now.saturating_sub(behind.since_ms);
-                if idle >= excused && outbox.counting() {
+                // A reader found brisk gets longer: one the CPU left behind for a moment is
+                // not overflowed for it.
+                let excuse = if behind.brisk { brisk_excused } else { excused };
+                if idle >= excuse && outbox.counting() {
                     outbox.count(false, share);
                 }
                 idle >= stall
@@ -628,6 +633,21 @@ mod tests {
             backlog.full(),
             "a brisk reader holds publishers, however few"
         );
+
+        // It takes nothing more (the CPU left it behind, say): found brisk, it is excused only
+        // after a second, not after 250 ms.
+        for _ in 0..6 {
+            tokio::time::advance(Duration::from_millis(50)).await;
+            backlog.look(&mut watched);
+        }
+        assert_eq!(backlog.pressure().pressed, 1, "300 ms without a frame");
+        assert!(backlog.full());
+        for _ in 0..18 {
+            tokio::time::advance(Duration::from_millis(50)).await;
+            backlog.look(&mut watched);
+        }
+        assert_eq!(backlog.pressure().pressed, 0, "excused after 1.2 s");
+        assert!(!backlog.full());
     }
 
     #[tokio::test]
