@@ -354,13 +354,16 @@ async fn stalled(server: &common::Server, channel: &str, count: usize) -> Vec<co
     stalled
 }
 
-/// A subscriber of `channel` that reads one frame every `pace` until it has `events` events,
-/// failing on anything else (a `pusher:error` 4100 first of all); `(name, data)` of each event.
-fn paced_reader(
-    mut client: common::Client,
+/// A new subscriber of `channel` that reads one frame every `pace` until it has `events`
+/// events, failing on anything else (a `pusher:error` 4100 first of all); the data of each.
+async fn paced_reader(
+    server: &common::Server,
+    channel: &str,
     events: usize,
     pace: Duration,
 ) -> tokio::task::JoinHandle<Result<Vec<String>, String>> {
+    let mut client = server.client().await;
+    client.join(channel).await;
     tokio::spawn(async move {
         let mut got = Vec::with_capacity(events);
         while got.len() < events {
@@ -481,10 +484,9 @@ async fn few_readers_among_many_stalled_get_everything_from_publishers_flat_out(
     let stalled = stalled(&server, "crowd", STALLED).await;
     let mut readers = Vec::new();
     for _ in 0..READERS {
-        let mut c = server.client().await;
-        c.join("crowd").await;
         // About 500 events/s each at most: slower than the publishers below.
-        readers.push(paced_reader(c, PUBLISHERS * EACH, Duration::from_millis(2)));
+        let pace = Duration::from_millis(2);
+        readers.push(paced_reader(&server, "crowd", PUBLISHERS * EACH, pace).await);
     }
     publish_from(&server.api(), "crowd", PUBLISHERS, EACH, Duration::ZERO).await;
     for (i, reader) in readers.into_iter().enumerate() {
@@ -516,10 +518,11 @@ async fn readers_of_different_paces_all_get_everything_from_publishers_flat_out(
     // Unpaced, then at most 1,000, 500 and 250 events/s. Brisk is 12.8 frames/s or more (a
     // queue of 256 within the 20 s stall timeout), far below the slowest.
     for pace in [0, 1, 2, 4] {
-        let mut c = server.client().await;
-        c.join("paces").await;
         let pace = Duration::from_millis(pace);
-        readers.push((pace, paced_reader(c, PUBLISHERS * EACH, pace)));
+        readers.push((
+            pace,
+            paced_reader(&server, "paces", PUBLISHERS * EACH, pace).await,
+        ));
     }
     publish_from(&server.api(), "paces", PUBLISHERS, EACH, Duration::ZERO).await;
     for (pace, reader) in readers {
@@ -544,16 +547,13 @@ async fn one_slow_reader_among_fast_ones_does_not_hold_publishers() {
         .server("socket_send_buffer", "4096")
         .start()
         .await;
-    let mut slow = server.client().await;
-    slow.join("mixed").await;
     // 200 ms an event: 80 s for all of them, if the publishers waited for it. Not brisk: that
     // would take 12.8 frames/s (a queue of 64 within the 5 s stall timeout).
-    let slow = paced_reader(slow, PUBLISHERS * EACH, Duration::from_millis(200));
+    let pace = Duration::from_millis(200);
+    let slow = paced_reader(&server, "mixed", PUBLISHERS * EACH, pace).await;
     let mut readers = Vec::new();
     for _ in 0..READERS {
-        let mut c = server.client().await;
-        c.join("mixed").await;
-        readers.push(paced_reader(c, PUBLISHERS * EACH, Duration::ZERO));
+        readers.push(paced_reader(&server, "mixed", PUBLISHERS * EACH, Duration::ZERO).await);
     }
     let started = tokio::time::Instant::now();
     // About 200 events/s in all: 2 s.
