@@ -14,7 +14,7 @@ use actix_web::dev::AppConfig;
 use actix_web::{middleware, web};
 use tokio::sync::mpsc;
 
-use crate::adapter::LocalAdapter;
+use crate::adapter::Adapter;
 use crate::app::Apps;
 use crate::config::Config;
 use crate::connection::{Backlog, CloseCounts};
@@ -66,6 +66,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` fires, then drains. The listeners are already bound.
 pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> std::io::Result<()> {
+    let adapter = Arc::new(adapter(&config).await?);
     let (webhook_tx, webhook_rx) = mpsc::channel(config.webhooks.queue);
     let webhook_queue = webhook_tx.downgrade();
     let backlog = Backlog::new(
@@ -75,7 +76,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     let fan_out = FanOut::start(fanout_threads(&config), backlog.clone())?;
     let state = Arc::new(State {
         apps: Apps::new(&config, webhook_tx, &fan_out),
-        adapter: LocalAdapter::shared(),
+        adapter,
         server: config.server.clone(),
         backlog,
         shutdown: shutdown.clone(),
@@ -94,6 +95,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     ));
     let sweeper = tokio::spawn(sweep(state.clone()));
     let stall_watch = tokio::spawn(state.backlog.clone().watch_stalls());
+    let cluster = tokio::spawn(cluster(state.clone()));
 
     let sources = Sources {
         state: state.clone(),
@@ -115,6 +117,11 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     if !shutdown.drain(drain_for).await {
         tracing::warn!("some connections did not close within {drain_for:?}");
     }
+    cluster.abort();
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = state.adapter.cluster() {
+        cluster.retire().await;
+    }
     worker_token.cancel();
     handle.stop(true).await;
     sweeper.abort();
@@ -133,6 +140,33 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
 /// Builds the HTTP server (not yet polled): actix-web serves the REST API, and every HTTP/1
 /// upgrade request goes to [`ws::upgrade`] with the raw connection. Kept out of `run` so that
 /// future stays `Send`: the app factory is `!Send` and must not live across an `.await`.
+/// The adapter the configuration asks for: a cluster node's when `cluster.redis_url` is set
+/// (connected and registered before anything is served: herald does not start half-clustered).
+async fn adapter(config: &Config) -> std::io::Result<Adapter> {
+    match &config.cluster.redis_url {
+        None => Ok(Adapter::local()),
+        #[cfg(feature = "redis")]
+        Some(_) => crate::adapter::clustered::Clustered::connect(&config.cluster)
+            .await
+            .map(Adapter::clustered)
+            .map_err(std::io::Error::other),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(std::io::Error::other(
+            "cluster.redis_url: this build has no cluster support (feature `redis`)",
+        )),
+    }
+}
+
+/// A cluster node's background work (nothing on a single process).
+async fn cluster(state: Arc<State>) {
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = state.adapter.cluster() {
+        cluster.run(&state.apps, &state.shutdown).await;
+    }
+    #[cfg(not(feature = "redis"))]
+    drop(state);
+}
+
 fn http_server(
     state: Arc<State>,
     listener: TcpListener,

@@ -63,6 +63,23 @@ pub struct Settings {
     pub subscription_count: bool,
     /// How long a cache channel's event lives.
     pub cache_ttl: Duration,
+    /// This node is one of a cluster: whether a channel is occupied or vacated, and whether a
+    /// presence member is added or removed (with the member limit), is decided by the cluster
+    /// and given to [`Registry::subscribe_decided`]; this registry reports and broadcasts only
+    /// what it is told, and keeps its own counts of local connections for restoring the
+    /// cluster's state.
+    pub clustered: bool,
+}
+
+/// What the cluster decided about a subscription on a clustered node.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    /// The connection is the member's first in the cluster: `member_added` goes to the other
+    /// subscribers.
+    pub member_added: bool,
+    /// The channel's members on all nodes, for `subscription_succeeded`; `None` when the
+    /// cluster could not be asked (the local members are listed).
+    pub members: Option<Vec<(UserId, Option<Arc<RawValue>>)>>,
 }
 
 /// All channels of one app.
@@ -168,6 +185,21 @@ pub struct Unsubscribed {
     pub member_removed: Option<UserId>,
     /// A `subscription_count` went out with this value.
     pub count: Option<usize>,
+    /// The member the connection was, on presence channels.
+    pub member: Option<UserId>,
+    /// That member has no connection left on this node (on a single node: `member_removed`).
+    pub member_left_node: Option<UserId>,
+}
+
+/// One channel as a node holds it ([`Registry::held`]).
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The channel.
+    pub name: ChannelName,
+    /// Its subscriptions on this node.
+    pub subscriptions: usize,
+    /// Presence members: id, `user_info`, connections on this node.
+    pub members: Vec<(UserId, Option<Arc<RawValue>>, usize)>,
 }
 
 /// Counts for the HTTP API.
@@ -200,6 +232,18 @@ impl Registry {
         name: &ChannelName,
         joining: Joining<'_>,
     ) -> Result<Subscribed, SubscribeError> {
+        self.subscribe_decided(name, joining, None)
+    }
+
+    /// [`Registry::subscribe`] on a clustered node, with what the cluster decided (`None` on a
+    /// single node: this registry decides).
+    pub fn subscribe_decided(
+        &self,
+        name: &ChannelName,
+        joining: Joining<'_>,
+        verdict: Option<Verdict>,
+    ) -> Result<Subscribed, SubscribeError> {
+        let clustered = self.settings.clustered;
         let mut entry = self.channels.entry(name.clone()).or_default();
         let channel = entry.value_mut();
         let socket_id = joining.handle.socket_id();
@@ -211,11 +255,12 @@ impl Registry {
             ..Subscribed::default()
         };
         let user_id = joining.member.as_ref().map(|(id, _)| id.clone());
+        let verdict = verdict.unwrap_or_default();
         if let Some((id, info)) = joining.member {
             if let Some(member) = channel.members.get_mut(&id) {
                 member.connections += 1;
                 member.info = info;
-            } else if channel.members.len() >= self.settings.max_presence_members {
+            } else if !clustered && channel.members.len() >= self.settings.max_presence_members {
                 return Err(SubscribeError::PresenceFull {
                     channel: name.to_string(),
                     max: self.settings.max_presence_members,
@@ -228,14 +273,29 @@ impl Registry {
                         connections: 1,
                     },
                 );
-                out.member_added = Some(id);
+                if !clustered {
+                    out.member_added = Some(id);
+                }
+            }
+        }
+        if clustered {
+            out.occupied = false;
+            if verdict.member_added {
+                out.member_added = user_id.clone();
             }
         }
         let subscription = Subscription::new(joining.handle.clone());
-        self.fan_out.send_after_broadcasts(
-            &subscription,
-            succeeded_frame(name, channel, user_id.is_some()),
-        );
+        let succeeded = match (&verdict.members, &user_id) {
+            (Some(members), Some(_)) => {
+                let listed: Vec<(&str, Option<&RawValue>)> = members
+                    .iter()
+                    .map(|(id, info)| (id.as_str(), info.as_deref()))
+                    .collect();
+                presence_succeeded(name, &listed)
+            }
+            _ => succeeded_frame(name, channel, user_id.is_some()),
+        };
+        self.fan_out.send_after_broadcasts(&subscription, succeeded);
         if name.is_cache() {
             out.cache_miss = self.send_cache(name, channel, &subscription);
         }
@@ -261,7 +321,7 @@ impl Registry {
         if out.occupied {
             report(Change::Occupied);
         }
-        if let Some(id) = &out.member_added {
+        if let (Some(id), false) = (&out.member_added, clustered) {
             report(Change::MemberAdded(id));
         }
         if out.cache_miss {
@@ -314,8 +374,11 @@ impl Registry {
         let subscriber = channel.subscribers.remove(socket_id)?;
         subscriber.subscription.end();
         channel.targets = None;
+        let clustered = self.settings.clustered;
+        let empty = channel.subscribers.is_empty();
         let mut out = Unsubscribed {
-            vacated: channel.subscribers.is_empty(),
+            vacated: empty && !clustered,
+            member: subscriber.user_id.clone(),
             ..Unsubscribed::default()
         };
         if let Some(id) = subscriber.user_id {
@@ -325,6 +388,9 @@ impl Registry {
             });
             if last == Some(true) {
                 channel.members.remove(&id);
+                out.member_left_node = Some(id.clone());
+            }
+            if last == Some(true) && !clustered {
                 let msg = ServerMessage::MemberRemoved {
                     channel: name.as_str(),
                     user_id: id.as_str(),
@@ -333,7 +399,7 @@ impl Registry {
                 out.member_removed = Some(id);
             }
         }
-        if !out.vacated {
+        if !empty {
             out.count = self.count_changed(name, channel);
         }
         let report = |change| self.reporter.report(name, change);
@@ -347,7 +413,7 @@ impl Registry {
             report(Change::Count(n));
         }
         drop(entry);
-        if out.vacated {
+        if empty {
             self.channels.remove_if(name, |_, ch| {
                 ch.subscribers.is_empty() && ch.cache.is_none()
             });
@@ -418,6 +484,38 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// What this node holds, for reasserting it to a cluster: every channel with local
+    /// subscribers, with their number and, on presence channels, each member's `user_info` and
+    /// local connections.
+    pub fn held(&self) -> Vec<Held> {
+        self.channels
+            .iter()
+            .filter(|e| !e.subscribers.is_empty())
+            .map(|e| Held {
+                name: e.key().clone(),
+                subscriptions: e.subscribers.len(),
+                members: e
+                    .members
+                    .iter()
+                    .map(|(id, m)| (id.clone(), m.info.clone(), m.connections))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Stores `cached` as the channel's event unless it has a fresher one (a clustered node
+    /// filling its cache from the cluster's).
+    pub fn store_cache(&self, name: &ChannelName, cached: CachedEvent) {
+        let mut entry = self.channels.entry(name.clone()).or_default();
+        let fresh = entry.cache.as_ref().is_some_and(|c| {
+            c.stored >= cached.stored && c.stored.elapsed() < self.settings.cache_ttl
+        });
+        if !fresh {
+            entry.cache = Some(cached);
+            entry.miss_reported = None;
+        }
+    }
+
     /// Periodic upkeep: sends (and reports) throttled `subscription_count`s that are due, drops
     /// expired cache entries and channels left empty.
     pub fn sweep(&self) {
@@ -485,19 +583,26 @@ impl Registry {
 }
 
 fn succeeded_frame(name: &ChannelName, channel: &Channel, presence: bool) -> Frame {
-    let members: Vec<(&str, Option<&RawValue>)> = if presence {
-        channel
-            .members
-            .iter()
-            .map(|(id, m)| (id.as_str(), m.info.as_deref()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let presence = presence.then_some(PresenceList { members: &members });
+    if !presence {
+        return ServerMessage::SubscriptionSucceeded {
+            channel: name.as_str(),
+            presence: None,
+        }
+        .encode()
+        .into();
+    }
+    let members: Vec<(&str, Option<&RawValue>)> = channel
+        .members
+        .iter()
+        .map(|(id, m)| (id.as_str(), m.info.as_deref()))
+        .collect();
+    presence_succeeded(name, &members)
+}
+
+fn presence_succeeded(name: &ChannelName, members: &[(&str, Option<&RawValue>)]) -> Frame {
     ServerMessage::SubscriptionSucceeded {
         channel: name.as_str(),
-        presence,
+        presence: Some(PresenceList { members }),
     }
     .encode()
     .into()

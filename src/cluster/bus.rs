@@ -23,7 +23,7 @@
 //! 3f2a9c0d1b4e5f60 {"watchlist":{"app":"1","user":"u1","online":true}}
 //! ```
 //!
-//! `except` and `user_id` are left out when absent.
+//! `except`, `user_id` and `info` are left out when absent, `cache` when false.
 //!
 //! # Order
 //!
@@ -69,6 +69,30 @@ pub enum BusMessage {
         /// The sender's member id (client events on presence channels).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user_id: Option<String>,
+        /// A cache channel keeps it (API events; not client events).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cache: bool,
+    },
+    /// Tell the channel's local subscribers of a new presence member.
+    MemberAdded {
+        /// The app id.
+        app: String,
+        /// The presence channel.
+        channel: String,
+        /// The member.
+        user: String,
+        /// Its `user_info` as JSON text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        info: Option<String>,
+    },
+    /// Tell the channel's local subscribers that a presence member left.
+    MemberRemoved {
+        /// The app id.
+        app: String,
+        /// The presence channel.
+        channel: String,
+        /// The member.
+        user: String,
     },
     /// Deliver an event to the user's local connections (`#server-to-user-<id>`).
     UserEvent {

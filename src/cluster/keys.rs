@@ -20,6 +20,8 @@
 //! | `P:app:A:members:C` | hash | presence member → its connections on all nodes |
 //! | `P:app:A:info:C` | hash | presence member → its `user_info` (JSON text, empty for none) |
 //! | `P:app:A:users` | hash | signed-in user → its connections on all nodes |
+//! | `P:app:A:cache:C` | string, expires | a cache channel's last event (JSON: event, data) |
+//! | `P:node_seq` | integer | the last node number given out (socket ids unique cluster-wide) |
 //!
 //! The bus is the pub/sub channel `P:bus` (one per cluster; see [`super::bus`]).
 //!
@@ -154,6 +156,16 @@ impl Keys {
     /// `P:app:A:users`.
     pub fn users(&self, app: &str) -> String {
         format!("{}:app:{}:users", self.prefix, escape_app(app))
+    }
+
+    /// `P:app:A:cache:C`.
+    pub fn cache(&self, app: &str, channel: &str) -> String {
+        format!("{}:app:{}:cache:{channel}", self.prefix, escape_app(app))
+    }
+
+    /// `P:node_seq`.
+    pub fn node_seq(&self) -> String {
+        format!("{}:node_seq", self.prefix)
     }
 
     /// `P:bus`, the cluster's pub/sub channel.

@@ -81,7 +81,7 @@ pub(super) async fn run(
         // Whatever happens next, nothing is written after the close frame.
         io.outbound.seal();
         drop(watched);
-        conn.disconnect();
+        conn.disconnect().await;
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
         // than the rest of the session, and it would otherwise sit inline in every idle
         // connection's task for its whole life (boxing it cut the task from 2,648 to 2,376 bytes).
@@ -178,7 +178,7 @@ impl Io {
             }),
             Some(Ok(Message::Text(text))) => {
                 conn.handle().received_message();
-                conn.on_text(text.as_str());
+                conn.on_text(text.as_str()).await;
                 None
             }
             Some(Ok(Message::Binary(_))) => {
