@@ -13,8 +13,8 @@
 //! | [`channel`] | per-app channels: subscribers, presence members, cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
 //! | [`app`] | apps (config + their registries) and the lookup by id and key |
-//! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries) and its local implementation |
-//! | `cluster` | (feature `redis`, on by default) the cluster engine on Redis: shared counts and transitions, node heartbeats and reaping, the bus — not wired into the server yet |
+//! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries): a single process's registries, or a cluster node's (`adapter::clustered`: local delivery plus Redis, the heartbeat, reaping and recovery) |
+//! | `cluster` | (feature `redis`, on by default) the cluster engine on Redis: shared counts and transitions, node heartbeats and reaping, the bus, the shared cache |
 //! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
 //! | [`ws`] | the WebSocket endpoint and per-connection session loop |
 //! | [`http_api`] | the signed REST API |
@@ -28,7 +28,8 @@
 //! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
 //! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
-//! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges.
+//! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges;
+//! `adapter::clustered` is where it meets the registries.
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
 //! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
