@@ -146,10 +146,13 @@ async fn adapter(config: &Config) -> std::io::Result<Adapter> {
     match &config.cluster.redis_url {
         None => Ok(Adapter::local()),
         #[cfg(feature = "redis")]
-        Some(_) => crate::adapter::clustered::Clustered::connect(&config.cluster)
-            .await
-            .map(Adapter::clustered)
-            .map_err(std::io::Error::other),
+        Some(_) => crate::adapter::clustered::Clustered::connect(
+            &config.cluster,
+            config.webhooks.vacated_delay,
+        )
+        .await
+        .map(Adapter::clustered)
+        .map_err(std::io::Error::other),
         #[cfg(not(feature = "redis"))]
         Some(_) => Err(std::io::Error::other(
             "cluster.redis_url: this build has no cluster support (feature `redis`)",

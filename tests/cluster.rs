@@ -275,6 +275,44 @@ async fn concurrent_joins_on_two_nodes_fire_each_transition_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_on_another_node_within_the_grace_period_cancels_both_webhooks() {
+    let redis = RedisServer::start();
+    let mut receiver = Receiver::start(0).await;
+    // A grace period long enough for a reconnection on a loaded machine.
+    let setup = node(&redis)
+        .hook(&receiver.url, &[], false)
+        .webhooks("vacated_delay", "\"2s\"");
+    let nodes = start_nodes(setup, 2).await;
+    let mut first = nodes[0].client().await;
+    first
+        .join_presence("presence-room", r#"{"user_id":"u1"}"#)
+        .await;
+    let joined = collect_hooks(&mut receiver, Duration::from_millis(500)).await;
+    assert_eq!(joined.len(), 2, "{joined:?}");
+
+    // The user's connection moves to the other node (a rolling deploy, a network change).
+    first.close().await;
+    let mut again = nodes[1].client().await;
+    again
+        .join_presence("presence-room", r#"{"user_id":"u1"}"#)
+        .await;
+    let during = collect_hooks(&mut receiver, Duration::from_millis(2500)).await;
+    assert!(
+        during.is_empty(),
+        "the departure and the return cancel: {during:?}"
+    );
+
+    // Leaving for good: both departures go out once the grace period is over, once.
+    again.close().await;
+    let left = collect_hooks(&mut receiver, Duration::from_millis(2500)).await;
+    let counts = count_by_name(&left);
+    assert_eq!(counts.get("member_removed"), Some(&1), "{left:?}");
+    assert_eq!(counts.get("channel_vacated"), Some(&1), "{left:?}");
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(redis.keys("t:departures").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_closes_the_users_connections_on_every_node() {
     let redis = RedisServer::start();
     let nodes = start_nodes(node(&redis), 3).await;

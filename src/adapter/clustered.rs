@@ -26,6 +26,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tokio::time::Instant;
@@ -38,12 +39,18 @@ use crate::channel::{
 use crate::cluster::bus::{self, Bus, BusMessage, Listener, Received};
 use crate::cluster::cache::Cached;
 use crate::cluster::channel::MemberJoin;
+use crate::cluster::grace::Departing;
 use crate::cluster::node::{Beat, Departure, Held};
 use crate::cluster::{ClusterError, Engine, KeyPrefix, Settings};
 use crate::config::ClusterConfig;
 use crate::connection::Frame;
 use crate::protocol::{ChannelName, CloseCode, ServerMessage, SocketId, UserId};
 use crate::shutdown::Shutdown;
+
+/// How often a node looks for held departures whose grace period is over.
+const CLAIM_EVERY: Duration = Duration::from_millis(100);
+/// Most departures claimed in one round trip.
+const CLAIM_BATCH: usize = 100;
 
 /// What connections hear when their node rejoins the cluster.
 const REJOINING: &str = "Server is rejoining its cluster; reconnect";
@@ -61,6 +68,8 @@ pub struct Clustered {
     /// Bumped when the link is replaced, so the listening task takes the new listener.
     generation: tokio::sync::watch::Sender<u64>,
     health: Health,
+    /// The webhooks' grace period (`webhooks.vacated_delay`), held in Redis.
+    vacated_delay: Duration,
     /// Changes to the shared state hold it shared; a resync holds it alone, so the local state
     /// it snapshots is what Redis ends up with.
     gate: tokio::sync::RwLock<()>,
@@ -136,7 +145,10 @@ fn refused(error: ClusterError) -> Unavailable {
 impl Clustered {
     /// Connects to Redis, registers this node and subscribes to the bus. Fails with a message
     /// naming the setting when the settings are bad or Redis does not answer.
-    pub async fn connect(config: &ClusterConfig) -> Result<Clustered, String> {
+    pub async fn connect(
+        config: &ClusterConfig,
+        vacated_delay: Duration,
+    ) -> Result<Clustered, String> {
         let url = config
             .redis_url
             .clone()
@@ -174,6 +186,7 @@ impl Clustered {
                 up: AtomicBool::new(true),
                 dirty: AtomicBool::new(false),
             },
+            vacated_delay,
             gate: tokio::sync::RwLock::new(()),
         })
     }
@@ -262,11 +275,12 @@ impl Clustered {
             return Err(e);
         }
         if occupied {
-            app.hooks.report(name, Change::Occupied);
+            self.transition(engine, app, name, Change::Occupied).await;
         }
         if let (Some((user, info)), true) = (&member, member_added) {
             // The registry told this node's subscribers; the other nodes hear it over the bus.
-            app.hooks.report(name, Change::MemberAdded(user));
+            self.transition(engine, app, name, Change::MemberAdded(user))
+                .await;
             let message = BusMessage::MemberAdded {
                 app: app_id.to_owned(),
                 channel: name.to_string(),
@@ -276,6 +290,92 @@ impl Clustered {
             self.announce(&link.bus, &message).await;
         }
         Ok(())
+    }
+
+    /// Reports a transition the cluster decided to the app's webhooks, with the grace period
+    /// held in Redis: `channel_vacated` / `member_removed` wait there for it (sent by whichever
+    /// node claims them, see [`Clustered::send_departures`]), and `channel_occupied` /
+    /// `member_added` cancel a held departure of the same channel or member, in which case
+    /// neither is sent. Without Redis, this node's worker holds them (its own grace period).
+    async fn transition(&self, engine: &Engine, app: &App, name: &ChannelName, change: Change<'_>) {
+        let (user, arriving) = match change {
+            Change::Occupied => (None, true),
+            Change::Vacated => (None, false),
+            Change::MemberAdded(user) => (Some(user), true),
+            Change::MemberRemoved(user) => (Some(user), false),
+            _ => return app.hooks.report(name, change),
+        };
+        let kind = match (user, arriving) {
+            (None, true) => "channel_occupied",
+            (None, false) => "channel_vacated",
+            (Some(_), true) => "member_added",
+            (Some(_), false) => "member_removed",
+        };
+        if !app.hooks.wants_transition(kind) {
+            return;
+        }
+        let departing = Departing {
+            app: app.config.id.clone(),
+            channel: name.to_string(),
+            user: user.map(ToString::to_string),
+        };
+        let held = match arriving {
+            true => engine
+                .cancel_departure(&departing)
+                .await
+                .map(|cancelled| !cancelled),
+            false => engine
+                .hold_departure(&departing, self.vacated_delay)
+                .await
+                .map(|()| false),
+        };
+        match held {
+            Ok(false) => {}
+            Ok(true) => app.hooks.report(name, change),
+            Err(e) => {
+                self.health.failed(&e);
+                app.hooks.report(name, change);
+            }
+        }
+    }
+
+    /// Sends the held departures whose grace period is over, every [`CLAIM_EVERY`], whichever
+    /// node held them.
+    async fn send_departures(&self, apps: &Apps) {
+        let mut tick = tokio::time::interval(CLAIM_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !self.health.is_up() {
+                continue;
+            }
+            let link = self.link();
+            loop {
+                let due = match link.engine.due_departures(CLAIM_BATCH).await {
+                    Ok(due) => due,
+                    Err(e) => {
+                        self.health.failed(&e);
+                        break;
+                    }
+                };
+                let more = due.len() == CLAIM_BATCH;
+                for d in due {
+                    let Some((app, name)) = app_channel(apps, &d.app, &d.channel) else {
+                        continue;
+                    };
+                    match d.user.map(|u| UserId::parse(&u, usize::MAX)) {
+                        None => app.hooks.report_after_grace(&name, Change::Vacated),
+                        Some(Ok(user)) => app
+                            .hooks
+                            .report_after_grace(&name, Change::MemberRemoved(&user)),
+                        Some(Err(_)) => {}
+                    }
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
     }
 
     /// Fills the local cache of a cache channel from the cluster's, if it has an event.
@@ -324,7 +424,7 @@ impl Clustered {
                 .await
             {
                 Ok(l) if l.removed => {
-                    self.member_removed(&link.bus, app, name, user).await;
+                    self.member_removed(&link, app, name, user).await;
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -334,7 +434,7 @@ impl Clustered {
             }
         }
         match engine.leave(app_id, name.as_str()).await {
-            Ok(l) if l.vacated => app.hooks.report(name, Change::Vacated),
+            Ok(l) if l.vacated => self.transition(engine, app, name, Change::Vacated).await,
             Ok(_) => {}
             Err(e) => self.health.failed(&e),
         }
@@ -351,10 +451,12 @@ impl Clustered {
 
     /// A member's last connection in the cluster left: this node's subscribers, the other
     /// nodes' (over the bus) and the webhook hear of it, once.
-    async fn member_removed(&self, bus: &Bus, app: &App, name: &ChannelName, user: &UserId) {
+    async fn member_removed(&self, link: &Link, app: &App, name: &ChannelName, user: &UserId) {
         app.channels
             .publish(name, &member_removed_frame(name, user), None, None);
-        app.hooks.report(name, Change::MemberRemoved(user));
+        self.transition(&link.engine, app, name, Change::MemberRemoved(user))
+            .await;
+        let bus = &link.bus;
         let message = BusMessage::MemberRemoved {
             app: app.config.id.clone(),
             channel: name.to_string(),
@@ -575,7 +677,11 @@ impl Clustered {
     /// on shutdown, so the heartbeat goes on while they leave): the bus listener (restarted
     /// when the node rejoins with a new id) and the heartbeat, with reaping and recovery.
     pub async fn run(&self, apps: &Apps, live: &Shutdown) {
-        tokio::join!(self.listen(apps), self.keep_alive(apps, live));
+        tokio::join!(
+            self.listen(apps),
+            self.keep_alive(apps, live),
+            self.send_departures(apps)
+        );
     }
 
     /// Hands what other nodes publish to this node's registries, in order.
@@ -649,14 +755,14 @@ impl Clustered {
                 Err(e) => self.health.failed(&e),
             }
             for departure in departures {
-                self.depart(&link.bus, apps, departure).await;
+                self.depart(&link, apps, departure).await;
             }
         }
     }
 
     /// One departure of a dead node, replayed by this one: presence events, webhooks and
     /// watchlist `offline` as if the connections had left.
-    async fn depart(&self, bus: &Bus, apps: &Apps, departure: Departure) {
+    async fn depart(&self, link: &Link, apps: &Apps, departure: Departure) {
         match departure {
             Departure::MemberRemoved { app, channel, user } => {
                 let Some((app, name)) = app_channel(apps, &app, &channel) else {
@@ -665,7 +771,7 @@ impl Clustered {
                 let Ok(user) = UserId::parse(&user, usize::MAX) else {
                     return;
                 };
-                self.member_removed(bus, app, &name, &user).await;
+                self.member_removed(link, app, &name, &user).await;
             }
             Departure::Unsubscribed {
                 app,
@@ -673,7 +779,8 @@ impl Clustered {
                 subscription_count: 0,
             } => {
                 if let Some((app, name)) = app_channel(apps, &app, &channel) {
-                    app.hooks.report(&name, Change::Vacated);
+                    self.transition(&link.engine, app, &name, Change::Vacated)
+                        .await;
                 }
             }
             Departure::Unsubscribed { .. } => {}
@@ -685,7 +792,7 @@ impl Clustered {
                     return;
                 };
                 if app.config.watchlist_events {
-                    self.watchlist(bus, app, &user, false).await;
+                    self.watchlist(&link.bus, app, &user, false).await;
                 }
             }
         }

@@ -21,6 +21,7 @@
 //! | `P:app:A:info:C` | hash | presence member → its `user_info` (JSON text, empty for none) |
 //! | `P:app:A:users` | hash | signed-in user → its connections on all nodes |
 //! | `P:app:A:cache:C` | string, expires | a cache channel's last event (JSON: event, data) |
+//! | `P:departures` | zset | held `channel_vacated`/`member_removed` (JSON: app, channel, user) → when their grace period ends (ms, Redis's clock) |
 //! | `P:node_seq` | integer | the last node number given out (socket ids unique cluster-wide) |
 //!
 //! The bus is the pub/sub channel `P:bus` (one per cluster; see [`super::bus`]).
@@ -161,6 +162,11 @@ impl Keys {
     /// `P:app:A:cache:C`.
     pub fn cache(&self, app: &str, channel: &str) -> String {
         format!("{}:app:{}:cache:{channel}", self.prefix, escape_app(app))
+    }
+
+    /// `P:departures`.
+    pub fn departures(&self) -> String {
+        format!("{}:departures", self.prefix)
     }
 
     /// `P:node_seq`.

@@ -44,6 +44,8 @@ pub(super) struct Scripts {
     pub channel_info: Script,
     pub channels: Script,
     pub members: Script,
+    pub departure_hold: Script,
+    pub departure_claim: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -62,10 +64,12 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     channel_info: script!("channel_info"),
     channels: script!("channels"),
     members: script!("members"),
+    departure_hold: script!("departure_hold"),
+    departure_claim: script!("departure_claim"),
 });
 
 impl Scripts {
-    fn all(&self) -> [&Script; 15] {
+    fn all(&self) -> [&Script; 17] {
         [
             &self.join,
             &self.leave,
@@ -82,6 +86,8 @@ impl Scripts {
             &self.channel_info,
             &self.channels,
             &self.members,
+            &self.departure_hold,
+            &self.departure_claim,
         ]
     }
 }

@@ -187,6 +187,9 @@ pub struct Queued {
     pub event: WebhookEvent,
     /// When it happened, Unix milliseconds (becomes `time_ms`).
     pub time_ms: u64,
+    /// Its grace period was served already (a cluster holds departures in Redis): the worker
+    /// sends it without holding it again.
+    pub graced: bool,
 }
 
 /// Counts a dropped webhook and logs it (at the app's 1st, 2nd, 4th, 8th… drop of that kind, so
@@ -241,15 +244,31 @@ impl Hooks {
     /// (`channel_occupied`/`channel_vacated`, `member_added`/`member_removed`): the worker needs
     /// both halves to cancel a held vacated/removed, and filters per target when it sends.
     pub fn emit(&self, event: WebhookEvent) {
+        self.queue(event, false);
+    }
+
+    /// Whether the app wants this transition's webhook, or the one it cancels within the grace
+    /// period (`channel_occupied` cancels a held `channel_vacated`, and so on).
+    pub fn wants_transition(&self, name: &str) -> bool {
+        self.wants(name) || grace_partner(name).is_some_and(|p| self.wants(p))
+    }
+
+    /// Queues a `channel_vacated` / `member_removed` whose grace period is over (held by the
+    /// cluster, and not cancelled).
+    pub fn report_after_grace(&self, channel: &ChannelName, change: Change<'_>) {
+        self.queue(event_of(channel, change), true);
+    }
+
+    fn queue(&self, event: WebhookEvent, graced: bool) {
         let Some(queue) = &self.queue else { return };
-        let name = event.name();
-        if !self.wants(name) && !grace_partner(name).is_some_and(|p| self.wants(p)) {
+        if !self.wants_transition(event.name()) {
             return;
         }
         let queued = Queued {
             app: self.app.clone(),
             event,
             time_ms: now_ms(),
+            graced,
         };
         if queue.try_send(queued).is_err() {
             count_dropped(&self.app, Dropped::QueueFull);
@@ -278,8 +297,15 @@ pub fn now_ms() -> u64 {
 
 impl Reporter for Hooks {
     fn report(&self, channel: &ChannelName, change: Change<'_>) {
-        let channel = channel.to_string();
-        self.emit(match change {
+        self.emit(event_of(channel, change));
+    }
+}
+
+/// The webhook event of a channel's change.
+fn event_of(channel: &ChannelName, change: Change<'_>) -> WebhookEvent {
+    let channel = channel.to_string();
+    {
+        match change {
             Change::Occupied => WebhookEvent::ChannelOccupied { channel },
             Change::Vacated => WebhookEvent::ChannelVacated { channel },
             Change::MemberAdded(user) => WebhookEvent::MemberAdded {
@@ -295,7 +321,7 @@ impl Reporter for Hooks {
                 channel,
                 subscription_count,
             },
-        });
+        }
     }
 }
 

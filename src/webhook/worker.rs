@@ -39,6 +39,9 @@ struct Grace {
 impl Grace {
     /// Takes an event; returns it if it should go out now.
     fn accept(&mut self, q: Queued, delay: Duration) -> Option<Queued> {
+        if q.graced {
+            return Some(q);
+        }
         let app = q.app.app_id.clone();
         match &q.event {
             WebhookEvent::ChannelVacated { channel } => {
@@ -351,6 +354,7 @@ mod tests {
             app,
             event,
             time_ms: 0,
+            graced: false,
         }
     }
 
