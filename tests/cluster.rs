@@ -313,6 +313,37 @@ async fn a_rejoin_on_another_node_within_the_grace_period_cancels_both_webhooks(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_counts_are_the_clusters() {
+    let redis = RedisServer::start();
+    let mut receiver = Receiver::start(0).await;
+    let setup = node(&redis).app("subscription_count", "true").hook(
+        &receiver.url,
+        &["subscription_count"],
+        false,
+    );
+    let nodes = start_nodes(setup, 2).await;
+    let count = |n: u64| {
+        json!({"event": "pusher_internal:subscription_count", "channel": "room",
+               "data": json!({"subscription_count": n}).to_string()})
+    };
+    let mut a = nodes[0].client().await;
+    a.join("room").await;
+    assert_eq!(a.recv_json().await, count(1));
+    let mut b = nodes[1].client().await;
+    b.join("room").await;
+    assert_eq!(b.recv_json().await, count(2));
+    assert_eq!(a.recv_json().await, count(2));
+    b.close().await;
+    assert_eq!(a.recv_json().await, count(1));
+    let events = collect_hooks(&mut receiver, Duration::from_millis(500)).await;
+    let counts: Vec<u64> = events
+        .iter()
+        .map(|e| e["subscription_count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [1, 2, 1], "one webhook per change: {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_closes_the_users_connections_on_every_node() {
     let redis = RedisServer::start();
     let nodes = start_nodes(node(&redis), 3).await;

@@ -44,7 +44,7 @@ use crate::cluster::node::{Beat, Departure, Held};
 use crate::cluster::{ClusterError, Engine, KeyPrefix, Settings};
 use crate::config::ClusterConfig;
 use crate::connection::Frame;
-use crate::protocol::{ChannelName, CloseCode, ServerMessage, SocketId, UserId};
+use crate::protocol::{ChannelKind, ChannelName, CloseCode, ServerMessage, SocketId, UserId};
 use crate::shutdown::Shutdown;
 
 /// How often a node looks for held departures whose grace period is over.
@@ -246,11 +246,13 @@ impl Clustered {
         }
         let mut occupied = false;
         let mut joined = false;
+        let mut count = None;
         if asked {
             match engine.join(app_id, name.as_str()).await {
                 Ok(j) => {
                     occupied = j.occupied;
                     joined = true;
+                    count = Some(j.subscription_count);
                 }
                 Err(e) => self.health.failed(&e),
             }
@@ -276,6 +278,9 @@ impl Clustered {
         }
         if occupied {
             self.transition(engine, app, name, Change::Occupied).await;
+        }
+        if let Some(n) = count {
+            self.count(&link.bus, app, name, n).await;
         }
         if let (Some((user, info)), true) = (&member, member_added) {
             // The registry told this node's subscribers; the other nodes hear it over the bus.
@@ -435,9 +440,28 @@ impl Clustered {
         }
         match engine.leave(app_id, name.as_str()).await {
             Ok(l) if l.vacated => self.transition(engine, app, name, Change::Vacated).await,
-            Ok(_) => {}
+            Ok(l) => self.count(&link.bus, app, name, l.subscription_count).await,
             Err(e) => self.health.failed(&e),
         }
+    }
+
+    /// The channel's subscription count changed (by this node): its subscribers here and on
+    /// the other nodes get it (`pusher_internal:subscription_count`, throttled by each node as
+    /// on a single one), and this node reports the webhook.
+    async fn count(&self, bus: &Bus, app: &App, name: &ChannelName, n: u64) {
+        if !app.config.subscription_count || name.kind() == ChannelKind::Presence {
+            return;
+        }
+        let n = usize_of(n);
+        if app.channels.count_is(name, n, true) {
+            app.hooks.report(name, Change::Count(n));
+        }
+        let message = BusMessage::Count {
+            app: app.config.id.clone(),
+            channel: name.to_string(),
+            subscription_count: n as u64,
+        };
+        self.announce(bus, &message).await;
     }
 
     /// Without the cluster's answer, this node's subscribers hear of a member whose last
@@ -1021,6 +1045,16 @@ fn deliver(apps: &Apps, received: Received) {
             .encode()
             .into();
             app.channels.publish(&name, &frame, None, None);
+        }
+        BusMessage::Count {
+            app,
+            channel,
+            subscription_count,
+        } => {
+            if let Some((app, name)) = app_channel(apps, &app, &channel) {
+                app.channels
+                    .count_is(&name, usize_of(subscription_count), false);
+            }
         }
         BusMessage::MemberRemoved { app, channel, user } => {
             let Some((app, name)) = app_channel(apps, &app, &channel) else {

@@ -529,9 +529,11 @@ impl Registry {
             {
                 channel.cache = None;
             }
-            if let Some(n) = channel.count.due() {
+            if let Some((n, reported)) = channel.count.due_reported() {
                 self.broadcast_count(name, channel, n);
-                self.reporter.report(name, Change::Count(n));
+                if reported {
+                    self.reporter.report(name, Change::Count(n));
+                }
             }
         }
         self.channels
@@ -568,7 +570,34 @@ impl Registry {
         n
     }
 
+    /// A clustered node's count: the cluster has `n` subscriptions to the channel now. This
+    /// node's subscribers get it (throttled as on a single node); returns whether it went out
+    /// now, so the node that caused the change reports it (`reported`; a pending one is
+    /// reported when it goes out). A node with no subscriber of the channel sends nothing and
+    /// answers true.
+    pub fn count_is(&self, name: &ChannelName, n: usize, reported: bool) -> bool {
+        if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
+            return false;
+        }
+        let Some(mut entry) = self.channels.get_mut(name) else {
+            return true;
+        };
+        let channel = entry.value_mut();
+        if channel.subscribers.is_empty() {
+            return true;
+        }
+        let now = channel.count.changed_reported(n, reported);
+        if now {
+            self.broadcast_count(name, channel, n);
+        }
+        now
+    }
+
     fn count_changed(&self, name: &ChannelName, channel: &mut Channel) -> Option<usize> {
+        if self.settings.clustered {
+            // The cluster's count comes with what Redis answers: see `count_is`.
+            return None;
+        }
         if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
             return None;
         }

@@ -85,6 +85,15 @@ pub enum BusMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         info: Option<String>,
     },
+    /// Tell the channel's local subscribers its subscription count in the cluster.
+    Count {
+        /// The app id.
+        app: String,
+        /// The channel.
+        channel: String,
+        /// Subscriptions on all nodes.
+        subscription_count: u64,
+    },
     /// Tell the channel's local subscribers that a presence member left.
     MemberRemoved {
         /// The app id.
