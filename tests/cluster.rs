@@ -344,6 +344,26 @@ async fn subscription_counts_are_the_clusters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_counts_the_whole_cluster() {
+    let redis = RedisServer::start();
+    let nodes = start_nodes(node(&redis).app("max_connections", "2"), 2).await;
+    let a = nodes[0].client().await;
+    let _b = nodes[1].client().await;
+    let query = "protocol=7&client=js&version=8.4.0&flash=false";
+    let mut refused = Client::connect(&nodes[0], KEY, query).await;
+    refused
+        .expect_error_and_close(4004, Some("Account over quota"))
+        .await;
+    a.close().await;
+    eventually(WAIT, "the slot given back", || async {
+        let url = nodes[1].ws_url(KEY, query);
+        let mut c = Client::connect_url(&url, WAIT).await.unwrap();
+        matches!(c.next_frame(WAIT).await, Some(common::Frame::Text(t)) if t.contains("connection_established"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_closes_the_users_connections_on_every_node() {
     let redis = RedisServer::start();
     let nodes = start_nodes(node(&redis), 3).await;

@@ -203,6 +203,45 @@ impl Clustered {
         self.health.is_up()
     }
 
+    pub(super) async fn open_connection(&self, app: &App) -> bool {
+        let max = app.config.max_connections;
+        if max == 0 {
+            return true;
+        }
+        let _gate = self.gate.read().await;
+        if !self.health.is_up() {
+            // Admitted on this node's count alone; the cluster's is reasserted later.
+            self.health.missed();
+            return true;
+        }
+        match self
+            .link()
+            .engine
+            .connection_open(&app.config.id, max)
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                self.health.failed(&e);
+                true
+            }
+        }
+    }
+
+    pub(super) async fn close_connection(&self, app: &App) {
+        if app.config.max_connections == 0 {
+            return;
+        }
+        let _gate = self.gate.read().await;
+        if !self.health.is_up() {
+            self.health.missed();
+            return;
+        }
+        if let Err(e) = self.link().engine.connection_close(&app.config.id).await {
+            self.health.failed(&e);
+        }
+    }
+
     pub(super) async fn subscribe(
         &self,
         app: &App,
@@ -831,7 +870,13 @@ impl Clustered {
         let result = async {
             let recorded = link.engine.records().await?;
             let snapshot = Snapshot::of(apps, &recorded);
-            link.engine.restore(&snapshot.held()).await
+            link.engine.restore(&snapshot.held()).await?;
+            let connections: Vec<(&str, u64)> = apps
+                .iter()
+                .filter(|app| app.config.max_connections > 0)
+                .map(|app| (app.config.id.as_str(), app.connections().open as u64))
+                .collect();
+            link.engine.restore_connections(&connections).await
         }
         .await;
         match result {

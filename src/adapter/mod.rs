@@ -99,6 +99,26 @@ impl Adapter {
         true
     }
 
+    /// Admits one more connection of `app` (its slot on this node is taken already); false when
+    /// the cluster has the app's `max_connections` (a single process counts only its slots).
+    pub async fn open_connection(&self, app: &App) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &self.cluster {
+            return Box::pin(cluster.open_connection(app)).await;
+        }
+        let _ = app;
+        true
+    }
+
+    /// An admitted connection of `app` ended.
+    pub async fn close_connection(&self, app: &App) {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &self.cluster {
+            return Box::pin(cluster.close_connection(app)).await;
+        }
+        let _ = app;
+    }
+
     /// Adds a connection to a channel; the registry queues `subscription_succeeded` (and the
     /// cached event or `cache_miss`) and tells the other members of a new member.
     pub async fn subscribe(

@@ -13,6 +13,7 @@
 //! | `P:node:N:channels` | set | `A:C` of every channel the node has subscriptions to |
 //! | `P:node:N:members` | hash | `A:C:U` → the node's connections of member `U` in `C` |
 //! | `P:node:N:users` | hash | `A:U` → the node's signed-in connections of `U` |
+//! | `P:node:N:connections` | hash | `A` → the node's connections of the app (apps with `max_connections` only) |
 //! | `P:reaping` | hash | dead node → the node replaying its departures |
 //! | `P:reaped` | zset | dead node → when it was claimed (ms); kept a day, so a node that was partitioned learns it was declared dead |
 //! | `P:app:A:channels` | zset | occupied channels, all score 0 (ordered by name for prefix queries) |
@@ -132,6 +133,11 @@ impl Keys {
     /// `P:node:N:users`.
     pub fn node_users(&self, node: &str) -> String {
         format!("{}:node:{node}:users", self.prefix)
+    }
+
+    /// `P:node:N:connections`.
+    pub fn node_connections(&self, node: &str) -> String {
+        format!("{}:node:{node}:connections", self.prefix)
     }
 
     /// `P:app:A:channels`.

@@ -11,6 +11,7 @@
 //! | [`node`] | node ids, heartbeats, reaping dead nodes exactly once, restoring a node Redis forgot |
 //! | [`bus`] | publish/subscribe of what every node must deliver locally |
 //! | [`cache`] | the last event of each cache channel |
+//! | [`connections`] | the per-app connection limit across nodes |
 //! | [`grace`] | `channel_vacated`/`member_removed` held for the grace period, cancelled by an arrival on any node |
 //!
 //! An [`Engine`] is one node's handle: a Redis connection, the key prefix and this node's id.
@@ -46,6 +47,7 @@
 pub mod bus;
 pub mod cache;
 pub mod channel;
+pub mod connections;
 pub mod grace;
 pub mod keys;
 pub mod node;

@@ -71,7 +71,7 @@ pub(super) async fn run(
         };
         handle.send(established.encode().into());
         let watched = state.shutdown.watch(&handle);
-        let mut conn = Connection::new(app, state.adapter.clone(), handle);
+        let mut conn = Connection::new(app.clone(), state.adapter.clone(), handle);
         tracing::debug!("connected");
         let mut io = Io { ws, outbound };
         let exit = io.run(&state, &mut conn).await;
@@ -86,6 +86,7 @@ pub(super) async fn run(
         // than the rest of the session, and it would otherwise sit inline in every idle
         // connection's task for its whole life (boxing it cut the task from 2,648 to 2,376 bytes).
         Box::pin(io.finish(exit)).await;
+        state.adapter.close_connection(&app).await;
         drop(slot);
         tracing::debug!("disconnected");
     }
