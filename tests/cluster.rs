@@ -52,6 +52,20 @@ fn subscription_count(redis: &RedisServer, channel: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The value of a metric without labels, as `server` reports it.
+async fn metric(server: &Server, name: &str) -> u64 {
+    let text = reqwest::get(server.metrics_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}")) as u64
+}
+
 /// The next frame's JSON, skipping nothing.
 async fn next_event(client: &mut Client) -> Value {
     client.recv_json().await
@@ -595,6 +609,15 @@ async fn a_node_killed_with_sigkill_is_reaped_within_ten_seconds() {
         .filter_map(|k| k.split(':').nth(2))
         .collect();
     assert_eq!(ids.len(), 1, "{node_keys:?}");
+    assert_eq!(
+        metric(&survivor, "herald_cluster_nodes_reaped_total").await,
+        1
+    );
+    assert_eq!(
+        metric(&survivor, "herald_cluster_departures_replayed_total").await,
+        4,
+        "the member, two channels' subscriptions, the sign-in"
+    );
     eprintln!("reaped {reaped_in:?} after SIGKILL");
 }
 
@@ -640,6 +663,7 @@ async fn a_redis_restart_is_survived_without_spurious_webhooks() {
     assert!(refused.json()["error"].is_string(), "{}", refused.body);
     let ready = reqwest::get(nodes[0].http_url("/ready")).await.unwrap();
     assert_eq!(ready.status(), 503);
+    assert_eq!(metric(&nodes[0], "herald_cluster_redis_up").await, 0);
     // Local delivery goes on.
     let mut local = nodes[1].client().await;
     local.join("chat").await;
@@ -686,6 +710,11 @@ async fn a_redis_restart_is_survived_without_spurious_webhooks() {
         after.is_empty(),
         "spurious webhooks after the restart: {after:?}"
     );
+    for node in &nodes {
+        assert_eq!(metric(node, "herald_cluster_redis_up").await, 1);
+        assert_eq!(metric(node, "herald_cluster_outages_total").await, 1);
+        assert!(metric(node, "herald_cluster_resyncs_total").await >= 1);
+    }
     eprintln!("delivering across nodes {recovered:?} after Redis answered again");
 }
 

@@ -24,7 +24,7 @@
 //! locally and reasserted when Redis is back; what needs the cluster's answer fails with
 //! [`Unavailable`] (the HTTP API's 503). The outage is logged once, and once when it ends.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -70,6 +70,7 @@ pub struct Clustered {
     health: Health,
     /// The webhooks' grace period (`webhooks.vacated_delay`), held in Redis.
     vacated_delay: Duration,
+    counts: Counts,
     /// Changes to the shared state hold it shared; a resync holds it alone, so the local state
     /// it snapshots is what Redis ends up with.
     gate: tokio::sync::RwLock<()>,
@@ -94,6 +95,47 @@ struct Link {
 struct Health {
     up: AtomicBool,
     dirty: AtomicBool,
+    /// Times Redis became unreachable.
+    outages: AtomicU64,
+}
+
+/// What a cluster node counts, for the metrics ([`Clustered::stats`]).
+#[derive(Debug, Default)]
+struct Counts {
+    bus_received: AtomicU64,
+    bus_lost: AtomicU64,
+    bus_reconnects: AtomicU64,
+    nodes_reaped: AtomicU64,
+    departures: AtomicU64,
+    resyncs: AtomicU64,
+    rejoins: AtomicU64,
+    /// Messages waiting for the current bus listener.
+    bus_waiting: Mutex<Arc<AtomicU64>>,
+}
+
+/// A cluster node's counts at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// Redis answers (as of the last command or heartbeat).
+    pub redis_up: bool,
+    /// Times Redis became unreachable.
+    pub outages: u64,
+    /// Messages received from other nodes.
+    pub bus_received: u64,
+    /// Messages lost because this node's listener fell behind.
+    pub bus_lost: u64,
+    /// Times the bus connection came back after a loss.
+    pub bus_reconnects: u64,
+    /// Messages received and waiting for the listener.
+    pub bus_waiting: u64,
+    /// Dead nodes this node reaped.
+    pub nodes_reaped: u64,
+    /// Departures of dead nodes this node replayed.
+    pub departures: u64,
+    /// Times this node reasserted its state after an outage or a Redis restart.
+    pub resyncs: u64,
+    /// Times this node was declared dead and rejoined.
+    pub rejoins: u64,
 }
 
 impl Health {
@@ -112,6 +154,7 @@ impl Health {
         match error {
             ClusterError::Unavailable(_) => {
                 if self.up.swap(false, Ordering::AcqRel) {
+                    self.outages.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         %error,
                         "cluster: Redis is unreachable; connections stay and local delivery goes \
@@ -185,7 +228,9 @@ impl Clustered {
             health: Health {
                 up: AtomicBool::new(true),
                 dirty: AtomicBool::new(false),
+                outages: AtomicU64::new(0),
             },
+            counts: Counts::default(),
             vacated_delay,
             gate: tokio::sync::RwLock::new(()),
         })
@@ -201,6 +246,29 @@ impl Clustered {
     /// Whether Redis answers (as of the last command or heartbeat).
     pub fn is_available(&self) -> bool {
         self.health.is_up()
+    }
+
+    /// The node's counts now.
+    pub fn stats(&self) -> ClusterStats {
+        let c = &self.counts;
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let waiting = c
+            .bus_waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .load(Ordering::Relaxed);
+        ClusterStats {
+            redis_up: self.health.is_up(),
+            outages: load(&self.health.outages),
+            bus_received: load(&c.bus_received),
+            bus_lost: load(&c.bus_lost),
+            bus_reconnects: load(&c.bus_reconnects),
+            bus_waiting: waiting,
+            nodes_reaped: load(&c.nodes_reaped),
+            departures: load(&c.departures),
+            resyncs: load(&c.resyncs),
+            rejoins: load(&c.rejoins),
+        }
     }
 
     pub(super) async fn open_connection(&self, app: &App) -> bool {
@@ -759,12 +827,30 @@ impl Clustered {
                 .take();
             match listener {
                 Some(listener) => {
+                    *self
+                        .counts
+                        .bus_waiting
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = listener.waiting();
                     let replaced = async {
                         let _ = generation.changed().await;
                     };
-                    listener
-                        .run(|received| deliver(apps, received), replaced)
-                        .await;
+                    let counts = &self.counts;
+                    let handle = |received: Received| {
+                        match &received {
+                            Received::Message(_) => {
+                                counts.bus_received.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Received::Lost(n) => {
+                                counts.bus_lost.fetch_add(*n, Ordering::Relaxed);
+                            }
+                            Received::Reconnected => {
+                                counts.bus_reconnects.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        deliver(apps, received);
+                    };
+                    listener.run(handle, replaced).await;
                 }
                 None => {
                     if generation.changed().await.is_err() {
@@ -814,9 +900,17 @@ impl Clustered {
             let mut departures = Vec::new();
             match link.engine.reap(|d| departures.push(d)).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(nodes = n, "cluster: reaped dead nodes"),
+                Ok(n) => {
+                    self.counts
+                        .nodes_reaped
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::info!(nodes = n, "cluster: reaped dead nodes");
+                }
                 Err(e) => self.health.failed(&e),
             }
+            self.counts
+                .departures
+                .fetch_add(departures.len() as u64, Ordering::Relaxed);
             for departure in departures {
                 self.depart(&link, apps, departure).await;
             }
@@ -880,7 +974,10 @@ impl Clustered {
         }
         .await;
         match result {
-            Ok(()) => tracing::info!("cluster: this node's state is reasserted"),
+            Ok(()) => {
+                self.counts.resyncs.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("cluster: this node's state is reasserted");
+            }
             Err(e) => self.health.failed(&e),
         }
     }
@@ -897,6 +994,7 @@ impl Clustered {
         match Link::connect(&self.url, &self.prefix, &self.settings).await {
             Ok((link, listener)) => {
                 tracing::info!(node = %link.engine.node(), "cluster: rejoined");
+                self.counts.rejoins.fetch_add(1, Ordering::Relaxed);
                 *self.link.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(link);
                 *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = Some(listener);
                 self.generation.send_modify(|g| *g += 1);
