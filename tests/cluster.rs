@@ -529,6 +529,15 @@ impl Process {
         }
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`) to the process, with the system's `kill`.
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
     fn kill(&mut self) {
         // SIGKILL: no shutdown, no goodbye to Redis.
         self.child.kill().expect("kill");
@@ -619,6 +628,62 @@ async fn a_node_killed_with_sigkill_is_reaped_within_ten_seconds() {
         "the member, two channels' subscriptions, the sign-in"
     );
     eprintln!("reaped {reaped_in:?} after SIGKILL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_declared_dead_closes_its_connections_with_4200_and_rejoins() {
+    let redis = RedisServer::start();
+    let survivor = node(&redis).start().await;
+    let partitioned = Process::start(&redis);
+    let mut stranded = partitioned.client().await;
+    stranded
+        .join_presence("presence-room", r#"{"user_id":"s"}"#)
+        .await;
+    let mut member = survivor.client().await;
+    member
+        .join_presence("presence-room", r#"{"user_id":"m"}"#)
+        .await;
+    let added = stranded.recv_json().await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+
+    // Frozen past the node timeout: the survivor declares it dead and replays its departures.
+    partitioned.signal("STOP");
+    let removed = member.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        removed["event"], "pusher_internal:member_removed",
+        "{removed}"
+    );
+    partitioned.signal("CONT");
+
+    // Back, it learns it was declared dead: its clients are told to reconnect. (What the bus
+    // brought while it was frozen may come first: the members the survivor removed, this
+    // one included.)
+    loop {
+        let frame = stranded.recv_json().await;
+        if frame["event"] == "pusher_internal:member_removed" {
+            continue;
+        }
+        assert_eq!(
+            frame,
+            json!({"event": "pusher:error",
+                   "data": {"code": 4200, "message": "Server is rejoining its cluster; reconnect"}})
+        );
+        break;
+    }
+    let (code, _) = stranded.expect_close().await;
+    assert_eq!(code, Some(4200));
+    // It serves again, as a new node: the member is back for the others, once.
+    let mut back = partitioned.client().await;
+    back.join_presence("presence-room", r#"{"user_id":"s"}"#)
+        .await;
+    let added = member.recv_json_within(Duration::from_secs(5)).await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    let node_keys = redis.keys("t:node:*:alive");
+    assert_eq!(
+        node_keys.len(),
+        2,
+        "the survivor and the new node: {node_keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
