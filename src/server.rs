@@ -69,13 +69,21 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     let adapter = Arc::new(adapter(&config).await?);
     let (webhook_tx, webhook_rx) = mpsc::channel(config.webhooks.queue);
     let webhook_queue = webhook_tx.downgrade();
+    // On a cluster node the apps' events go through the cluster's queue (Redis) first.
+    let (emitted_tx, emitted_rx) = mpsc::channel(config.webhooks.queue);
+    let clustered = config.cluster.redis_url.is_some();
+    let emitted = if clustered {
+        emitted_tx
+    } else {
+        webhook_tx.clone()
+    };
     let backlog = Backlog::new(
         config.server.fanout_backlog,
         config.server.slow_consumer_timeout,
     );
     let fan_out = FanOut::start(fanout_threads(&config), backlog.clone())?;
     let state = Arc::new(State {
-        apps: Apps::new(&config, webhook_tx, &fan_out),
+        apps: Apps::new(&config, emitted, &fan_out),
         adapter,
         server: config.server.clone(),
         backlog,
@@ -95,7 +103,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     ));
     let sweeper = tokio::spawn(sweep(state.clone()));
     let stall_watch = tokio::spawn(state.backlog.clone().watch_stalls());
-    let cluster = tokio::spawn(cluster(state.clone()));
+    let cluster = tokio::spawn(cluster(state.clone(), emitted_rx, webhook_tx));
 
     let sources = Sources {
         state: state.clone(),
@@ -137,22 +145,16 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     }
 }
 
-/// Builds the HTTP server (not yet polled): actix-web serves the REST API, and every HTTP/1
-/// upgrade request goes to [`ws::upgrade`] with the raw connection. Kept out of `run` so that
-/// future stays `Send`: the app factory is `!Send` and must not live across an `.await`.
 /// The adapter the configuration asks for: a cluster node's when `cluster.redis_url` is set
 /// (connected and registered before anything is served: herald does not start half-clustered).
 async fn adapter(config: &Config) -> std::io::Result<Adapter> {
     match &config.cluster.redis_url {
         None => Ok(Adapter::local()),
         #[cfg(feature = "redis")]
-        Some(_) => crate::adapter::clustered::Clustered::connect(
-            &config.cluster,
-            config.webhooks.vacated_delay,
-        )
-        .await
-        .map(Adapter::clustered)
-        .map_err(std::io::Error::other),
+        Some(_) => crate::adapter::clustered::Clustered::connect(&config.cluster, &config.webhooks)
+            .await
+            .map(Adapter::clustered)
+            .map_err(std::io::Error::other),
         #[cfg(not(feature = "redis"))]
         Some(_) => Err(std::io::Error::other(
             "cluster.redis_url: this build has no cluster support (feature `redis`)",
@@ -160,16 +162,25 @@ async fn adapter(config: &Config) -> std::io::Result<Adapter> {
     }
 }
 
-/// A cluster node's background work (nothing on a single process).
-async fn cluster(state: Arc<State>) {
+/// A cluster node's background work (nothing on a single process): `emitted` brings the apps'
+/// webhook events, `worker` takes the ones this node delivers.
+async fn cluster(
+    state: Arc<State>,
+    emitted: mpsc::Receiver<webhook::Queued>,
+    worker: mpsc::Sender<webhook::Queued>,
+) {
     #[cfg(feature = "redis")]
     if let Some(cluster) = state.adapter.cluster() {
-        cluster.run(&state.apps, &state.shutdown).await;
+        let webhooks = crate::adapter::clustered::Webhooks { emitted, worker };
+        cluster.run(&state.apps, &state.shutdown, webhooks).await;
     }
     #[cfg(not(feature = "redis"))]
-    drop(state);
+    drop((state, emitted, worker));
 }
 
+/// Builds the HTTP server (not yet polled): actix-web serves the REST API, and every HTTP/1
+/// upgrade request goes to [`ws::upgrade`] with the raw connection. Kept out of `run` so that
+/// future stays `Send`: the app factory is `!Send` and must not live across an `.await`.
 fn http_server(
     state: Arc<State>,
     listener: TcpListener,

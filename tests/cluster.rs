@@ -479,15 +479,22 @@ async fn a_cache_channels_last_event_is_found_on_any_node() {
 struct Process {
     child: Child,
     addr: std::net::SocketAddr,
+    /// Its config file, removed with it.
+    config: Option<std::path::PathBuf>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Process {
+    /// A node of the test cluster, configured from the environment only.
     fn start(redis: &RedisServer) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .env("HERALD_PORT", port.to_string())
             .env("HERALD_METRICS", "false")
@@ -506,6 +513,34 @@ impl Process {
         Process {
             child,
             addr: ([127, 0, 0, 1], port).into(),
+            config: None,
+        }
+    }
+
+    /// A node configured by `setup` (a file), on a free port, without its metrics listener.
+    fn start_with(setup: Setup) -> Process {
+        let port = free_port();
+        let toml = setup
+            .server("port", &port.to_string())
+            .metrics("enabled", "false")
+            .toml();
+        let path = std::env::temp_dir().join(format!("herald-cluster-test-{port}.toml"));
+        std::fs::write(&path, toml).expect("write the node's config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD_")) {
+            command.env_remove(name);
+        }
+        let child = command
+            .arg("--config")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the herald binary");
+        Process {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+            config: Some(path),
         }
     }
 
@@ -549,6 +584,9 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = &self.config {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -628,6 +666,47 @@ async fn a_node_killed_with_sigkill_is_reaped_within_ten_seconds() {
         "the member, two channels' subscriptions, the sign-in"
     );
     eprintln!("reaped {reaped_in:?} after SIGKILL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_outlives_the_node_that_was_delivering_it() {
+    let redis = RedisServer::start();
+    // The endpoint fails at first: the node delivering keeps retrying (retry_for 60 s).
+    let mut receiver = Receiver::start(2).await;
+    let setup = node(&redis)
+        .hook(&receiver.url, &["channel_occupied"], false)
+        .webhooks("retry_for", "\"60s\"");
+    let mut doomed = Process::start_with(setup.clone());
+    let mut client = doomed.client().await;
+    client.join("orders").await;
+    for _ in 0..2 {
+        let failed = receiver.next_within(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(failed.answered, 500);
+    }
+    doomed.kill();
+    assert_eq!(
+        redis.keys("t:webhooks").len(),
+        1,
+        "still queued, leased to the dead node"
+    );
+
+    // Another node claims it when the lease ends (the node timeout) and delivers it.
+    let killed = Instant::now();
+    let _survivor = setup.start().await;
+    let hook = receiver.next_within(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(hook.answered, 200);
+    assert_eq!(
+        hook.events(),
+        [json!({"name": "channel_occupied", "channel": "orders"})]
+    );
+    eventually(WAIT, "the delivered event leaves the queue", || async {
+        redis.keys("t:webhooks").is_empty()
+    })
+    .await;
+    eprintln!(
+        "delivered {:?} after the node delivering it was killed",
+        killed.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

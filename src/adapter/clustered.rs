@@ -25,7 +25,7 @@
 //! [`Unavailable`] (the HTTP API's 503). The outage is logged once, and once when it ends.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -42,15 +42,42 @@ use crate::cluster::channel::MemberJoin;
 use crate::cluster::grace::Departing;
 use crate::cluster::node::{Beat, Departure, Held};
 use crate::cluster::{ClusterError, Engine, KeyPrefix, Settings};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, WebhookConfig};
 use crate::connection::Frame;
 use crate::protocol::{ChannelKind, ChannelName, CloseCode, ServerMessage, SocketId, UserId};
 use crate::shutdown::Shutdown;
+use crate::webhook::{Queued, Receipt, WebhookEvent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-/// How often a node looks for held departures whose grace period is over.
+/// How often a node looks for held departures whose grace period is over, and for webhook
+/// events to deliver.
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
 /// Most departures claimed in one round trip.
 const CLAIM_BATCH: usize = 100;
+
+/// The webhook plumbing of a cluster node: what the apps emit comes in, what is claimed from
+/// the cluster's queue goes to the worker.
+#[derive(Debug)]
+pub struct Webhooks {
+    /// The apps' webhook events (their `Hooks` send here on a cluster node).
+    pub emitted: mpsc::Receiver<Queued>,
+    /// The node's webhook worker.
+    pub worker: mpsc::Sender<Queued>,
+}
+
+/// A webhook event as the cluster's queue keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct QueuedEvent {
+    /// Makes the text unique (two equal events are two entries).
+    id: String,
+    /// The app id.
+    app: String,
+    /// When it happened (the body's `time_ms`).
+    time_ms: u64,
+    /// The event.
+    event: WebhookEvent,
+}
 
 /// What connections hear when their node rejoins the cluster.
 const REJOINING: &str = "Server is rejoining its cluster; reconnect";
@@ -70,6 +97,10 @@ pub struct Clustered {
     health: Health,
     /// The webhooks' grace period (`webhooks.vacated_delay`), held in Redis.
     vacated_delay: Duration,
+    /// The webhook events this node claimed and has not settled; their leases are renewed
+    /// with each heartbeat (a lease lasts the node timeout: as long as a node may be silent
+    /// before it counts as dead).
+    leased: Mutex<Vec<Weak<Receipt>>>,
     counts: Counts,
     /// Changes to the shared state hold it shared; a resync holds it alone, so the local state
     /// it snapshots is what Redis ends up with.
@@ -190,7 +221,7 @@ impl Clustered {
     /// naming the setting when the settings are bad or Redis does not answer.
     pub async fn connect(
         config: &ClusterConfig,
-        vacated_delay: Duration,
+        webhooks: &WebhookConfig,
     ) -> Result<Clustered, String> {
         let url = config
             .redis_url
@@ -231,7 +262,8 @@ impl Clustered {
                 outages: AtomicU64::new(0),
             },
             counts: Counts::default(),
-            vacated_delay,
+            vacated_delay: webhooks.vacated_delay,
+            leased: Mutex::new(Vec::new()),
             gate: tokio::sync::RwLock::new(()),
         })
     }
@@ -807,12 +839,129 @@ impl Clustered {
     /// The node's background work, until the task is dropped (after the connections drained
     /// on shutdown, so the heartbeat goes on while they leave): the bus listener (restarted
     /// when the node rejoins with a new id) and the heartbeat, with reaping and recovery.
-    pub async fn run(&self, apps: &Apps, live: &Shutdown) {
+    pub async fn run(&self, apps: &Apps, live: &Shutdown, webhooks: Webhooks) {
+        let (settled_tx, settled) = mpsc::unbounded_channel();
         tokio::join!(
             self.listen(apps),
             self.keep_alive(apps, live),
-            self.send_departures(apps)
+            self.send_departures(apps),
+            self.relay_webhooks(webhooks.emitted, webhooks.worker.clone()),
+            self.claim_webhooks(apps, webhooks.worker, settled_tx),
+            self.settle_webhooks(settled),
         );
+    }
+
+    /// Queues what this node's apps emit in the cluster's webhook queue (Redis). Without Redis,
+    /// events go to this node's worker directly (they are then lost if the node dies).
+    async fn relay_webhooks(
+        &self,
+        mut emitted: mpsc::Receiver<Queued>,
+        worker: mpsc::Sender<Queued>,
+    ) {
+        while let Some(q) = emitted.recv().await {
+            if self.health.is_up() {
+                let queued = QueuedEvent {
+                    id: format!("{:016x}", fastrand::u64(..)),
+                    app: q.app.app_id.clone(),
+                    time_ms: q.time_ms,
+                    event: q.event.clone(),
+                };
+                let text = serde_json::to_string(&queued).unwrap_or_default();
+                match self.link().engine.push_webhook(&text).await {
+                    Ok(()) => continue,
+                    Err(e) => self.health.failed(&e),
+                }
+            }
+            if worker.send(q).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Claims ready webhook events from the cluster's queue for this node's worker, every
+    /// [`CLAIM_EVERY`], as many as the worker's queue has room for.
+    async fn claim_webhooks(
+        &self,
+        apps: &Apps,
+        worker: mpsc::Sender<Queued>,
+        settled: mpsc::UnboundedSender<String>,
+    ) {
+        let mut tick = tokio::time::interval(CLAIM_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !self.health.is_up() {
+                continue;
+            }
+            let link = self.link();
+            loop {
+                let room = worker.capacity().min(CLAIM_BATCH);
+                if room == 0 {
+                    break;
+                }
+                let lease = self.settings.node_timeout;
+                let claimed = match link.engine.claim_webhooks(room, lease).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        self.health.failed(&e);
+                        break;
+                    }
+                };
+                let more = claimed.len() == room;
+                for text in claimed {
+                    let receipt = Receipt::new(text.clone(), settled.clone());
+                    self.leased
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(Arc::downgrade(&receipt));
+                    let Ok(queued) = serde_json::from_str::<QueuedEvent>(&text) else {
+                        tracing::warn!("cluster: a queued webhook that does not parse; dropped");
+                        continue; // the receipt settles it
+                    };
+                    let Some(app) = apps.by_id(&queued.app) else {
+                        continue;
+                    };
+                    let q = app.hooks.claimed(queued.event, queued.time_ms, receipt);
+                    if worker.send(q).await.is_err() {
+                        return;
+                    }
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Renews the leases of the webhook events this node is still delivering.
+    async fn renew_leases(&self, engine: &Engine) {
+        let ids: Vec<String> = {
+            let mut leased = self.leased.lock().unwrap_or_else(PoisonError::into_inner);
+            leased.retain(|r| r.strong_count() > 0);
+            leased
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|r| r.id().to_owned())
+                .collect()
+        };
+        if let Err(e) = engine
+            .renew_webhooks(&ids, self.settings.node_timeout)
+            .await
+        {
+            self.health.failed(&e);
+        }
+    }
+
+    /// Removes settled webhook events from the cluster's queue, in batches.
+    async fn settle_webhooks(&self, mut settled: mpsc::UnboundedReceiver<String>) {
+        let mut batch = Vec::new();
+        while settled.recv_many(&mut batch, CLAIM_BATCH).await > 0 {
+            let events = std::mem::take(&mut batch);
+            if let Err(e) = self.link().engine.settle_webhooks(events).await {
+                // Not removed: claimed again when the lease ends (delivered twice).
+                self.health.failed(&e);
+            }
+        }
     }
 
     /// Hands what other nodes publish to this node's registries, in order.
@@ -874,6 +1023,7 @@ impl Clustered {
                     if self.health.dirty.swap(false, Ordering::AcqRel) {
                         self.resync(apps).await;
                     }
+                    self.renew_leases(&link.engine).await;
                 }
                 Ok(Beat::Forgotten) => {
                     tracing::warn!(

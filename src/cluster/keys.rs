@@ -23,6 +23,7 @@
 //! | `P:app:A:users` | hash | signed-in user → its connections on all nodes |
 //! | `P:app:A:cache:C` | string, expires | a cache channel's last event (JSON: event, data) |
 //! | `P:departures` | zset | held `channel_vacated`/`member_removed` (JSON: app, channel, user) → when their grace period ends (ms, Redis's clock) |
+//! | `P:webhooks` | zset | webhook events (JSON, unique) → when they are ready: queued now, then leased to the node delivering them until they settle |
 //! | `P:node_seq` | integer | the last node number given out (socket ids unique cluster-wide) |
 //!
 //! The bus is the pub/sub channel `P:bus` (one per cluster; see [`super::bus`]).
@@ -173,6 +174,11 @@ impl Keys {
     /// `P:departures`.
     pub fn departures(&self) -> String {
         format!("{}:departures", self.prefix)
+    }
+
+    /// `P:webhooks`.
+    pub fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.prefix)
     }
 
     /// `P:node_seq`.

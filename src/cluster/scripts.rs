@@ -49,6 +49,9 @@ pub(super) struct Scripts {
     pub connection_open: Script,
     pub connection_close: Script,
     pub connections_restore: Script,
+    pub webhook_push: Script,
+    pub webhook_claim: Script,
+    pub webhook_renew: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -72,10 +75,13 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     connection_open: script!("connection_open"),
     connection_close: script!("connection_close"),
     connections_restore: script!("connections_restore"),
+    webhook_push: script!("webhook_push"),
+    webhook_claim: script!("webhook_claim"),
+    webhook_renew: script!("webhook_renew"),
 });
 
 impl Scripts {
-    fn all(&self) -> [&Script; 20] {
+    fn all(&self) -> [&Script; 23] {
         [
             &self.join,
             &self.leave,
@@ -97,6 +103,9 @@ impl Scripts {
             &self.connection_open,
             &self.connection_close,
             &self.connections_restore,
+            &self.webhook_push,
+            &self.webhook_claim,
+            &self.webhook_renew,
         ]
     }
 }
