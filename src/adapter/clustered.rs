@@ -550,10 +550,11 @@ impl Clustered {
     }
 
     pub(super) async fn unsubscribe(&self, app: &App, name: &ChannelName, socket_id: &SocketId) {
+        // The gate first: a resync must not see the local change before Redis hears of it.
+        let _gate = self.gate.read().await;
         let Some(left) = app.channels.unsubscribe(name, socket_id) else {
             return;
         };
-        let _gate = self.gate.read().await;
         let link = self.link();
         let engine = &link.engine;
         let app_id = app.config.id.as_str();
@@ -663,8 +664,8 @@ impl Clustered {
         socket_id: &SocketId,
         watchlist: &[UserId],
     ) {
-        local::sign_out(app, user, socket_id, watchlist);
         let _gate = self.gate.read().await;
+        local::sign_out(app, user, socket_id, watchlist);
         let link = self.link();
         if !self.health.is_up() {
             self.health.missed();
