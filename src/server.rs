@@ -66,6 +66,17 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` fires, then drains. The listeners are already bound.
 pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> std::io::Result<()> {
+    run_announced(listeners, config, shutdown, || {}).await
+}
+
+/// [`run`], calling `serving` once everything that can fail at start-up has succeeded (on a
+/// cluster node: Redis answered and the node registered), right before serving.
+pub async fn run_announced(
+    listeners: Listeners,
+    config: Config,
+    shutdown: Shutdown,
+    serving: impl FnOnce(),
+) -> std::io::Result<()> {
     let adapter = Arc::new(adapter(&config).await?);
     let (webhook_tx, webhook_rx) = mpsc::channel(config.webhooks.queue);
     let webhook_queue = webhook_tx.downgrade();
@@ -116,6 +127,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
         .map(|listener| serve_metrics(sources, listener))
         .transpose()?;
     let server = http_server(state.clone(), listeners.main, &config)?;
+    serving();
     let handle = server.handle();
     let serving = tokio::spawn(server);
 
