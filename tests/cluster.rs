@@ -223,6 +223,54 @@ async fn presence_is_one_member_list_across_nodes_and_webhooks_fire_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_joining_on_three_nodes_at_once_each_see_every_member_once() {
+    let redis = RedisServer::start();
+    let nodes = start_nodes(node(&redis).app("max_presence_members", "100"), 3).await;
+    const N: usize = 30;
+    let mut joins = Vec::new();
+    for i in 0..N {
+        let addr = nodes[i % 3].addr;
+        joins.push(tokio::spawn(async move {
+            let url =
+                format!("ws://{addr}/app/{KEY}?protocol=7&client=js&version=8.4.0&flash=false");
+            let mut client = Client::connect_url(&url, WAIT).await.unwrap();
+            client.established().await;
+            let data = format!(r#"{{"user_id":"u{i}"}}"#);
+            let presence = client.join_presence("presence-crowd", &data).await;
+            let mut members: std::collections::BTreeSet<String> = presence["hash"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            // Each event must change this client's view: no member announced twice, none
+            // removed that it did not know.
+            while members.len() < N {
+                let frame = client.recv_json_within(Duration::from_secs(5)).await;
+                let user = json(frame["data"].as_str().unwrap())["user_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                match frame["event"].as_str() {
+                    Some("pusher_internal:member_added") => {
+                        assert!(members.insert(user.clone()), "u{i}: {user} added twice")
+                    }
+                    other => panic!("u{i}: unexpected {other:?}: {frame}"),
+                }
+            }
+            client
+        }));
+    }
+    let mut clients = Vec::new();
+    for join in joins {
+        clients.push(join.await.expect("every client sees all 30 members"));
+    }
+    for client in clients.iter_mut() {
+        client.expect_no_frame(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_joins_on_two_nodes_fire_each_transition_once() {
     let redis = RedisServer::start();
     let mut receiver = Receiver::start(0).await;

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use super::{local, Publication, SigningIn, Unavailable};
 use crate::app::{App, Apps};
 use crate::channel::{
-    CachedEvent, Change, ChannelInfo, Joining, Reporter, SubscribeError, Unsubscribed, Verdict,
+    CachedEvent, Change, ChannelInfo, Joining, MemberEvent, Reporter, SubscribeError, Unsubscribed,
 };
 use crate::cluster::bus::{self, Bus, BusMessage, Listener, Received};
 use crate::cluster::cache::Cached;
@@ -354,7 +354,7 @@ impl Clustered {
         let app_id = app.config.id.as_str();
         let member = joining.member.clone();
         let mut asked = self.health.is_up();
-        let mut verdict = Verdict::default();
+        let mut member_added = false;
         let mut member_joined = false;
         if let (Some((user, info)), true) = (&member, asked) {
             let max = app.config.max_presence_members;
@@ -371,10 +371,17 @@ impl Clustered {
                 }
                 Ok(joined) => {
                     member_joined = true;
-                    verdict.member_added = matches!(joined, MemberJoin::Added { .. });
-                    match engine.members(app_id, name.as_str()).await {
-                        Ok(members) => verdict.members = Some(members_of(members)),
-                        Err(e) => self.health.failed(&e),
+                    member_added = matches!(joined, MemberJoin::Added { .. });
+                    // What this node's subscribers are told follows the channel's mirror of
+                    // the cluster's members, started from the cluster's list if needed.
+                    if app.channels.mirror_begin(name) {
+                        match engine.members(app_id, name.as_str()).await {
+                            Ok(members) => app.channels.mirror_start(name, members_of(members)),
+                            Err(e) => {
+                                self.health.failed(&e);
+                                app.channels.mirror_abandon(name);
+                            }
+                        }
                     }
                 }
                 Err(e) => {
@@ -401,9 +408,7 @@ impl Clustered {
         } else {
             self.health.missed();
         }
-        let member_added = verdict.member_added;
-        let verdict = (member.is_none() || member_joined).then_some(verdict);
-        if let Err(e) = app.channels.subscribe_decided(name, joining, verdict) {
+        if let Err(e) = app.channels.subscribe(name, joining) {
             // Undo what Redis was told: the connection is not subscribed after all.
             if let (Some((user, _)), true) = (&member, member_joined) {
                 let _ = engine
@@ -422,7 +427,8 @@ impl Clustered {
             self.count(&link.bus, app, name, n).await;
         }
         if let (Some((user, info)), true) = (&member, member_added) {
-            // The registry told this node's subscribers; the other nodes hear it over the bus.
+            // The registry told this node's subscribers (through the mirror); the other nodes
+            // hear it over the bus.
             self.transition(engine, app, name, Change::MemberAdded(user))
                 .await;
             let message = BusMessage::MemberAdded {
@@ -607,7 +613,13 @@ impl Clustered {
     /// Without the cluster's answer, this node's subscribers hear of a member whose last
     /// connection here left (they cannot know of its connections elsewhere).
     fn member_left_locally(&self, app: &App, name: &ChannelName, left: &Unsubscribed) {
-        if let Some(user) = &left.member_left_node {
+        let Some(user) = &left.member_left_node else {
+            return;
+        };
+        if app.channels.is_mirrored(name) {
+            app.channels
+                .member_event(name, MemberEvent::Removed(user.clone()), None);
+        } else {
             app.channels
                 .publish(name, &member_removed_frame(name, user), None, None);
         }
@@ -617,7 +629,7 @@ impl Clustered {
     /// nodes' (over the bus) and the webhook hear of it, once.
     async fn member_removed(&self, link: &Link, app: &App, name: &ChannelName, user: &UserId) {
         app.channels
-            .publish(name, &member_removed_frame(name, user), None, None);
+            .member_event(name, MemberEvent::Removed(user.clone()), None);
         self.transition(&link.engine, app, name, Change::MemberRemoved(user))
             .await;
         let bus = &link.bus;
@@ -1330,15 +1342,14 @@ fn deliver(apps: &Apps, received: Received) {
             let Some((app, name)) = app_channel(apps, &app, &channel) else {
                 return;
             };
-            let info = info.and_then(|i| RawValue::from_string(i).ok());
-            let frame: Frame = ServerMessage::MemberAdded {
-                channel: name.as_str(),
-                user_id: &user,
-                user_info: info.as_deref(),
-            }
-            .encode()
-            .into();
-            app.channels.publish(&name, &frame, None, None);
+            let Ok(user) = UserId::parse(&user, usize::MAX) else {
+                return;
+            };
+            let info = info
+                .and_then(|i| RawValue::from_string(i).ok())
+                .map(Arc::from);
+            app.channels
+                .member_event(&name, MemberEvent::Added(user, info), None);
         }
         BusMessage::Count {
             app,
@@ -1358,7 +1369,7 @@ fn deliver(apps: &Apps, received: Received) {
                 return;
             };
             app.channels
-                .publish(&name, &member_removed_frame(&name, &user), None, None);
+                .member_event(&name, MemberEvent::Removed(user), None);
         }
         BusMessage::UserEvent {
             app,
