@@ -10,7 +10,7 @@
 //! | [`config`] | the typed configuration: defaults → TOML → env, validated |
 //! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the socket it is written to), close request; a channel subscription's delivery path; the backlog publishers wait on and the stall watch over connections that fell behind |
 //! | [`fanout`] | the fan-out threads: write broadcasts to a channel's subscribers, one lane per core |
-//! | [`channel`] | per-app channels: subscribers, presence members, cache, subscription counts |
+//! | [`channel`] | per-app channels: subscribers, presence members (on a cluster node also the mirror of every node's members), cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
 //! | [`app`] | apps (config + their registries) and the lookup by id and key |
 //! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries): a single process's registries, or a cluster node's (`adapter::clustered`: local delivery plus Redis, the heartbeat, reaping and recovery) |

@@ -4,10 +4,14 @@
 //!
 //! - **Subscriptions** change Redis first (`member_join` may refuse a full presence channel;
 //!   then `join`), then the local registry, which queues `subscription_succeeded` with the
-//!   members of every node. The one node whose script saw a transition reports its webhook
-//!   (`channel_occupied`, `member_added`, and on leaving `member_removed`, `channel_vacated`)
-//!   and sends the member event to the other nodes over the bus, so each happens once in the
-//!   cluster.
+//!   members of every node: the registry follows each presence channel's members on all nodes
+//!   (its *mirror*, started from Redis's list) and sends a member event only if it changes
+//!   them. The one node whose script saw a transition reports its webhook (`channel_occupied`,
+//!   `member_added`, and on leaving `member_removed`, `channel_vacated`) and sends the member
+//!   event to the other nodes over the bus, so each happens once in the cluster.
+//! - **Webhooks** go through the cluster's queue in Redis (leased to the node delivering them,
+//!   removed once settled), and `channel_vacated`/`member_removed` wait out the grace period
+//!   there, cancelled by a return on any node.
 //! - **Publications** are delivered locally, then published on the bus; the other nodes deliver
 //!   them to theirs (the excluded socket id travels with them). Cache channels also keep their
 //!   last event in Redis, where a subscriber on any node finds it.
