@@ -29,6 +29,17 @@ const MASTER_KEY_BASE64 = Buffer.alloc(32, 7).toString('base64');
 
 const DEFAULT_TIMEOUT = 5000;
 
+/** PT_CLUSTER=1 (run.sh): HERALD_URL is a round-robin balancer in front of three cluster nodes. */
+const CLUSTER = process.env.PT_CLUSTER === '1';
+
+/**
+ * The `skip` option of a test that cannot go through the cluster's balancer (it starts a herald
+ * of its own): skipped with `reason` in cluster mode, run otherwise. README.md lists them.
+ */
+function singleNodeOnly(reason) {
+  return CLUSTER ? `single node only: ${reason}` : false;
+}
+
 function heraldFromEnv() {
   const raw = process.env.HERALD_URL;
   if (!raw) {
@@ -439,6 +450,8 @@ module.exports = {
   APPS,
   MASTER_KEY_BASE64,
   DEFAULT_TIMEOUT,
+  CLUSTER,
+  singleNodeOnly,
   heraldFromEnv,
   uid,
   sleep,
