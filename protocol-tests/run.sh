@@ -188,47 +188,46 @@ start_herald() {
   echo "protocol-tests: $name (pid $pid) on http://127.0.0.1:$HERALD_PORT"
 }
 
-# start_redis: redis-server on a free port, no persistence; sets REDIS_PORT.
-start_redis() {
-  local attempt
+# on_free_port NAME START READY: runs `START PORT` in the background on a free port and waits up
+# to 5 s for `READY PORT` to succeed; three ports are tried, as another process may take one
+# first. START must exec the program, so that PID is the program itself. Sets PORT and PID.
+on_free_port() {
+  local name=$1 start=$2 ready=$3 attempt
   for attempt in 1 2 3; do
-    REDIS_PORT="$(free_port)"
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
-      --protected-mode yes --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null 2>&1 &
-    local pid=$!
+    PORT="$(free_port)"
+    "$start" "$PORT" &
+    PID=$!
     for _ in $(seq 1 50); do
-      if { exec 4<>"/dev/tcp/127.0.0.1/$REDIS_PORT"; } 2>/dev/null; then
-        printf 'PING\r\n' >&4
-        local reply=""
-        read -r -t 2 reply <&4 || true
-        exec 4<&-
-        if [ "${reply%$'\r'}" = "+PONG" ]; then
-          REDIS_PIDS+=("$pid")
-          LOGS+=("$WORK/redis.log")
-          echo "protocol-tests: redis-server (pid $pid) on 127.0.0.1:$REDIS_PORT"
-          return 0
-        fi
-      fi
-      kill -0 "$pid" 2>/dev/null || break
+      "$ready" "$PORT" && return 0
+      kill -0 "$PID" 2>/dev/null || break
       sleep 0.1
     done
-    # The port was taken in the meantime, or redis did not answer: try another one.
-    stop_group "$pid"
-    echo "protocol-tests: redis-server did not start on port $REDIS_PORT (attempt $attempt)" >&2
+    stop_group "$PID"
+    echo "protocol-tests: $name did not start on port $PORT (attempt $attempt)" >&2
   done
-  cat "$WORK/redis.log" >&2 2>/dev/null || true
-  exit 1
+  return 1
 }
 
-# start_balancer PORT...: haproxy on a free port, round-robin over the given herald ports;
-# sets BALANCER_PORT.
-start_balancer() {
-  local attempt i
-  for attempt in 1 2 3; do
-    BALANCER_PORT="$(free_port)"
-    local cfg="$WORK/haproxy.cfg"
-    {
-      cat <<EOF
+# redis-server on port $1, without persistence.
+redis_start() {
+  exec redis-server --bind 127.0.0.1 --port "$1" --save "" --appendonly no \
+    --protected-mode yes --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null 2>&1
+}
+
+redis_answers() {
+  { exec 4<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+  printf 'PING\r\n' >&4
+  local reply=""
+  read -r -t 2 reply <&4 || true
+  exec 4<&-
+  [ "${reply%$'\r'}" = "+PONG" ]
+}
+
+# haproxy on port $1, round-robin over the nodes ($NODE_PORTS).
+balancer_start() {
+  local cfg="$WORK/haproxy.cfg" i=0 port
+  {
+    cat <<EOF
 global
     maxconn 4096
 
@@ -250,37 +249,24 @@ defaults
     timeout server-fin 5s
 
 frontend pt
-    bind 127.0.0.1:$BALANCER_PORT
+    bind 127.0.0.1:$1
     default_backend herald
 
 backend herald
     balance roundrobin
 EOF
-      i=0
-      for port in "$@"; do
-        i=$((i + 1))
-        echo "    server node$i 127.0.0.1:$port"
-      done
-    } >"$cfg"
-    haproxy -c -q -f "$cfg" >&2 || { echo "protocol-tests: bad haproxy config $cfg" >&2; exit 1; }
-    # -db: stay in the foreground (no daemon), so $! is haproxy itself.
-    haproxy -db -f "$cfg" >"$WORK/haproxy.out" 2>"$WORK/haproxy.err" &
-    local pid=$!
-    for _ in $(seq 1 50); do
-      if [ -n "$(http_status "$BALANCER_PORT" /up)" ]; then
-        BALANCER_PIDS+=("$pid")
-        LOGS+=("$WORK/haproxy.err")
-        echo "protocol-tests: haproxy (pid $pid) on http://127.0.0.1:$BALANCER_PORT, round-robin over $NODES nodes"
-        return 0
-      fi
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
+    for port in "${NODE_PORTS[@]}"; do
+      i=$((i + 1))
+      echo "    server node$i 127.0.0.1:$port"
     done
-    stop_group "$pid"
-    echo "protocol-tests: haproxy did not start on port $BALANCER_PORT (attempt $attempt)" >&2
-    cat "$WORK/haproxy.err" >&2 || true
-  done
-  exit 1
+  } >"$cfg"
+  haproxy -c -q -f "$cfg" >&2 || { echo "protocol-tests: bad haproxy config $cfg" >&2; exit 1; }
+  # -db: in the foreground (no daemon), so this process is haproxy itself.
+  exec haproxy -db -f "$cfg" >"$WORK/haproxy.out" 2>"$WORK/haproxy.err"
+}
+
+balancer_answers() {
+  [ -n "$(http_status "$1" /up)" ]
 }
 
 # metric_sum PORT NAME: the sum of a metric's samples for app 1001 on the metrics listener PORT.
@@ -294,7 +280,11 @@ if [ "$CLUSTER" = 0 ]; then
   start_herald herald "$WORK/herald.toml"
   export HERALD_URL="http://127.0.0.1:$HERALD_PORT"
 else
-  start_redis
+  LOGS+=("$WORK/redis.log")
+  on_free_port redis-server redis_start redis_answers || exit 1
+  REDIS_PIDS+=("$PID")
+  REDIS_PORT="$PORT"
+  echo "protocol-tests: redis-server (pid $PID) on 127.0.0.1:$REDIS_PORT"
   {
     cat config/herald-test.toml
     printf '\n[cluster]\nredis_url = "redis://127.0.0.1:%s"\n' "$REDIS_PORT"
@@ -317,7 +307,11 @@ else
       exit 1
     fi
   done
-  start_balancer "${NODE_PORTS[@]}"
+  LOGS+=("$WORK/haproxy.cfg" "$WORK/haproxy.err")
+  on_free_port haproxy balancer_start balancer_answers || exit 1
+  BALANCER_PIDS+=("$PID")
+  BALANCER_PORT="$PORT"
+  echo "protocol-tests: haproxy (pid $PID) on http://127.0.0.1:$BALANCER_PORT, round-robin over $NODES nodes"
   export HERALD_URL="http://127.0.0.1:$BALANCER_PORT"
 
   # The balancing really alternates, for API calls and for WebSockets: six unsigned API calls
