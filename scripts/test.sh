@@ -64,7 +64,8 @@ suite "examples/todo/e2e/run.sh" examples/todo/e2e/run.sh
 
 echo
 if [ "$failed" -gt 0 ]; then
-  echo "failed suites: ${failures[*]}"
+  list="$(printf '%s, ' "${failures[@]}")"
+  echo "failed suites: ${list%, }"
 fi
 echo "suites: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
