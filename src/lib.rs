@@ -57,6 +57,7 @@ pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod tls;
 pub mod user;
 pub mod webhook;
 pub mod ws;

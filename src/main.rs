@@ -70,8 +70,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(metrics) => tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?),
         None => tracing::info!("metrics listener off"),
     }
-    tracing::info!("herald listening on http://{bound}");
-    println!("herald listening on http://{bound}");
+    let scheme = listeners.scheme();
+    tracing::info!("herald listening on {scheme}://{bound}");
+    println!("herald listening on {scheme}://{bound}");
     let shutdown = Shutdown::new();
     tokio::spawn(shutdown.clone().on_signals());
     herald::server::run(listeners, config, shutdown).await?;
