@@ -202,3 +202,96 @@ impl Write for NonBlocking<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::connection::{Backlog, ConnectionHandle, Frame, Traffic};
+    use crate::protocol::SocketId;
+
+    /// A TLS connection over loopback with small buffers both ways (the server's send buffer,
+    /// the client's receive buffer), so a large frame cannot be out at once: `(server, client)`.
+    async fn tls_pair() -> (
+        tokio_rustls::server::TlsStream<TcpStream>,
+        tokio_rustls::client::TlsStream<TcpStream>,
+    ) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(made.key_pair.serialize_der()).unwrap();
+        let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![made.cert.der().clone()], key)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(8 * 1024).unwrap();
+        let connecting = socket.connect(listener.local_addr().unwrap());
+        let (client_tcp, accepted) = tokio::join!(connecting, listener.accept());
+        let (server_tcp, _) = accepted.unwrap();
+        socket2::SockRef::from(&server_tcp)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let (server, client) = tokio::join!(
+            acceptor.accept(server_tcp),
+            connector.connect(name, client_tcp.unwrap())
+        );
+        (server.unwrap(), client.unwrap())
+    }
+
+    /// A frame larger than the socket buffers and rustls's record limit together: rustls takes
+    /// the last of it while the socket is full, so its records wait in rustls with nothing left
+    /// in the queue. The outbox is drained only once they are out, and they are written without
+    /// anything more being sent: the peer gets the whole frame.
+    #[tokio::test]
+    async fn records_rustls_still_holds_are_written_before_the_outbox_is_drained() {
+        let (server, mut client) = tls_pair().await;
+        let backlog = Backlog::new(usize::MAX, Duration::MAX);
+        let (handle, outbound) = ConnectionHandle::with_socket(
+            SocketId::generate(),
+            8,
+            backlog,
+            &Traffic::new(),
+            server.into(),
+        );
+        let frame = Frame::from("x".repeat(300_000));
+        let wire = frame.wire().to_vec();
+        assert!(handle.send(frame));
+        let reader = tokio::spawn(async move {
+            // A slow reader: the socket keeps filling up while rustls is given the frame.
+            let mut got = vec![0; wire.len()];
+            for chunk in got.chunks_mut(4096) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                client.read_exact(chunk).await.unwrap();
+            }
+            (got, wire)
+        });
+        tokio::time::timeout(Duration::from_secs(10), outbound.drained())
+            .await
+            .expect("drained")
+            .expect("no write error");
+        let (got, wire) = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("the peer got the whole frame")
+            .unwrap();
+        assert!(got == wire, "the frame arrives as written");
+    }
+}

@@ -58,6 +58,33 @@ impl Client {
         })
     }
 
+    /// Opens a `wss://` URL trusting the certificate `ca_pem` (PEM) as the CA; reads nothing.
+    pub async fn connect_tls(url: &str, ca_pem: &str) -> Result<Client, String> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config));
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector));
+        let Ok(connected) = tokio::time::timeout(WAIT, connecting).await else {
+            return Err(format!("connecting to {url} timed out"));
+        };
+        let (ws, _) = connected.map_err(|e| format!("connecting to {url}: {e}"))?;
+        Ok(Client {
+            ws,
+            socket_id: String::new(),
+            pings: 0,
+        })
+    }
+
     /// Reads `pusher:connection_established`, checks its shape and keeps the socket id.
     pub async fn established(&mut self) -> Value {
         let frame = self.recv_json().await;
