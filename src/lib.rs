@@ -21,13 +21,15 @@
 //! | [`metrics`] | the Prometheus registry, every metric's name and labels, read at scrape time |
 //! | [`ops`] | `/metrics`, `/up`, `/ready` |
 //! | [`state`], [`shutdown`], [`server`] | shared state and readiness, the shutdown signal, the wiring (listeners) |
+//! | [`tls`] | TLS on the main listener: the certificate and key files, the handshake of each connection |
 //! | [`logging`] | the log subscriber the binary installs (text or JSON lines); failed accepts logged once per episode |
 //!
 //! # Dependency rule
 //!
 //! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
-//! byte sink (its write side, and reads for tungstenite), and knows nothing of HTTP or actix.
+//! byte sink (its write side, and reads for tungstenite), plain or through rustls, and knows
+//! nothing of HTTP or actix. `tls` depends on nothing of ours but `config`; only `server` uses it.
 //! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges;
 //! `adapter::clustered` is where it meets the registries.
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
