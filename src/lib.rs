@@ -22,6 +22,7 @@
 //! | [`ops`] | `/metrics`, `/up`, `/ready` |
 //! | [`state`], [`shutdown`], [`server`] | shared state and readiness, the shutdown signal, the wiring (listeners) |
 //! | [`tls`] | TLS on the main listener: the certificate and key files, the handshake of each connection |
+//! | [`probe`] | `herald --health`: asks the herald configured like this process for `/ready` (container health checks) |
 //! | [`logging`] | the log subscriber the binary installs (text or JSON lines); failed accepts logged once per episode |
 //!
 //! # Dependency rule
@@ -35,7 +36,8 @@
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
 //! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
-//! depends on nothing of ours but `config` (for `LogFormat`) and only the binary uses it. Counts are kept by what they count, as
+//! depends on nothing of ours but `config` (for `LogFormat`) and only the binary uses it; so does
+//! `probe`, a client of `/ready`. Counts are kept by what they count, as
 //! plain numbers; `metrics` reads them and nothing imports it but `server` and `ops`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -55,6 +57,7 @@ pub mod http_api;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod probe;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

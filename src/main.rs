@@ -1,5 +1,6 @@
 //! The `herald` binary: parse the command line, load the configuration, set up logging, bind the
-//! listeners and run the server until SIGTERM/SIGINT.
+//! listeners and run the server until SIGTERM/SIGINT; or, with `--health`, ask the server
+//! configured the same way whether it is ready.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,11 @@ struct Args {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Ask the herald configured like this (same file, same HERALD_* variables) whether it is
+    /// ready (GET /ready on its metrics listener, else its main one); exit 0 if it answers 200.
+    /// For container health checks.
+    #[arg(long, conflicts_with = "print_config")]
+    health: bool,
 }
 
 /// Runs herald; an error that stops it is printed on one line, its causes joined by `: `
@@ -46,6 +52,14 @@ fn run() -> anyhow::Result<()> {
     if args.print_config {
         print!("{}", config.to_toml());
         return Ok(());
+    }
+    if args.health {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return runtime
+            .block_on(herald::probe::ready(&config))
+            .context("not ready");
     }
     herald::logging::init(&config.server.log, config.server.log_format)
         .context("setting up logging")?;
