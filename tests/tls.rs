@@ -128,15 +128,7 @@ async fn a_paused_reader_gets_every_large_event_in_order_over_tls() {
     https_api(&server, &cert)
         .publish_large("paused", EVENTS)
         .await;
-    for i in 0..EVENTS {
-        let frame = reader.recv_json().await;
-        let data = frame["data"].as_str().unwrap_or_default();
-        assert_eq!(
-            data.split(' ').next(),
-            Some(i.to_string().as_str()),
-            "event {i}"
-        );
-    }
+    reader.expect_large_events(EVENTS, WAIT).await;
     reader.ping_pong().await;
 }
 
@@ -155,11 +147,9 @@ async fn a_reader_that_stops_is_closed_4100_over_tls() {
     let mut healthy = wss_client(&server, &cert).await;
     healthy.join("firehose").await;
     let reader = tokio::spawn(async move {
-        for i in 0..40 {
-            let frame = healthy.recv_json_within(Duration::from_secs(10)).await;
-            let data = frame["data"].as_str().unwrap_or_default();
-            assert_eq!(data.split(' ').next(), Some(i.to_string().as_str()));
-        }
+        healthy
+            .expect_large_events(40, Duration::from_secs(10))
+            .await;
         healthy
     });
     // 40 events of 64 KiB: more than the queue of 16 and every buffer on the way.
