@@ -54,6 +54,8 @@ if [ "$CLUSTER" = 1 ]; then
   command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
   command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 fi
+# node/tls.test.js makes its self-signed certificate with openssl.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "protocol-tests: installing ${need_apt[*]} with apt-get"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -10,7 +10,6 @@ use std::future::poll_fn;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::{sleep, Instant};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -21,7 +20,7 @@ use tracing::Instrument;
 use super::close_frame;
 use super::dispatch::Connection;
 use crate::app::{App, ConnectionSlot};
-use crate::connection::{ConnectionHandle, Outbound, Wire};
+use crate::connection::{ConnectionHandle, Outbound, Socket, Wire};
 use crate::protocol::{CloseCode, ServerMessage, SocketId};
 use crate::state::State;
 
@@ -44,7 +43,7 @@ pub(super) async fn run(
     state: Arc<State>,
     app: Arc<App>,
     slot: ConnectionSlot,
-    socket: TcpStream,
+    socket: Socket,
     leftover: Vec<u8>,
     config: WebSocketConfig,
 ) {
