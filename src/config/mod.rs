@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// The metrics listener (Prometheus `/metrics`, `/up`, `/ready`).
     pub metrics: MetricsConfig,
+    /// Running as one node of a cluster on Redis (off unless `redis_url` is set).
+    pub cluster: ClusterConfig,
     /// The apps this server hosts.
     pub apps: Vec<AppConfig>,
     /// Set when no app was configured and the development app was created.
@@ -109,6 +112,15 @@ pub struct ServerConfig {
     /// How log lines are written: `text` (human-readable) or `json` (one object per line).
     /// Default `text`; env `HERALD_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// PEM file with the certificate chain (the server's certificate first) for TLS on the main
+    /// listener: `wss://` and `https://`. Set together with `tls_key`. Default none (plain
+    /// `ws://` and `http://`); env `HERALD_TLS_CERT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Default none;
+    /// env `HERALD_TLS_KEY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// How log lines are written (`server.log_format`).
@@ -146,6 +158,40 @@ impl Default for MetricsConfig {
             enabled: true,
             host: IpAddr::from([127, 0, 0, 1]),
             port: 9601,
+        }
+    }
+}
+
+/// The cluster: nodes that share one Redis behave as one server. With no `redis_url`, herald
+/// is a single process and needs nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://[user:password@]host[:port][/db]`; set, the node joins the cluster of every node
+    /// using this Redis and key prefix. Default none; env `HERALD_REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key and of the bus channel, so several clusters can share one
+    /// Redis: 1 to 64 characters of `A-Z a-z 0-9 _ - .`. Default `herald`;
+    /// env `HERALD_CLUSTER_KEY_PREFIX`.
+    pub key_prefix: String,
+    /// How often a node renews its heartbeat and looks for dead nodes. Default 1 s;
+    /// env `HERALD_CLUSTER_HEARTBEAT_INTERVAL`.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// A node silent this long is dead: another node removes its connections' presence members,
+    /// subscriptions and sign-ins (with their events and webhooks). At least two heartbeat
+    /// intervals. Default 5 s; env `HERALD_CLUSTER_NODE_TIMEOUT`.
+    #[serde(with = "humantime_serde")]
+    pub node_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: None,
+            key_prefix: "herald".into(),
+            heartbeat_interval: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -272,6 +318,8 @@ impl Default for ServerConfig {
             fanout_threads: 0,
             log: "info".into(),
             log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -314,6 +362,42 @@ impl Default for AppConfig {
             cache_ttl: Duration::from_secs(30 * 60),
             webhooks: Vec::new(),
         }
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: &str| ConfigError::Invalid {
+            key: format!("cluster.{key}"),
+            problem: problem.into(),
+        };
+        if let Some(url) = &self.redis_url {
+            // The URL is not repeated: it may hold a password.
+            if !url.starts_with("redis://") || url.len() <= "redis://".len() {
+                return Err(invalid(
+                    "redis_url",
+                    "expected redis://[user:password@]host[:port][/db]",
+                ));
+            }
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        let p = &self.key_prefix;
+        if p.is_empty() || p.len() > 64 || !p.chars().all(allowed) {
+            return Err(invalid(
+                "key_prefix",
+                "must be 1 to 64 characters of A-Z, a-z, 0-9, _, - and .",
+            ));
+        }
+        if self.heartbeat_interval < Duration::from_millis(10) {
+            return Err(invalid("heartbeat_interval", "must be at least 10ms"));
+        }
+        if self.node_timeout < self.heartbeat_interval * 2 {
+            return Err(invalid(
+                "node_timeout",
+                "must be at least two heartbeat intervals",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -406,6 +490,21 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "server.tls_key".into(),
+                    "must be set together with server.tls_cert",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "server.tls_cert".into(),
+                    "must be set together with server.tls_key",
+                ))
+            }
+            _ => {}
+        }
         if self.webhooks.queue == 0 {
             return Err(invalid("webhooks.queue".into(), "must be at least 1"));
         }
@@ -417,6 +516,7 @@ impl Config {
                 "must differ from server.port (or set metrics.enabled = false)",
             ));
         }
+        self.cluster.validate()?;
         let mut ids = HashSet::new();
         let mut keys = HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {

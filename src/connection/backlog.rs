@@ -460,7 +460,7 @@ mod tests {
             capacity,
             backlog.clone(),
             &traffic,
-            socket,
+            socket.into(),
         );
         (handle, outbound, peer)
     }

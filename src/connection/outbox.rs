@@ -1,7 +1,8 @@
 //! [`Outbox`]: a connection's queued frames and its socket, behind the connection's lock, and
 //! [`Wire`], that socket as tungstenite sees it. Writes take as many queued frames as the
-//! socket accepts in one vectored write; frames leave the queue only once fully written, so a
-//! partly written frame is always finished before anything else goes out.
+//! socket accepts in one vectored write; frames leave the queue only once fully written (with
+//! TLS: taken by rustls, see [`Socket`]), so a partly written frame is always finished before
+//! anything else goes out.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -11,10 +12,9 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use super::backlog::Share;
-use super::{Frame, Inner};
+use super::{Frame, Inner, Socket};
 
 /// Most frames handed to one vectored write.
 const MAX_SLICES: usize = 64;
@@ -29,7 +29,7 @@ pub(super) struct Outbox {
     /// Bytes of the first frame already written.
     written: usize,
     /// `None` once the session has ended, and for handles without a socket (tests).
-    socket: Option<TcpStream>,
+    socket: Option<Socket>,
     /// The session is closing or has ended: frames from others are refused; tungstenite's (the
     /// close frame, the close reply) still go out after what is queued.
     sealed: bool,
@@ -51,7 +51,7 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn new(socket: Option<TcpStream>) -> Self {
+    pub(super) fn new(socket: Option<Socket>) -> Self {
         Outbox {
             frames: VecDeque::new(),
             written: 0,
@@ -134,8 +134,9 @@ impl Outbox {
         self.frames.len()
     }
 
-    /// Writes queued frames until the queue is empty (`true`) or the socket would block
-    /// (`false`). Without a socket there is nothing to write to: frames stay (`true`).
+    /// Writes queued frames, and what the transport holds of them, until nothing is left
+    /// (`true`) or the socket would block (`false`). Without a socket there is nothing to write
+    /// to: frames stay (`true`).
     pub(super) fn write(&mut self, share: &Share) -> io::Result<bool> {
         let written = self.write_frames(share);
         self.settle(share);
@@ -155,7 +156,7 @@ impl Outbox {
         if let Some(kind) = failed {
             return Err((*kind).into());
         }
-        let Some(socket) = socket.as_ref() else {
+        let Some(socket) = socket.as_mut() else {
             return Ok(true);
         };
         while let Some(front) = frames.front() {
@@ -195,7 +196,7 @@ impl Outbox {
         if frames.capacity() > KEEP_CAPACITY {
             *frames = VecDeque::new();
         }
-        Ok(true)
+        socket.flush()
     }
 
     /// Ready once the socket may take more (or it failed).
@@ -231,7 +232,9 @@ impl Outbox {
     pub(super) fn close(&mut self, share: &Share) {
         self.sealed = true;
         self.drop_all(share);
-        self.socket = None;
+        if let Some(socket) = self.socket.take() {
+            socket.close();
+        }
     }
 
     fn drop_all(&mut self, share: &Share) {
@@ -274,24 +277,21 @@ impl AsyncRead for Wire {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut outbox = self.inner.lock();
-        let outbox = &mut *outbox;
+        let inner = &self.inner;
+        let mut outbox = inner.lock();
         // No socket: the session has ended; read as end of stream.
-        let Some(socket) = outbox.socket.as_ref() else {
+        let Some(socket) = outbox.socket.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        loop {
-            ready!(socket.poll_read_ready(cx))?;
-            match socket.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    outbox.bytes_in += n as u64;
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let n = ready!(socket.poll_read(cx, buf.initialize_unfilled()))?;
+        // Reading TLS records may have made some to send (an alert, a key update answered).
+        let answer = socket.wants_write();
+        buf.advance(n);
+        outbox.bytes_in += n as u64;
+        if answer && !outbox.dirty {
+            inner.write(&mut outbox);
         }
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -10,7 +10,6 @@ use std::future::poll_fn;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::{sleep, Instant};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -21,7 +20,7 @@ use tracing::Instrument;
 use super::close_frame;
 use super::dispatch::Connection;
 use crate::app::{App, ConnectionSlot};
-use crate::connection::{ConnectionHandle, Outbound, Wire};
+use crate::connection::{ConnectionHandle, Outbound, Socket, Wire};
 use crate::protocol::{CloseCode, ServerMessage, SocketId};
 use crate::state::State;
 
@@ -44,7 +43,7 @@ pub(super) async fn run(
     state: Arc<State>,
     app: Arc<App>,
     slot: ConnectionSlot,
-    socket: TcpStream,
+    socket: Socket,
     leftover: Vec<u8>,
     config: WebSocketConfig,
 ) {
@@ -71,7 +70,7 @@ pub(super) async fn run(
         };
         handle.send(established.encode().into());
         let watched = state.shutdown.watch(&handle);
-        let mut conn = Connection::new(app, state.adapter.clone(), handle);
+        let mut conn = Connection::new(app.clone(), state.adapter.clone(), handle);
         tracing::debug!("connected");
         let mut io = Io { ws, outbound };
         let exit = io.run(&state, &mut conn).await;
@@ -81,11 +80,12 @@ pub(super) async fn run(
         // Whatever happens next, nothing is written after the close frame.
         io.outbound.seal();
         drop(watched);
-        conn.disconnect();
+        conn.disconnect().await;
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
         // than the rest of the session, and it would otherwise sit inline in every idle
         // connection's task for its whole life (boxing it cut the task from 2,648 to 2,376 bytes).
         Box::pin(io.finish(exit)).await;
+        state.adapter.close_connection(&app).await;
         drop(slot);
         tracing::debug!("disconnected");
     }
@@ -178,7 +178,7 @@ impl Io {
             }),
             Some(Ok(Message::Text(text))) => {
                 conn.handle().received_message();
-                conn.on_text(text.as_str());
+                conn.on_text(text.as_str()).await;
                 None
             }
             Some(Ok(Message::Binary(_))) => {

@@ -40,6 +40,7 @@ pub struct Setup {
     server: BTreeMap<String, String>,
     webhooks: BTreeMap<String, String>,
     metrics: BTreeMap<String, String>,
+    cluster: BTreeMap<String, String>,
     app: BTreeMap<String, String>,
     hooks: Vec<String>,
     extra_apps: Vec<String>,
@@ -75,6 +76,7 @@ impl Setup {
                 ("retry_for", "\"10s\""),
             ]),
             metrics: BTreeMap::new(),
+            cluster: BTreeMap::new(),
             app: map(&[
                 ("id", "\"test-id\""),
                 ("key", "\"test-key\""),
@@ -100,6 +102,12 @@ impl Setup {
     /// Sets `[metrics] key = value` (the listener itself is always bound on 127.0.0.1:0).
     pub fn metrics(mut self, key: &str, value: &str) -> Self {
         self.metrics.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `[cluster] key = value`.
+    pub fn cluster(mut self, key: &str, value: &str) -> Self {
+        self.cluster.insert(key.into(), value.into());
         self
     }
 
@@ -135,6 +143,9 @@ impl Setup {
         out.push_str(&table("[webhooks]", &self.webhooks));
         if !self.metrics.is_empty() {
             out.push_str(&table("[metrics]", &self.metrics));
+        }
+        if !self.cluster.is_empty() {
+            out.push_str(&table("[cluster]", &self.cluster));
         }
         out.push_str(&table("[[apps]]", &self.app));
         for hook in &self.hooks {
@@ -172,8 +183,10 @@ impl Server {
             listener.set_nonblocking(true).expect("nonblocking");
             listener
         };
+        let tls = herald::tls::load(&config.server).unwrap_or_else(|e| panic!("{e}"));
         let listeners = Listeners {
             main: bind(),
+            tls,
             metrics: config.metrics.enabled.then(bind),
         };
         let addr = listeners.main.local_addr().expect("local addr");
