@@ -130,8 +130,9 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     }
 }
 
-/// Builds the HTTP server (not yet polled): actix-web serves the REST API, and every HTTP/1
-/// upgrade request goes to [`ws::upgrade`] with the raw connection. Kept out of `run` so that
+/// Builds the HTTP server (not yet polled): actix-web serves the REST API and the HTTP fallback
+/// transports ([`ws::fallback`]), and every HTTP/1 upgrade request goes to [`ws::upgrade`] with
+/// the raw connection. Kept out of `run` so that
 /// future stays `Send`: the app factory is `!Send` and must not live across an `.await`.
 fn http_server(
     state: Arc<State>,
@@ -140,6 +141,7 @@ fn http_server(
 ) -> std::io::Result<actix_server::Server> {
     let addr = listener.local_addr()?;
     let body = BodyLimits::new(config);
+    let sessions = ws::fallback::Sessions::new();
     let mut builder = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
@@ -153,6 +155,7 @@ fn http_server(
             .wrap(middleware::from_fn(http_api::hold_unread))
             .wrap(middleware::from_fn(http_api::count_calls))
             .configure(http_api::configure)
+            .configure(|cfg| ws::fallback::configure(cfg, &sessions))
             .configure(ops::health)
             .default_service(web::to(http_api::not_found))
             .into_factory()
@@ -167,6 +170,9 @@ fn http_server(
         });
         HttpService::build()
             .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+            // A client that closes its connection is gone: a response still running for it (an
+            // HTTP fallback stream or poll) ends, rather than until it next fails to write.
+            .h1_allow_half_closed(false)
             .tcp_nodelay(true)
             .local_addr(addr)
             .upgrade(upgrade)

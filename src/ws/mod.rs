@@ -1,16 +1,20 @@
-//! The WebSocket transport. actix-http hands every HTTP/1 `Connection: Upgrade` request to
+//! Client connections. actix-http hands every HTTP/1 `Connection: Upgrade` request to
 //! [`upgrade`] together with the raw connection; for `GET /app/{key}` it completes the
 //! WebSocket handshake itself ([`handshake`]), runs the Pusher checks (protocol version, app,
 //! enabled, quota), and then one [`session`] task per connection reads and writes frames on
-//! that socket directly, so no HTTP/1 dispatcher or its buffers stay alive behind a WebSocket.
-//! [`dispatch`] turns client messages into calls on the domain.
+//! that socket directly ([`socket`]), so no HTTP/1 dispatcher or its buffers stay alive behind
+//! a WebSocket. pusher-js's HTTP fallback transports ([`fallback`]) make the same checks and run
+//! the same session over a relay that their requests read. [`dispatch`] turns client messages
+//! into calls on the domain, whatever the transport.
 //!
-//! This and `http_api` are the only modules that handle requests with actix (`server` wires
-//! them).
+//! This, `http_api` and `ops` are the only modules that handle requests with actix (`server`
+//! wires them).
 
 mod dispatch;
+pub mod fallback;
 pub(crate) mod handshake;
 mod session;
+mod socket;
 
 use std::sync::Arc;
 
@@ -71,7 +75,7 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
             limit_send_buffer(&io, state.server.socket_send_buffer);
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
             // allocated for the life of the connection.
-            let session = session::run(state.clone(), app, slot, io, leftover, config);
+            let session = socket::run(state.clone(), app, slot, io, leftover, config);
             actix_web::rt::spawn(state.shutdown.track(session));
         }
         Err((code, message)) => {
