@@ -47,6 +47,20 @@ async fn streaming(server: &Server) -> (Xhr, common::xhr::Stream, String) {
     (xhr, stream, socket_id)
 }
 
+/// Joins `presence-room` as `user` through `xhr_send`; `watcher`, a member, sees it added.
+async fn join_room(xhr: &Xhr, socket_id: &str, user: &str, watcher: &mut common::Client) {
+    let channel_data = format!(r#"{{"user_id":"{user}"}}"#);
+    let auth = presence_auth(socket_id, "presence-room", &channel_data);
+    let join = subscribe("presence-room", Some(auth), Some(&channel_data));
+    sent(xhr, &[join]).await;
+    let added = watcher.recv_json().await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    assert_eq!(
+        common::json(added["data"].as_str().unwrap())["user_id"],
+        user
+    );
+}
+
 async fn sent(xhr: &Xhr, messages: &[Value]) {
     let answer = xhr.send(messages).await;
     assert_eq!(answer.status, 204, "{}", answer.body);
@@ -174,15 +188,7 @@ async fn an_abandoned_session_is_reaped_and_leaves_its_channels() {
     };
     let data = common::json(common::json(&messages[0])["data"].as_str().unwrap());
     let socket_id = data["socket_id"].as_str().unwrap().to_owned();
-    let channel_data = r#"{"user_id":"poller"}"#;
-    let auth = presence_auth(&socket_id, "presence-room", channel_data);
-    sent(
-        &xhr,
-        &[subscribe("presence-room", Some(auth), Some(channel_data))],
-    )
-    .await;
-    let added = watcher.recv_json().await;
-    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    join_room(&xhr, &socket_id, "poller", &mut watcher).await;
     // It stops polling: after the session timeout it is gone, as a dropped WebSocket.
     let removed = watcher.recv_json_within(Duration::from_secs(3)).await;
     assert_eq!(
@@ -445,18 +451,7 @@ async fn a_client_that_drops_its_stream_leaves_within_the_session_timeout() {
         .join_presence("presence-room", r#"{"user_id":"watcher"}"#)
         .await;
     let (xhr, mut stream, socket_id) = streaming(&server).await;
-    let channel_data = r#"{"user_id":"streamer"}"#;
-    let auth = presence_auth(&socket_id, "presence-room", channel_data);
-    sent(
-        &xhr,
-        &[subscribe("presence-room", Some(auth), Some(channel_data))],
-    )
-    .await;
-    let _ = stream.recv_text().await;
-    assert_eq!(
-        watcher.recv_json().await["event"],
-        "pusher_internal:member_added"
-    );
+    join_room(&xhr, &socket_id, "streamer", &mut watcher).await;
     let started = tokio::time::Instant::now();
     drop(stream);
     let removed = watcher.recv_json_within(Duration::from_secs(5)).await;

@@ -48,55 +48,35 @@ type SessionPath = web::Path<(String, String, String)>;
 pub fn configure(cfg: &mut web::ServiceConfig, sessions: &std::sync::Arc<Sessions>) {
     cfg.app_data(web::Data::from(sessions.clone()));
     let preflight = || web::method(Method::OPTIONS).to(preflight);
+    for (kind, mode) in [("xhr_streaming", Mode::Streaming), ("xhr", Mode::Polling)] {
+        let handler = move |req, path, state, sessions| receive(req, path, state, sessions, mode);
+        cfg.service(
+            web::resource(format!("{PATH}/{kind}"))
+                .route(web::post().to(handler))
+                .route(preflight()),
+        );
+    }
     cfg.service(
-        web::resource(format!("{PATH}/xhr_streaming"))
-            .route(web::post().to(stream))
-            .route(preflight()),
-    )
-    .service(
-        web::resource(format!("{PATH}/xhr"))
-            .route(web::post().to(poll))
-            .route(preflight()),
-    )
-    .service(
         web::resource(format!("{PATH}/xhr_send"))
             .route(web::post().to(send))
             .route(preflight()),
     );
 }
 
-async fn stream(
-    req: HttpRequest,
-    path: SessionPath,
-    state: web::Data<State>,
-    sessions: web::Data<Sessions>,
-) -> HttpResponse {
-    receive(&req, path, &state, &sessions, Mode::Streaming)
-}
-
-async fn poll(
-    req: HttpRequest,
-    path: SessionPath,
-    state: web::Data<State>,
-    sessions: web::Data<Sessions>,
-) -> HttpResponse {
-    receive(&req, path, &state, &sessions, Mode::Polling)
-}
-
 /// A receiving request: the session's frames from now on, opening the session if it is new.
-fn receive(
-    req: &HttpRequest,
+async fn receive(
+    req: HttpRequest,
     path: SessionPath,
-    state: &web::Data<State>,
-    sessions: &web::Data<Sessions>,
+    state: web::Data<State>,
+    sessions: web::Data<Sessions>,
     mode: Mode,
 ) -> HttpResponse {
     let (key, server, session) = path.into_inner();
     let Some(id) = session_id(&key, &server, &session) else {
         return not_found();
     };
-    let sessions = sessions.clone().into_inner();
-    let state = state.clone().into_inner();
+    let sessions = sessions.into_inner();
+    let state = state.into_inner();
     match sessions.open(&state, id, &key, req.query_string()) {
         Ok((session, opened)) => {
             let every = MAX_HEARTBEAT.min(state.server.activity_timeout);
