@@ -450,7 +450,7 @@ async fn a_client_that_drops_its_stream_leaves_within_the_session_timeout() {
     watcher
         .join_presence("presence-room", r#"{"user_id":"watcher"}"#)
         .await;
-    let (xhr, mut stream, socket_id) = streaming(&server).await;
+    let (xhr, stream, socket_id) = streaming(&server).await;
     join_room(&xhr, &socket_id, "streamer", &mut watcher).await;
     let started = tokio::time::Instant::now();
     drop(stream);
