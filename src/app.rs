@@ -110,11 +110,13 @@ impl App {
         channel_name_max_length: usize,
         webhooks: mpsc::Sender<Queued>,
         fan_out: FanOut,
+        clustered: bool,
     ) -> Self {
         let settings = channel::Settings {
             max_presence_members: config.max_presence_members,
             subscription_count: config.subscription_count,
             cache_ttl: config.cache_ttl,
+            clustered,
         };
         let target = AppTarget {
             app_id: config.id.clone(),
@@ -127,7 +129,7 @@ impl App {
         let hooks = Hooks::new(target, webhooks);
         App {
             channels: channel::Registry::new(settings, fan_out, Arc::new(hooks.clone())),
-            users: user::Registry::new(),
+            users: user::Registry::new(clustered),
             hooks,
             traffic: Traffic::new(),
             api: ApiCalls::default(),
@@ -179,6 +181,7 @@ impl Apps {
                 config.server.channel_name_max_length,
                 webhooks.clone(),
                 fan_out.clone(),
+                config.cluster.redis_url.is_some(),
             ));
             apps.by_id.insert(app.config.id.clone(), app.clone());
             apps.by_key.insert(app.config.key.clone(), app);

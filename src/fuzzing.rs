@@ -20,5 +20,11 @@ pub use crate::ws::handshake::{accept, Accepted};
 /// checks do neither).
 pub fn app(config: AppConfig, channel_name_max_length: usize) -> App {
     let (webhooks, _) = mpsc::channel(1);
-    App::new(config, channel_name_max_length, webhooks, FanOut::inline())
+    App::new(
+        config,
+        channel_name_max_length,
+        webhooks,
+        FanOut::inline(),
+        false,
+    )
 }

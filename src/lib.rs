@@ -10,11 +10,11 @@
 //! | [`config`] | the typed configuration: defaults → TOML → env, validated |
 //! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the sink it is written to: a socket, or the relay an HTTP fallback session reads), close request; a channel subscription's delivery path; the backlog publishers wait on and the stall watch over connections that fell behind |
 //! | [`fanout`] | the fan-out threads: write broadcasts to a channel's subscribers, one lane per core |
-//! | [`channel`] | per-app channels: subscribers, presence members, cache, subscription counts |
+//! | [`channel`] | per-app channels: subscribers, presence members (on a cluster node also the mirror of every node's members), cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
 //! | [`app`] | apps (config + their registries) and the lookup by id and key |
-//! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries) and its local implementation |
-//! | `cluster` | (feature `redis`, on by default) the cluster engine on Redis: shared counts and transitions, node heartbeats and reaping, the bus — not wired into the server yet |
+//! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries): a single process's registries, or a cluster node's (`adapter::clustered`: local delivery plus Redis, the heartbeat, reaping and recovery) |
+//! | `cluster` | (feature `redis`, on by default) the cluster engine on Redis: shared counts and transitions, node heartbeats and reaping, the bus, the shared cache |
 //! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
 //! | [`ws`] | client connections: the WebSocket endpoint, pusher-js's HTTP fallback transports (`ws::fallback`), the per-connection session loop they share |
 //! | [`http_api`] | the signed REST API |
@@ -29,7 +29,8 @@
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
 //! byte sink (its write side, and reads for tungstenite) or a relay that a transport reads, and
 //! knows nothing of HTTP or actix.
-//! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges.
+//! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges;
+//! `adapter::clustered` is where it meets the registries.
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
 //! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`

@@ -70,11 +70,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(metrics) => tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?),
         None => tracing::info!("metrics listener off"),
     }
-    tracing::info!("herald listening on http://{bound}");
-    println!("herald listening on http://{bound}");
     let shutdown = Shutdown::new();
     tokio::spawn(shutdown.clone().on_signals());
-    herald::server::run(listeners, config, shutdown).await?;
+    let serving = || {
+        tracing::info!("herald listening on http://{bound}");
+        println!("herald listening on http://{bound}");
+    };
+    herald::server::run_announced(listeners, config, shutdown, serving).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,7 +14,7 @@ use actix_web::dev::AppConfig;
 use actix_web::{middleware, web};
 use tokio::sync::mpsc;
 
-use crate::adapter::LocalAdapter;
+use crate::adapter::Adapter;
 use crate::app::Apps;
 use crate::config::Config;
 use crate::connection::{Backlog, CloseCounts};
@@ -66,16 +66,36 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` fires, then drains. The listeners are already bound.
 pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> std::io::Result<()> {
+    run_announced(listeners, config, shutdown, || {}).await
+}
+
+/// [`run`], calling `serving` once everything that can fail at start-up has succeeded (on a
+/// cluster node: Redis answered and the node registered), right before serving.
+pub async fn run_announced(
+    listeners: Listeners,
+    config: Config,
+    shutdown: Shutdown,
+    serving: impl FnOnce(),
+) -> std::io::Result<()> {
+    let adapter = Arc::new(adapter(&config).await?);
     let (webhook_tx, webhook_rx) = mpsc::channel(config.webhooks.queue);
     let webhook_queue = webhook_tx.downgrade();
+    // On a cluster node the apps' events go through the cluster's queue (Redis) first.
+    let (emitted_tx, emitted_rx) = mpsc::channel(config.webhooks.queue);
+    let clustered = config.cluster.redis_url.is_some();
+    let emitted = if clustered {
+        emitted_tx
+    } else {
+        webhook_tx.clone()
+    };
     let backlog = Backlog::new(
         config.server.fanout_backlog,
         config.server.slow_consumer_timeout,
     );
     let fan_out = FanOut::start(fanout_threads(&config), backlog.clone())?;
     let state = Arc::new(State {
-        apps: Apps::new(&config, webhook_tx, &fan_out),
-        adapter: LocalAdapter::shared(),
+        apps: Apps::new(&config, emitted, &fan_out),
+        adapter,
         server: config.server.clone(),
         backlog,
         shutdown: shutdown.clone(),
@@ -94,6 +114,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     ));
     let sweeper = tokio::spawn(sweep(state.clone()));
     let stall_watch = tokio::spawn(state.backlog.clone().watch_stalls());
+    let cluster = tokio::spawn(cluster(state.clone(), emitted_rx, webhook_tx));
 
     let sources = Sources {
         state: state.clone(),
@@ -106,6 +127,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
         .map(|listener| serve_metrics(sources, listener))
         .transpose()?;
     let server = http_server(state.clone(), listeners.main, &config)?;
+    serving();
     let handle = server.handle();
     let serving = tokio::spawn(server);
 
@@ -114,6 +136,11 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     handle.pause().await;
     if !shutdown.drain(drain_for).await {
         tracing::warn!("some connections did not close within {drain_for:?}");
+    }
+    cluster.abort();
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = state.adapter.cluster() {
+        cluster.retire().await;
     }
     worker_token.cancel();
     handle.stop(true).await;
@@ -128,6 +155,39 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
         Ok(result) => result,
         Err(e) => Err(std::io::Error::other(e)),
     }
+}
+
+/// The adapter the configuration asks for: a cluster node's when `cluster.redis_url` is set
+/// (connected and registered before anything is served: herald does not start half-clustered).
+async fn adapter(config: &Config) -> std::io::Result<Adapter> {
+    match &config.cluster.redis_url {
+        None => Ok(Adapter::local()),
+        #[cfg(feature = "redis")]
+        Some(_) => crate::adapter::clustered::Clustered::connect(&config.cluster, &config.webhooks)
+            .await
+            .map(Adapter::clustered)
+            .map_err(std::io::Error::other),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(std::io::Error::other(
+            "cluster.redis_url: this build has no cluster support (feature `redis`)",
+        )),
+    }
+}
+
+/// A cluster node's background work (nothing on a single process): `emitted` brings the apps'
+/// webhook events, `worker` takes the ones this node delivers.
+async fn cluster(
+    state: Arc<State>,
+    emitted: mpsc::Receiver<webhook::Queued>,
+    worker: mpsc::Sender<webhook::Queued>,
+) {
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = state.adapter.cluster() {
+        let webhooks = crate::adapter::clustered::Webhooks { emitted, worker };
+        cluster.run(&state.apps, &state.shutdown, webhooks).await;
+    }
+    #[cfg(not(feature = "redis"))]
+    drop((state, emitted, worker));
 }
 
 /// Builds the HTTP server (not yet polled): actix-web serves the REST API and the HTTP fallback

@@ -73,6 +73,18 @@ impl Shutdown {
         self.token.cancel();
     }
 
+    /// Asks every live connection to close with `code` (a cluster node that must rejoin),
+    /// without shutting down: new connections are taken as before.
+    pub fn close_all(&self, code: CloseCode, message: &str) {
+        let connections: Vec<ConnectionHandle> = {
+            let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.connections.values().cloned().collect()
+        };
+        for handle in &connections {
+            handle.close(code, message);
+        }
+    }
+
     /// Registers a connection to close with 4200 on shutdown, until the returned guard is
     /// dropped; after shutdown, asks it to close at once.
     pub fn watch(&self, handle: &ConnectionHandle) -> Watched {

@@ -17,7 +17,7 @@ pub struct State {
     /// Every app, by id and key.
     pub apps: Apps,
     /// Delivers events.
-    pub adapter: Arc<dyn Adapter>,
+    pub adapter: Arc<Adapter>,
     /// Listener and connection settings.
     pub server: ServerConfig,
     /// Frames queued on all connections; the HTTP API waits on it before publishing.
@@ -34,6 +34,8 @@ pub struct State {
 pub enum NotReady {
     /// Shutdown has begun: connections are being closed with 4200.
     ShuttingDown,
+    /// This node is one of a cluster and Redis does not answer.
+    ClusterUnavailable,
 }
 
 impl NotReady {
@@ -41,6 +43,7 @@ impl NotReady {
     pub fn message(self) -> &'static str {
         match self {
             NotReady::ShuttingDown => "shutting down",
+            NotReady::ClusterUnavailable => "the cluster engine (Redis) is unreachable",
         }
     }
 }
@@ -51,9 +54,10 @@ impl State {
         if self.shutdown.is_triggered() {
             return Err(NotReady::ShuttingDown);
         }
-        // What serving depends on beyond this process is checked here, each with its own
-        // `NotReady` reason. A single process depends on nothing else; a cluster engine
-        // (ARCHITECTURE.md, "one logical server on many nodes") adds its reachability.
+        // What serving depends on beyond this process: on a cluster node, Redis.
+        if !self.adapter.is_available() {
+            return Err(NotReady::ClusterUnavailable);
+        }
         Ok(())
     }
 }

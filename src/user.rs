@@ -28,6 +28,9 @@ pub struct Registry {
     watchers: DashMap<UserId, HashMap<SocketId, ConnectionHandle>>,
     /// Held for a whole sign-in or sign-out, with the watchlist events it sends.
     signing: Mutex<()>,
+    /// This node is one of a cluster: `online`/`offline` are decided by the cluster and sent
+    /// with [`Registry::notify`]; a watchlist's initial statuses come from the cluster.
+    clustered: bool,
 }
 
 /// What a sign-in changed.
@@ -39,8 +42,11 @@ pub struct SignedIn {
 
 impl Registry {
     /// An empty registry.
-    pub fn new() -> Self {
-        Registry::default()
+    pub fn new(clustered: bool) -> Self {
+        Registry {
+            clustered,
+            ..Registry::default()
+        }
     }
 
     /// Registers a signed-in connection and its watchlist. When `watchlist_events` is on, tells
@@ -53,7 +59,26 @@ impl Registry {
         watchlist: &[UserId],
         watchlist_events: bool,
     ) -> SignedIn {
+        self.sign_in_decided(user, handle, watchlist, watchlist_events, None, None)
+    }
+
+    /// [`Registry::sign_in`] with the watchlist's statuses as the cluster knows them (in the
+    /// watchlist's order; `None`: as this registry knows them), queueing `success` (the
+    /// `pusher:signin_success` frame) once the connection is registered, before its watchlist
+    /// events.
+    pub fn sign_in_decided(
+        &self,
+        user: &UserId,
+        handle: &ConnectionHandle,
+        watchlist: &[UserId],
+        watchlist_events: bool,
+        statuses: Option<&[bool]>,
+        success: Option<Frame>,
+    ) -> SignedIn {
         let _signing = self.signing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(success) = success {
+            handle.send(success);
+        }
         let came_online = {
             let mut sockets = self.users.entry(user.clone()).or_default();
             let first = sockets.is_empty();
@@ -63,7 +88,7 @@ impl Registry {
         if !watchlist_events {
             return SignedIn { came_online };
         }
-        if came_online {
+        if came_online && !self.clustered {
             self.notify_watchers(user, "online");
         }
         for watched in watchlist {
@@ -73,15 +98,20 @@ impl Registry {
                 .insert(handle.socket_id().clone(), handle.clone());
         }
         if !watchlist.is_empty() {
-            let (online, offline): (Vec<&UserId>, Vec<&UserId>) = watchlist
+            let is_online = |i: usize, id: &UserId| match statuses {
+                Some(statuses) => statuses.get(i).copied().unwrap_or(false),
+                None => self.users.get(id).is_some_and(|s| !s.is_empty()),
+            };
+            let (online, offline): (Vec<_>, Vec<_>) = watchlist
                 .iter()
-                .partition(|id| self.users.get(*id).is_some_and(|s| !s.is_empty()));
+                .enumerate()
+                .partition(|(i, id)| is_online(*i, id));
             let mut events = Vec::new();
             for (name, ids) in [("online", online), ("offline", offline)] {
                 if !ids.is_empty() {
                     events.push(WatchlistEvent {
                         name,
-                        user_ids: ids.iter().map(|id| id.as_str()).collect(),
+                        user_ids: ids.iter().map(|(_, id)| id.as_str()).collect(),
                     });
                 }
             }
@@ -116,9 +146,26 @@ impl Registry {
             }
             self.watchers.remove_if(watched, |_, w| w.is_empty());
         }
-        if went_offline && watchlist_events {
+        if went_offline && watchlist_events && !self.clustered {
             self.notify_watchers(user, "offline");
         }
+    }
+
+    /// Tells `user`'s watchers on this node that it came online or went offline (on a
+    /// clustered node, as the cluster decided).
+    pub fn notify(&self, user: &UserId, online: bool) {
+        let _signing = self.signing.lock().unwrap_or_else(|e| e.into_inner());
+        self.notify_watchers(user, if online { "online" } else { "offline" });
+    }
+
+    /// Each signed-in user with its connections on this node (for reasserting them to a
+    /// cluster).
+    pub fn held(&self) -> Vec<(UserId, usize)> {
+        self.users
+            .iter()
+            .filter(|e| !e.is_empty())
+            .map(|e| (e.key().clone(), e.len()))
+            .collect()
     }
 
     fn notify_watchers(&self, user: &UserId, name: &'static str) {
@@ -193,7 +240,7 @@ mod tests {
 
     #[test]
     fn watchlist_online_once_offline_after_last() {
-        let reg = Registry::new();
+        let reg = Registry::new(false);
         let (watcher, mut wrx) = conn();
         reg.sign_in(&id("w"), &watcher, &[id("a"), id("b")], true);
         let initial = drain(&mut wrx);
@@ -232,7 +279,7 @@ mod tests {
     #[test]
     fn watchlist_events_follow_the_real_status_under_concurrency() {
         use std::sync::{Arc, Barrier};
-        let reg = Arc::new(Registry::new());
+        let reg = Arc::new(Registry::new(false));
         let (watcher, mut wrx) = ConnectionHandle::new(SocketId::generate(), 1 << 20);
         reg.sign_in(&id("w"), &watcher, &[id("a")], true);
         drain(&mut wrx);
@@ -283,7 +330,7 @@ mod tests {
 
     #[test]
     fn send_to_user_reaches_each_connection_once() {
-        let reg = Registry::new();
+        let reg = Registry::new(false);
         let (a1, mut r1) = conn();
         let (a2, mut r2) = conn();
         reg.sign_in(&id("a"), &a1, &[], false);

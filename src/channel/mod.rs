@@ -10,6 +10,7 @@
 //! lock, so no event can overtake them. Nothing here awaits, knows actix, sockets or HTTP.
 
 mod count;
+mod mirror;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use crate::fanout::{FanOut, Targets};
 use crate::protocol::server::PresenceList;
 use crate::protocol::{ChannelKind, ChannelName, ServerMessage, SocketId, UserId};
 use count::CountState;
+pub use mirror::MemberEvent;
+use mirror::Mirror;
 
 /// How long a channel that is still not cached waits before a `cache_miss` is reported again: a
 /// miss is reported once, then at most once per this period while the cache stays empty, so an
@@ -63,6 +66,13 @@ pub struct Settings {
     pub subscription_count: bool,
     /// How long a cache channel's event lives.
     pub cache_ttl: Duration,
+    /// This node is one of a cluster: whether a channel is occupied or vacated, and whether a
+    /// presence member is added or removed (with the member limit), is decided by the cluster.
+    /// This registry reports none of those; it follows each presence channel's members on all
+    /// nodes (a mirror, see [`Registry::mirror_begin`] and [`Registry::member_event`]) for what
+    /// its subscribers are told, and keeps its own counts of local connections for restoring
+    /// the cluster's state.
+    pub clustered: bool,
 }
 
 /// All channels of one app.
@@ -92,6 +102,17 @@ struct Channel {
     miss_reported: Option<Instant>,
     /// Throttle state of `subscription_count`.
     count: CountState,
+    /// On a cluster node, a presence channel's members on every node.
+    mirror: Option<Mirror>,
+}
+
+impl Channel {
+    /// Whether the entry holds nothing worth keeping.
+    fn is_idle(&self) -> bool {
+        self.subscribers.is_empty()
+            && self.cache.is_none()
+            && self.mirror.as_ref().is_none_or(|m| m.starting == 0)
+    }
 }
 
 #[derive(Debug)]
@@ -168,6 +189,21 @@ pub struct Unsubscribed {
     pub member_removed: Option<UserId>,
     /// A `subscription_count` went out with this value.
     pub count: Option<usize>,
+    /// The member the connection was, on presence channels.
+    pub member: Option<UserId>,
+    /// That member has no connection left on this node (on a single node: `member_removed`).
+    pub member_left_node: Option<UserId>,
+}
+
+/// One channel as a node holds it ([`Registry::held`]).
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The channel.
+    pub name: ChannelName,
+    /// Its subscriptions on this node.
+    pub subscriptions: usize,
+    /// Presence members: id, `user_info`, connections on this node.
+    pub members: Vec<(UserId, Option<Arc<RawValue>>, usize)>,
 }
 
 /// Counts for the HTTP API.
@@ -200,6 +236,100 @@ impl Registry {
         name: &ChannelName,
         joining: Joining<'_>,
     ) -> Result<Subscribed, SubscribeError> {
+        self.subscribe_decided(name, joining)
+    }
+
+    /// A presence subscription on a cluster node is about to join: true if the channel's mirror
+    /// must be started, with the cluster's member list given to [`Registry::mirror_start`] (or
+    /// [`Registry::mirror_abandon`]) before [`Registry::subscribe`].
+    pub fn mirror_begin(&self, name: &ChannelName) -> bool {
+        let mut entry = self.channels.entry(name.clone()).or_default();
+        match &mut entry.mirror {
+            Some(m) if m.is_live() => false,
+            Some(m) => {
+                m.starting += 1;
+                true
+            }
+            None => {
+                entry.mirror = Some(Mirror::starting());
+                true
+            }
+        }
+    }
+
+    /// The cluster's member list for a mirror begun with [`Registry::mirror_begin`].
+    pub fn mirror_start(&self, name: &ChannelName, list: Vec<(UserId, Option<Arc<RawValue>>)>) {
+        if let Some(m) = self
+            .channels
+            .get_mut(name)
+            .as_mut()
+            .and_then(|e| e.mirror.as_mut())
+        {
+            m.start(list);
+        }
+    }
+
+    /// Whether this node follows the channel's members on every node (a live mirror).
+    pub fn is_mirrored(&self, name: &ChannelName) -> bool {
+        self.channels
+            .get(name)
+            .is_some_and(|e| e.mirror.as_ref().is_some_and(Mirror::is_live))
+    }
+
+    /// The cluster's member list could not be read: the subscription goes on without it.
+    pub fn mirror_abandon(&self, name: &ChannelName) {
+        if let Some(mut entry) = self.channels.get_mut(name) {
+            if entry.mirror.as_mut().is_some_and(Mirror::abandon) {
+                entry.mirror = None;
+            }
+        }
+        self.channels.remove_if(name, |_, ch| ch.is_idle());
+    }
+
+    /// A member change the cluster decided (on this node, another one, or a dead one's
+    /// replay): this node's subscribers of the channel hear of it (but `except`) if it changes
+    /// the members they were told of. Returns whether it did.
+    pub fn member_event(
+        &self,
+        name: &ChannelName,
+        event: MemberEvent,
+        except: Option<&SocketId>,
+    ) -> bool {
+        let Some(mut entry) = self.channels.get_mut(name) else {
+            return false;
+        };
+        let channel = entry.value_mut();
+        let Some(mirror) = &mut channel.mirror else {
+            return false;
+        };
+        if !mirror.apply(&event) {
+            return false;
+        }
+        let frame: Frame = match &event {
+            MemberEvent::Added(id, info) => ServerMessage::MemberAdded {
+                channel: name.as_str(),
+                user_id: id.as_str(),
+                user_info: info.as_deref(),
+            },
+            MemberEvent::Removed(id) => ServerMessage::MemberRemoved {
+                channel: name.as_str(),
+                user_id: id.as_str(),
+            },
+        }
+        .encode()
+        .into();
+        self.broadcast(channel, &frame, except);
+        true
+    }
+
+    /// [`Registry::subscribe`] with the single node's rules or, on a cluster node, the
+    /// mirror's (the member limit was checked by the cluster).
+    fn subscribe_decided(
+        &self,
+        name: &ChannelName,
+        joining: Joining<'_>,
+    ) -> Result<Subscribed, SubscribeError> {
+        let clustered = self.settings.clustered;
         let mut entry = self.channels.entry(name.clone()).or_default();
         let channel = entry.value_mut();
         let socket_id = joining.handle.socket_id();
@@ -211,11 +341,18 @@ impl Registry {
             ..Subscribed::default()
         };
         let user_id = joining.member.as_ref().map(|(id, _)| id.clone());
+        let mirrored = clustered && channel.mirror.as_ref().is_some_and(Mirror::is_live);
+        if let (Some((id, info)), true) = (&joining.member, mirrored) {
+            let mirror = channel.mirror.as_mut().expect("mirrored");
+            if mirror.apply(&MemberEvent::Added(id.clone(), info.clone())) {
+                out.member_added = Some(id.clone());
+            }
+        }
         if let Some((id, info)) = joining.member {
             if let Some(member) = channel.members.get_mut(&id) {
                 member.connections += 1;
                 member.info = info;
-            } else if channel.members.len() >= self.settings.max_presence_members {
+            } else if !clustered && channel.members.len() >= self.settings.max_presence_members {
                 return Err(SubscribeError::PresenceFull {
                     channel: name.to_string(),
                     max: self.settings.max_presence_members,
@@ -228,14 +365,27 @@ impl Registry {
                         connections: 1,
                     },
                 );
-                out.member_added = Some(id);
+                // A single node decides; so does a cluster node that could not follow the
+                // cluster's members (Redis unreachable): from its own connections.
+                if !mirrored {
+                    out.member_added = Some(id);
+                }
             }
         }
+        out.occupied &= !clustered;
         let subscription = Subscription::new(joining.handle.clone());
-        self.fan_out.send_after_broadcasts(
-            &subscription,
-            succeeded_frame(name, channel, user_id.is_some()),
-        );
+        let succeeded = match (&channel.mirror, &user_id, mirrored) {
+            (Some(mirror), Some(_), true) => {
+                let listed: Vec<(&str, Option<&RawValue>)> = mirror
+                    .members
+                    .iter()
+                    .map(|(id, info)| (id.as_str(), info.as_deref()))
+                    .collect();
+                presence_succeeded(name, &listed)
+            }
+            _ => succeeded_frame(name, channel, user_id.is_some()),
+        };
+        self.fan_out.send_after_broadcasts(&subscription, succeeded);
         if name.is_cache() {
             out.cache_miss = self.send_cache(name, channel, &subscription);
         }
@@ -261,7 +411,7 @@ impl Registry {
         if out.occupied {
             report(Change::Occupied);
         }
-        if let Some(id) = &out.member_added {
+        if let (Some(id), false) = (&out.member_added, clustered) {
             report(Change::MemberAdded(id));
         }
         if out.cache_miss {
@@ -314,8 +464,11 @@ impl Registry {
         let subscriber = channel.subscribers.remove(socket_id)?;
         subscriber.subscription.end();
         channel.targets = None;
+        let clustered = self.settings.clustered;
+        let empty = channel.subscribers.is_empty();
         let mut out = Unsubscribed {
-            vacated: channel.subscribers.is_empty(),
+            vacated: empty && !clustered,
+            member: subscriber.user_id.clone(),
             ..Unsubscribed::default()
         };
         if let Some(id) = subscriber.user_id {
@@ -325,6 +478,9 @@ impl Registry {
             });
             if last == Some(true) {
                 channel.members.remove(&id);
+                out.member_left_node = Some(id.clone());
+            }
+            if last == Some(true) && !clustered {
                 let msg = ServerMessage::MemberRemoved {
                     channel: name.as_str(),
                     user_id: id.as_str(),
@@ -333,8 +489,11 @@ impl Registry {
                 out.member_removed = Some(id);
             }
         }
-        if !out.vacated {
+        if !empty {
             out.count = self.count_changed(name, channel);
+        } else if channel.mirror.as_ref().is_some_and(|m| m.starting == 0) {
+            // Nobody here to tell of the cluster's members any more.
+            channel.mirror = None;
         }
         let report = |change| self.reporter.report(name, change);
         if let Some(id) = &out.member_removed {
@@ -347,10 +506,8 @@ impl Registry {
             report(Change::Count(n));
         }
         drop(entry);
-        if out.vacated {
-            self.channels.remove_if(name, |_, ch| {
-                ch.subscribers.is_empty() && ch.cache.is_none()
-            });
+        if empty {
+            self.channels.remove_if(name, |_, ch| ch.is_idle());
         }
         Some(out)
     }
@@ -418,6 +575,38 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// What this node holds, for reasserting it to a cluster: every channel with local
+    /// subscribers, with their number and, on presence channels, each member's `user_info` and
+    /// local connections.
+    pub fn held(&self) -> Vec<Held> {
+        self.channels
+            .iter()
+            .filter(|e| !e.subscribers.is_empty())
+            .map(|e| Held {
+                name: e.key().clone(),
+                subscriptions: e.subscribers.len(),
+                members: e
+                    .members
+                    .iter()
+                    .map(|(id, m)| (id.clone(), m.info.clone(), m.connections))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Stores `cached` as the channel's event unless it has a fresher one (a clustered node
+    /// filling its cache from the cluster's).
+    pub fn store_cache(&self, name: &ChannelName, cached: CachedEvent) {
+        let mut entry = self.channels.entry(name.clone()).or_default();
+        let fresh = entry.cache.as_ref().is_some_and(|c| {
+            c.stored >= cached.stored && c.stored.elapsed() < self.settings.cache_ttl
+        });
+        if !fresh {
+            entry.cache = Some(cached);
+            entry.miss_reported = None;
+        }
+    }
+
     /// Periodic upkeep: sends (and reports) throttled `subscription_count`s that are due, drops
     /// expired cache entries and channels left empty.
     pub fn sweep(&self) {
@@ -431,13 +620,14 @@ impl Registry {
             {
                 channel.cache = None;
             }
-            if let Some(n) = channel.count.due() {
+            if let Some((n, reported)) = channel.count.due_reported() {
                 self.broadcast_count(name, channel, n);
-                self.reporter.report(name, Change::Count(n));
+                if reported {
+                    self.reporter.report(name, Change::Count(n));
+                }
             }
         }
-        self.channels
-            .retain(|_, ch| !ch.subscribers.is_empty() || ch.cache.is_some());
+        self.channels.retain(|_, ch| !ch.is_idle());
     }
 
     fn broadcast_count(&self, name: &ChannelName, channel: &mut Channel, n: usize) {
@@ -470,7 +660,34 @@ impl Registry {
         n
     }
 
+    /// A clustered node's count: the cluster has `n` subscriptions to the channel now. This
+    /// node's subscribers get it (throttled as on a single node); returns whether it went out
+    /// now, so the node that caused the change reports it (`reported`; a pending one is
+    /// reported when it goes out). A node with no subscriber of the channel sends nothing and
+    /// answers true.
+    pub fn count_is(&self, name: &ChannelName, n: usize, reported: bool) -> bool {
+        if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
+            return false;
+        }
+        let Some(mut entry) = self.channels.get_mut(name) else {
+            return true;
+        };
+        let channel = entry.value_mut();
+        if channel.subscribers.is_empty() {
+            return true;
+        }
+        let now = channel.count.changed_reported(n, reported);
+        if now {
+            self.broadcast_count(name, channel, n);
+        }
+        now
+    }
+
     fn count_changed(&self, name: &ChannelName, channel: &mut Channel) -> Option<usize> {
+        if self.settings.clustered {
+            // The cluster's count comes with what Redis answers: see `count_is`.
+            return None;
+        }
         if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
             return None;
         }
@@ -485,19 +702,26 @@ impl Registry {
 }
 
 fn succeeded_frame(name: &ChannelName, channel: &Channel, presence: bool) -> Frame {
-    let members: Vec<(&str, Option<&RawValue>)> = if presence {
-        channel
-            .members
-            .iter()
-            .map(|(id, m)| (id.as_str(), m.info.as_deref()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let presence = presence.then_some(PresenceList { members: &members });
+    if !presence {
+        return ServerMessage::SubscriptionSucceeded {
+            channel: name.as_str(),
+            presence: None,
+        }
+        .encode()
+        .into();
+    }
+    let members: Vec<(&str, Option<&RawValue>)> = channel
+        .members
+        .iter()
+        .map(|(id, m)| (id.as_str(), m.info.as_deref()))
+        .collect();
+    presence_succeeded(name, &members)
+}
+
+fn presence_succeeded(name: &ChannelName, members: &[(&str, Option<&RawValue>)]) -> Frame {
     ServerMessage::SubscriptionSucceeded {
         channel: name.as_str(),
-        presence,
+        presence: Some(PresenceList { members }),
     }
     .encode()
     .into()

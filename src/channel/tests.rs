@@ -6,6 +6,7 @@ fn settings() -> Settings {
         max_presence_members: 2,
         subscription_count: true,
         cache_ttl: Duration::from_secs(60),
+        clustered: false,
     }
 }
 

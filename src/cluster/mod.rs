@@ -1,5 +1,6 @@
 //! The cluster engine: the state that many herald nodes share through one Redis, so that behind
-//! a load balancer they behave as one Pusher server. Not wired into the server yet.
+//! a load balancer they behave as one Pusher server. The server uses it through
+//! `adapter::clustered`.
 //!
 //! | module | owns |
 //! |---|---|
@@ -9,6 +10,10 @@
 //! | [`user`] | signed-in users across nodes: user_online/user_offline, who is online |
 //! | [`node`] | node ids, heartbeats, reaping dead nodes exactly once, restoring a node Redis forgot |
 //! | [`bus`] | publish/subscribe of what every node must deliver locally |
+//! | [`cache`] | the last event of each cache channel |
+//! | [`connections`] | the per-app connection limit across nodes |
+//! | [`webhooks`] | the webhook queue: events kept until delivered, leased to the node delivering them |
+//! | [`grace`] | `channel_vacated`/`member_removed` held for the grace period, cancelled by an arrival on any node |
 //!
 //! An [`Engine`] is one node's handle: a Redis connection, the key prefix and this node's id.
 //! Every change goes through a script that runs atomically in Redis and answers with the
@@ -41,14 +46,19 @@
 //! to the caller, which decides about webhooks and presence events.
 
 pub mod bus;
+pub mod cache;
 pub mod channel;
+pub mod connections;
+pub mod grace;
 pub mod keys;
 pub mod node;
 mod scripts;
 pub mod user;
+pub mod webhooks;
 
-#[cfg(test)]
-mod testing;
+/// The Redis harness of the cluster tests (the engine's and the server's, in `tests/`).
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

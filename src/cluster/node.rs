@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use super::keys::{escape_app, unescape_app};
 use super::scripts::{self, arg, array, count, text, Value, SCRIPTS};
-use super::{ClusterError, Engine};
+use fred::interfaces::{HashesInterface, KeysInterface, SetsInterface};
+
+use super::{redis_error, ClusterError, Engine};
 
 /// A node's id for one boot: 16 random hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,6 +112,17 @@ impl Departure {
             }
         )
     }
+}
+
+/// What Redis records a node as holding ([`Engine::records`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records {
+    /// (app, channel) of its subscriptions.
+    pub channels: Vec<(String, String)>,
+    /// (app, channel, user) of its presence members.
+    pub members: Vec<(String, String, String)>,
+    /// (app, user) of its signed-in users.
+    pub users: Vec<(String, String)>,
 }
 
 /// Something this node holds locally, reasserted by [`Engine::restore`].
@@ -274,6 +287,53 @@ impl Engine {
             scripts::run(&self.client, &SCRIPTS.restore, args).await?;
         }
         Ok(())
+    }
+
+    /// What Redis records this node as holding, to be compared with what it holds after an
+    /// outage (a resync restores the difference, zeros included).
+    pub async fn records(&self) -> Result<Records, ClusterError> {
+        let node = self.node.as_str();
+        let channels: Vec<String> = self
+            .client
+            .smembers(self.keys.node_channels(node))
+            .await
+            .map_err(redis_error)?;
+        let members: Vec<String> = self
+            .client
+            .hkeys(self.keys.node_members(node))
+            .await
+            .map_err(redis_error)?;
+        let users: Vec<String> = self
+            .client
+            .hkeys(self.keys.node_users(node))
+            .await
+            .map_err(redis_error)?;
+        let app_and = |field: &str| {
+            field
+                .split_once(':')
+                .map(|(app, rest)| (unescape_app(app), rest.to_owned()))
+        };
+        Ok(Records {
+            channels: channels.iter().filter_map(|f| app_and(f)).collect(),
+            members: members
+                .iter()
+                .filter_map(|f| {
+                    let (app, rest) = app_and(f)?;
+                    let (channel, user) = rest.split_once(':')?;
+                    Some((app, channel.to_owned(), user.to_owned()))
+                })
+                .collect(),
+            users: users.iter().filter_map(|f| app_and(f)).collect(),
+        })
+    }
+
+    /// A number no other node of this cluster got (socket ids carry it, so they are unique
+    /// cluster-wide).
+    pub async fn number(&self) -> Result<u64, ClusterError> {
+        self.client
+            .incr(self.keys.node_seq())
+            .await
+            .map_err(redis_error)
     }
 
     fn timeout_arg(&self) -> Value {

@@ -90,6 +90,53 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// The keys matching `pattern` (`KEYS`, a test's look at what the cluster left), sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = self.command(&["KEYS", pattern]);
+        keys.sort();
+        keys
+    }
+
+    /// A field of a hash (`HGET`), `None` when there is none.
+    pub fn hget(&self, key: &str, field: &str) -> Option<String> {
+        self.command(&["HGET", key, field]).pop()
+    }
+
+    /// Runs one command; its reply's strings (an array's elements, or the one bulk string; none
+    /// for a nil).
+    fn command(&self, args: &[&str]) -> Vec<String> {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).expect("connect");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut command = format!("*{}\r\n", args.len());
+        for arg in args {
+            command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(command.as_bytes()).expect("a command");
+        let mut reader = std::io::BufReader::new(stream);
+        let mut next = || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).expect("a reply line");
+            line.trim_end().to_owned()
+        };
+        let header = next();
+        match header.as_bytes().first() {
+            Some(b'*') => {
+                let n: usize = header[1..].parse().expect("an array length");
+                (0..n)
+                    .map(|_| {
+                        next();
+                        next()
+                    })
+                    .collect()
+            }
+            Some(b'$') if header != "$-1" => vec![next()],
+            Some(b'$') => Vec::new(),
+            _ => panic!("unexpected reply {header}"),
+        }
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();

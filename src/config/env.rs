@@ -39,7 +39,8 @@ macro_rules! variable {
 
 /// Every variable but the app's. `[server]` keys are `HERALD_<KEY>`, `[webhooks]` keys
 /// `HERALD_WEBHOOK_<KEY>`, `[metrics]` keys `HERALD_METRICS_<KEY>` (and `enabled` is
-/// `HERALD_METRICS`).
+/// `HERALD_METRICS`), `[cluster]` keys `HERALD_CLUSTER_<KEY>` (and `redis_url` is
+/// `HERALD_REDIS_URL`, the name soketi's and sockudo's users know).
 #[rustfmt::skip] // One line a variable, as a table.
 pub const VARIABLES: &[Variable] = &[
     variable!("HERALD_HOST",                    server.host,                    address),
@@ -68,6 +69,10 @@ pub const VARIABLES: &[Variable] = &[
     variable!("HERALD_METRICS",                 metrics.enabled,                boolean),
     variable!("HERALD_METRICS_HOST",            metrics.host,                   address),
     variable!("HERALD_METRICS_PORT",            metrics.port,                   number),
+    variable!("HERALD_REDIS_URL",               cluster.redis_url,              some_text),
+    variable!("HERALD_CLUSTER_KEY_PREFIX",      cluster.key_prefix,             text),
+    variable!("HERALD_CLUSTER_HEARTBEAT_INTERVAL", cluster.heartbeat_interval,  duration),
+    variable!("HERALD_CLUSTER_NODE_TIMEOUT",    cluster.node_timeout,           duration),
 ];
 
 /// The app variables, set all three together or not at all.
@@ -142,6 +147,11 @@ fn address(value: &str) -> Result<IpAddr, String> {
 
 fn text(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
+}
+
+/// Text for an optional key; empty unsets it.
+fn some_text(value: &str) -> Result<Option<String>, String> {
+    Ok((!value.is_empty()).then(|| value.to_owned()))
 }
 
 fn log_format(value: &str) -> Result<LogFormat, String> {
@@ -305,11 +315,13 @@ mod tests {
     fn every_setting_has_a_variable_named_by_the_rule() {
         let defaults = toml::Value::try_from(Config::default()).unwrap();
         let mut keys = Vec::new();
-        for section in ["server", "webhooks", "metrics"] {
+        for section in ["server", "webhooks", "metrics", "cluster"] {
             for field in defaults[section].as_table().unwrap().keys() {
                 keys.push(format!("{section}.{field}"));
             }
         }
+        // Unset by default, so not in the serialized defaults.
+        keys.push("cluster.redis_url".into());
         let mut covered: Vec<String> = VARIABLES.iter().map(|v| v.key.to_owned()).collect();
         keys.sort();
         covered.sort();
@@ -321,7 +333,9 @@ mod tests {
                 ("server", _) => format!("HERALD_{}", field.to_uppercase()),
                 ("webhooks", _) => format!("HERALD_WEBHOOK_{}", field.to_uppercase()),
                 ("metrics", "enabled") => "HERALD_METRICS".to_owned(),
-                _ => format!("HERALD_METRICS_{}", field.to_uppercase()),
+                ("metrics", _) => format!("HERALD_METRICS_{}", field.to_uppercase()),
+                ("cluster", "redis_url") => "HERALD_REDIS_URL".to_owned(),
+                _ => format!("HERALD_CLUSTER_{}", field.to_uppercase()),
             };
             assert_eq!(v.name, expected);
             let row = format!("| `{}` | `{}` |", v.name, v.key);

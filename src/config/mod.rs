@@ -47,6 +47,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// The metrics listener (Prometheus `/metrics`, `/up`, `/ready`).
     pub metrics: MetricsConfig,
+    /// Running as one node of a cluster on Redis (off unless `redis_url` is set).
+    pub cluster: ClusterConfig,
     /// The apps this server hosts.
     pub apps: Vec<AppConfig>,
     /// Set when no app was configured and the development app was created.
@@ -148,6 +150,40 @@ impl Default for MetricsConfig {
             enabled: true,
             host: IpAddr::from([127, 0, 0, 1]),
             port: 9601,
+        }
+    }
+}
+
+/// The cluster: nodes that share one Redis behave as one server. With no `redis_url`, herald
+/// is a single process and needs nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://[user:password@]host[:port][/db]`; set, the node joins the cluster of every node
+    /// using this Redis and key prefix. Default none; env `HERALD_REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key and of the bus channel, so several clusters can share one
+    /// Redis: 1 to 64 characters of `A-Z a-z 0-9 _ - .`. Default `herald`;
+    /// env `HERALD_CLUSTER_KEY_PREFIX`.
+    pub key_prefix: String,
+    /// How often a node renews its heartbeat and looks for dead nodes. Default 1 s;
+    /// env `HERALD_CLUSTER_HEARTBEAT_INTERVAL`.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// A node silent this long is dead: another node removes its connections' presence members,
+    /// subscriptions and sign-ins (with their events and webhooks). At least two heartbeat
+    /// intervals. Default 5 s; env `HERALD_CLUSTER_NODE_TIMEOUT`.
+    #[serde(with = "humantime_serde")]
+    pub node_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: None,
+            key_prefix: "herald".into(),
+            heartbeat_interval: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -320,6 +356,42 @@ impl Default for AppConfig {
     }
 }
 
+impl ClusterConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: &str| ConfigError::Invalid {
+            key: format!("cluster.{key}"),
+            problem: problem.into(),
+        };
+        if let Some(url) = &self.redis_url {
+            // The URL is not repeated: it may hold a password.
+            if !url.starts_with("redis://") || url.len() <= "redis://".len() {
+                return Err(invalid(
+                    "redis_url",
+                    "expected redis://[user:password@]host[:port][/db]",
+                ));
+            }
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        let p = &self.key_prefix;
+        if p.is_empty() || p.len() > 64 || !p.chars().all(allowed) {
+            return Err(invalid(
+                "key_prefix",
+                "must be 1 to 64 characters of A-Z, a-z, 0-9, _, - and .",
+            ));
+        }
+        if self.heartbeat_interval < Duration::from_millis(10) {
+            return Err(invalid("heartbeat_interval", "must be at least 10ms"));
+        }
+        if self.node_timeout < self.heartbeat_interval * 2 {
+            return Err(invalid(
+                "node_timeout",
+                "must be at least two heartbeat intervals",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl AppConfig {
     /// The development app created when nothing is configured.
     pub fn development() -> Self {
@@ -426,6 +498,7 @@ impl Config {
                 "must differ from server.port (or set metrics.enabled = false)",
             ));
         }
+        self.cluster.validate()?;
         let mut ids = HashSet::new();
         let mut keys = HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {

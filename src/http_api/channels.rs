@@ -63,7 +63,7 @@ pub(super) async fn list(
         ));
     }
     let mut channels = Map::new();
-    for (name, info) in state.adapter.channels(&signed.app, prefix) {
+    for (name, info) in state.adapter.channels(&signed.app, prefix).await? {
         let mut entry = Map::new();
         if attrs.user_count {
             entry.insert("user_count".into(), info.user_count.into());
@@ -105,7 +105,7 @@ pub(super) async fn show(
     if attrs.cache && !name.is_cache() {
         return Err(bad_request("cache is only available for cache channels"));
     }
-    let info = state.adapter.channel(&signed.app, &name);
+    let info = state.adapter.channel(&signed.app, &name).await?;
     let mut out = Map::new();
     out.insert("occupied".into(), (info.subscription_count > 0).into());
     if attrs.user_count {
@@ -141,6 +141,7 @@ pub(super) async fn users(
     let users: Vec<Value> = state
         .adapter
         .members(&signed.app, &name)
+        .await?
         .iter()
         .map(|id| json!({ "id": id.as_str() }))
         .collect();

@@ -31,6 +31,17 @@ pub enum ApiError {
     /// 413: the request body is over this many bytes; the rest is not read.
     #[error("Request body over {0} bytes")]
     BodyTooLarge(usize),
+    /// 503: this node of a cluster cannot reach the cluster engine (Redis) now; answered with a
+    /// JSON body, `{"error": …}`, and never after waiting longer than the engine's command
+    /// timeout.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<crate::adapter::Unavailable> for ApiError {
+    fn from(e: crate::adapter::Unavailable) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
 }
 
 impl ResponseError for ApiError {
@@ -44,10 +55,16 @@ impl ResponseError for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Unavailable(message) = self {
+            return HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "1"))
+                .json(serde_json::json!({ "error": message }));
+        }
         HttpResponse::build(self.status_code())
             .content_type("text/plain; charset=utf-8")
             .body(format!("{self}\n"))

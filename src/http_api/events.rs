@@ -67,11 +67,11 @@ pub(super) async fn trigger(
 ) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
     let valid = check_event(&signed.app, &body)?;
-    wait_for_room(&state).await;
-    publish(&state, &signed.app, &valid);
+    ready_to_publish(&state).await?;
+    publish(&state, &signed.app, &valid).await?;
     Ok(ok_json(match valid.info {
         Some(info) => {
-            json!({ "channels": channel_infos(&state, &signed.app, &valid.channels, info) })
+            json!({ "channels": channel_infos(&state, &signed.app, &valid.channels, info).await? })
         }
         None => json!({}),
     }))
@@ -85,22 +85,22 @@ pub(super) async fn batch(
 ) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
     let valid = check_batch(&signed.app, &body)?;
-    wait_for_room(&state).await;
+    ready_to_publish(&state).await?;
     for event in &valid {
-        publish(&state, &signed.app, event);
+        publish(&state, &signed.app, event).await?;
     }
     if valid.iter().all(|v| v.info.is_none()) {
         return Ok(ok_json(json!({})));
     }
-    let infos: Vec<Value> = valid
-        .iter()
-        .map(|v| match (v.info, v.channels.first()) {
+    let mut infos = Vec::with_capacity(valid.len());
+    for v in &valid {
+        infos.push(match (v.info, v.channels.first()) {
             (Some(info), Some(channel)) => {
-                Value::Object(channel_info(&state, &signed.app, channel, info))
+                Value::Object(channel_info(&state, &signed.app, channel, info).await?)
             }
             _ => json!({}),
-        })
-        .collect();
+        });
+    }
     Ok(ok_json(json!({ "batch": infos })))
 }
 
@@ -114,8 +114,8 @@ pub(super) async fn legacy(
     let (app_id, channel) = path.into_inner();
     let signed = authenticate(&req, &body, &state, Some(&app_id))?;
     let valid = check_legacy(&signed.app, &signed.query, channel, &body)?;
-    wait_for_room(&state).await;
-    publish(&state, &signed.app, &valid);
+    ready_to_publish(&state).await?;
+    publish(&state, &signed.app, &valid).await?;
     Ok(HttpResponse::Accepted()
         .content_type("application/json")
         .body("{}"))
@@ -269,53 +269,64 @@ fn parse_info(list: &str) -> Result<Info, ApiError> {
 /// How long a trigger waits for the fan-out backlog to drain before publishing anyway.
 const BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
-/// Lets fan-out catch up when the process-wide backlog is full, so publishers flat out are
-/// slowed down rather than healthy subscribers overflowing (and being closed with 4100).
-async fn wait_for_room(state: &State) {
+/// Refuses (503) when the cluster cannot be reached, before anything is delivered, so a
+/// publisher's retry does not deliver twice; then lets fan-out catch up when the process-wide
+/// backlog is full, so publishers flat out are slowed down rather than healthy subscribers
+/// overflowing (and being closed with 4100).
+async fn ready_to_publish(state: &State) -> Result<(), ApiError> {
+    if !state.adapter.is_available() {
+        return Err(ApiError::Unavailable(
+            "the cluster is unavailable: Redis is unreachable".into(),
+        ));
+    }
     if !state.backlog.wait_for_room(BACKLOG_WAIT).await {
         tracing::debug!(
             queued = state.backlog.queued(),
             "fan-out backlog still full; publishing anyway"
         );
     }
+    Ok(())
 }
 
-fn publish(state: &State, app: &App, event: &Valid) {
+async fn publish(state: &State, app: &App, event: &Valid) -> Result<(), ApiError> {
     for channel in &event.channels {
-        state.adapter.publish(
-            app,
-            Publication {
-                channel,
-                event: event.name.as_str(),
-                data: &event.data,
-                user_id: None,
-                except: event.socket_id.as_ref(),
-                cacheable: true,
-            },
-        );
+        let publication = Publication {
+            channel,
+            event: event.name.as_str(),
+            data: &event.data,
+            user_id: None,
+            except: event.socket_id.as_ref(),
+            cacheable: true,
+        };
+        state.adapter.publish(app, publication).await?;
     }
+    Ok(())
 }
 
-fn channel_infos(
+async fn channel_infos(
     state: &State,
     app: &App,
     channels: &[ChannelName],
     info: Info,
-) -> Map<String, Value> {
-    channels
+) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    for c in channels
         .iter()
         .filter(|c| c.kind() != ChannelKind::ServerToUser)
-        .map(|c| {
-            (
-                c.to_string(),
-                Value::Object(channel_info(state, app, c, info)),
-            )
-        })
-        .collect()
+    {
+        let counts = channel_info(state, app, c, info).await?;
+        out.insert(c.to_string(), Value::Object(counts));
+    }
+    Ok(out)
 }
 
-fn channel_info(state: &State, app: &App, channel: &ChannelName, info: Info) -> Map<String, Value> {
-    let counts = state.adapter.channel(app, channel);
+async fn channel_info(
+    state: &State,
+    app: &App,
+    channel: &ChannelName,
+    info: Info,
+) -> Result<Map<String, Value>, ApiError> {
+    let counts = state.adapter.channel(app, channel).await?;
     let mut out = Map::new();
     if info.user_count && channel.kind() == ChannelKind::Presence {
         out.insert("user_count".into(), counts.user_count.into());
@@ -326,5 +337,5 @@ fn channel_info(state: &State, app: &App, channel: &ChannelName, info: Info) -> 
             counts.subscription_count.into(),
         );
     }
-    out
+    Ok(out)
 }

@@ -19,7 +19,7 @@ pub(super) async fn terminate(
 ) -> Result<HttpResponse, ApiError> {
     let (app_id, user_id) = path.into_inner();
     let signed = authenticate(&req, &body, &state, Some(&app_id))?;
-    close_user(&state, &signed.app, &user_id)
+    close_user(&state, &signed.app, &user_id).await
 }
 
 pub(super) async fn terminate_short(
@@ -29,16 +29,16 @@ pub(super) async fn terminate_short(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, None)?;
-    close_user(&state, &signed.app, &path)
+    close_user(&state, &signed.app, &path).await
 }
 
-fn close_user(
+async fn close_user(
     state: &State,
     app: &crate::app::App,
     user_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::parse(user_id, usize::MAX).map_err(|e| bad_request(e.to_string()))?;
-    let closed = state.adapter.terminate_user(app, &user);
+    let closed = state.adapter.terminate_user(app, &user).await?;
     tracing::debug!(app_id = %app.config.id, user_id = %user, closed, "terminated user connections");
     Ok(ok_json(json!({})))
 }

@@ -41,6 +41,9 @@ pub enum NameError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketId(Arc<str>);
 
+/// The cluster node number in socket ids; 0 on a single process.
+static NODE: AtomicU64 = AtomicU64::new(0);
+
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
 
 impl SocketId {
@@ -48,7 +51,17 @@ impl SocketId {
     pub fn generate() -> Self {
         let seq = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
         let random = fastrand::u32(1..1_000_000_000);
-        SocketId(format!("{random}.{seq}").into())
+        match NODE.load(Ordering::Relaxed) {
+            0 => SocketId(format!("{random}.{seq}").into()),
+            node => SocketId(format!("{random}.{node}{seq:012}").into()),
+        }
+    }
+
+    /// Makes the ids this process generates from now on unique in a cluster: `node` (a number
+    /// no other node got, from 1) leads the part after the dot, followed by this process's
+    /// sequence in twelve digits.
+    pub fn set_node(node: u64) {
+        NODE.store(node, Ordering::Relaxed);
     }
 
     /// Parses an id given by a client or an API caller.

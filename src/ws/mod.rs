@@ -70,7 +70,12 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
     let leftover = parts.read_buf.to_vec();
     drop(parts.read_buf);
     drop(parts.write_buf);
-    match admit(&state, &accepted.key, &accepted.query) {
+    let admitted = match admit(&state, &accepted.key, &accepted.query) {
+        Ok((app, slot)) if state.adapter.open_connection(&app).await => Ok((app, slot)),
+        Ok(_) => Err(over_quota()),
+        Err(refusal) => Err(refusal),
+    };
+    match admitted {
         Ok((app, slot)) => {
             limit_send_buffer(&io, state.server.socket_send_buffer);
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
@@ -125,10 +130,13 @@ fn admit(state: &State, key: &str, query: &str) -> Result<(Arc<App>, ConnectionS
     if !app.config.enabled {
         return Err((CloseCode::AppDisabled, "Application disabled".into()));
     }
-    let slot = app
-        .connect()
-        .ok_or_else(|| (CloseCode::OverQuota, "Account over quota".into()))?;
+    let slot = app.connect().ok_or_else(over_quota)?;
     Ok((app.clone(), slot))
+}
+
+/// 4004: the app has its `max_connections` (on this node, or in the cluster).
+fn over_quota() -> Refusal {
+    (CloseCode::OverQuota, "Account over quota".into())
 }
 
 /// Sends `pusher:error` and closes with the same code.

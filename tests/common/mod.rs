@@ -41,6 +41,7 @@ pub struct Setup {
     server: BTreeMap<String, String>,
     webhooks: BTreeMap<String, String>,
     metrics: BTreeMap<String, String>,
+    cluster: BTreeMap<String, String>,
     app: BTreeMap<String, String>,
     hooks: Vec<String>,
     extra_apps: Vec<String>,
@@ -76,6 +77,7 @@ impl Setup {
                 ("retry_for", "\"10s\""),
             ]),
             metrics: BTreeMap::new(),
+            cluster: BTreeMap::new(),
             app: map(&[
                 ("id", "\"test-id\""),
                 ("key", "\"test-key\""),
@@ -101,6 +103,12 @@ impl Setup {
     /// Sets `[metrics] key = value` (the listener itself is always bound on 127.0.0.1:0).
     pub fn metrics(mut self, key: &str, value: &str) -> Self {
         self.metrics.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `[cluster] key = value`.
+    pub fn cluster(mut self, key: &str, value: &str) -> Self {
+        self.cluster.insert(key.into(), value.into());
         self
     }
 
@@ -136,6 +144,9 @@ impl Setup {
         out.push_str(&table("[webhooks]", &self.webhooks));
         if !self.metrics.is_empty() {
             out.push_str(&table("[metrics]", &self.metrics));
+        }
+        if !self.cluster.is_empty() {
+            out.push_str(&table("[cluster]", &self.cluster));
         }
         out.push_str(&table("[[apps]]", &self.app));
         for hook in &self.hooks {

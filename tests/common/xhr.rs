@@ -52,6 +52,15 @@ impl Xhr {
         }
     }
 
+    /// The same session's requests sent to another server (another node of a cluster).
+    pub fn on(&self, server: &Server) -> Xhr {
+        let path = &self.base[self.base.find("/pusher/").expect("a session path")..];
+        Xhr {
+            http: self.http.clone(),
+            base: server.http_url(path),
+        }
+    }
+
     fn url(&self, kind: &str, query: &str) -> String {
         let n = N.fetch_add(1, Ordering::Relaxed);
         let sep = if query.is_empty() { "" } else { "&" };

@@ -69,6 +69,7 @@ fn event(n: usize) -> BusMessage {
         data: format!(r#"{{"n":{n}}}"#),
         except: (n % 3 == 0).then(|| format!("1.{n}")),
         user_id: None,
+        cache: n % 2 == 0,
     }
 }
 
@@ -82,6 +83,7 @@ fn the_payload_is_the_origin_then_compact_json() {
         data: r#"{"a":1}"#.into(),
         except: Some("123.456".into()),
         user_id: None,
+        cache: false,
     };
     let payload = bus::encode(&origin, &message);
     assert_eq!(

@@ -12,7 +12,7 @@ use crate::protocol::{codes, ChannelKind, ChannelName, EventName, UserId};
 use crate::webhook::WebhookEvent;
 
 impl Connection {
-    pub(super) fn on_client_event(&mut self, event: &str, channel: &str, data: String) {
+    pub(super) async fn on_client_event(&mut self, event: &str, channel: &str, data: String) {
         match self.check_client_event(event, channel, &data) {
             Ok((name, user_id)) => {
                 let publication = Publication {
@@ -23,7 +23,8 @@ impl Connection {
                     except: Some(self.handle.socket_id()),
                     cacheable: false,
                 };
-                self.adapter.publish(&self.app, publication);
+                // On a cluster node during an outage, it reached this node's subscribers only.
+                let _ = self.adapter.publish(&self.app, publication).await;
                 self.app.hooks.emit(WebhookEvent::ClientEvent {
                     channel: name.to_string(),
                     event: event.to_owned(),

@@ -1,7 +1,7 @@
 //! What a connection does with each client message: one function per Pusher event
 //! (`on_subscribe`, `on_unsubscribe`, `on_client_event`, `on_signin`, `on_ping`). Replies are
 //! queued on the connection's own handle, so they keep their order with fan-out traffic; nothing
-//! here awaits. Failures are hosted-style `pusher:error` frames with `code: null` and the
+//! here awaits but the adapter (on a cluster node, for Redis). Failures are hosted-style `pusher:error` frames with `code: null` and the
 //! connection stays open. Client events and sign-in live in [`client_event`] and [`signin`].
 
 mod client_event;
@@ -35,7 +35,7 @@ struct SignedInUser {
 /// A connection's protocol state.
 pub(super) struct Connection {
     app: Arc<App>,
-    adapter: Arc<dyn Adapter>,
+    adapter: Arc<Adapter>,
     handle: ConnectionHandle,
     /// Subscribed channels, with the member id on presence channels.
     subscriptions: HashMap<ChannelName, Option<UserId>>,
@@ -48,7 +48,7 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    pub(super) fn new(app: Arc<App>, adapter: Arc<dyn Adapter>, handle: ConnectionHandle) -> Self {
+    pub(super) fn new(app: Arc<App>, adapter: Arc<Adapter>, handle: ConnectionHandle) -> Self {
         Connection {
             app,
             adapter,
@@ -83,18 +83,20 @@ impl Connection {
     }
 
     /// Decodes and handles one text frame.
-    pub(super) fn on_text(&mut self, text: &str) {
+    pub(super) async fn on_text(&mut self, text: &str) {
         match ClientMessage::decode(text) {
-            Ok(ClientMessage::Subscribe(sub)) => self.on_subscribe(sub),
-            Ok(ClientMessage::Unsubscribe { channel }) => self.on_unsubscribe(&channel),
+            Ok(ClientMessage::Subscribe(sub)) => self.on_subscribe(sub).await,
+            Ok(ClientMessage::Unsubscribe { channel }) => self.on_unsubscribe(&channel).await,
             Ok(ClientMessage::Ping) => self.on_ping(),
             Ok(ClientMessage::Pong) => {}
-            Ok(ClientMessage::Signin { auth, user_data }) => self.on_signin(&auth, &user_data),
+            Ok(ClientMessage::Signin { auth, user_data }) => {
+                self.on_signin(&auth, &user_data).await
+            }
             Ok(ClientMessage::ClientEvent {
                 event,
                 channel,
                 data,
-            }) => self.on_client_event(&event, &channel, data),
+            }) => self.on_client_event(&event, &channel, data).await,
             Ok(ClientMessage::Unknown { event }) => self.error(
                 None,
                 &format!("Unsupported event received on socket: {event}"),
@@ -107,8 +109,8 @@ impl Connection {
         self.handle.send(ServerMessage::Pong.encode().into());
     }
 
-    fn on_subscribe(&mut self, sub: Subscribe) {
-        match self.subscribe(&sub) {
+    async fn on_subscribe(&mut self, sub: Subscribe) {
+        match self.subscribe(&sub).await {
             Ok(()) => tracing::debug!(channel = %sub.channel, "subscribed"),
             Err(message) => {
                 tracing::debug!(channel = %sub.channel, error = %message, "subscription refused");
@@ -117,7 +119,7 @@ impl Connection {
         }
     }
 
-    fn subscribe(&mut self, sub: &Subscribe) -> Result<(), String> {
+    async fn subscribe(&mut self, sub: &Subscribe) -> Result<(), String> {
         let name = ChannelName::parse(&sub.channel, self.app.channel_name_max_length)
             .map_err(|e| e.to_string())?;
         if self.subscriptions.contains_key(&name) {
@@ -157,6 +159,7 @@ impl Connection {
         };
         self.adapter
             .subscribe(&self.app, &name, joining)
+            .await
             .map_err(|e| e.to_string())?;
         self.authorized |= name.needs_auth();
         self.subscriptions.insert(name, user_id);
@@ -223,33 +226,35 @@ impl Connection {
         )
     }
 
-    fn on_unsubscribe(&mut self, channel: &str) {
+    async fn on_unsubscribe(&mut self, channel: &str) {
         let Ok(name) = ChannelName::parse(channel, usize::MAX) else {
             return;
         };
         if self.subscriptions.remove(&name).is_some() {
             tracing::debug!(channel = %name, "unsubscribed");
-            self.leave(&name);
+            self.leave(&name).await;
         }
     }
 
-    fn leave(&self, name: &ChannelName) {
+    async fn leave(&self, name: &ChannelName) {
         if name.kind() == ChannelKind::ServerToUser {
             return;
         }
         self.adapter
-            .unsubscribe(&self.app, name, self.handle.socket_id());
+            .unsubscribe(&self.app, name, self.handle.socket_id())
+            .await;
     }
 
     /// Leaves every channel and signs out; the session's one cleanup path.
-    pub(super) fn disconnect(&mut self) {
+    pub(super) async fn disconnect(&mut self) {
         for name in std::mem::take(&mut self.subscriptions).into_keys() {
-            self.leave(&name);
+            self.leave(&name).await;
         }
         if let Some(user) = self.user.take() {
             let socket_id = self.handle.socket_id();
             self.adapter
-                .sign_out(&self.app, &user.id, socket_id, &user.watchlist);
+                .sign_out(&self.app, &user.id, socket_id, &user.watchlist)
+                .await;
         }
     }
 }

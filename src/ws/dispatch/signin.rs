@@ -8,13 +8,13 @@ use crate::protocol::member::{parse_user_data, UserData};
 use crate::protocol::{codes, ServerMessage};
 
 impl Connection {
-    pub(super) fn on_signin(&mut self, auth_value: &str, user_data: &str) {
-        if let Err(message) = self.signin(auth_value, user_data) {
+    pub(super) async fn on_signin(&mut self, auth_value: &str, user_data: &str) {
+        if let Err(message) = self.signin(auth_value, user_data).await {
             self.error(None, &message);
         }
     }
 
-    fn signin(&mut self, auth_value: &str, user_data: &str) -> Result<(), String> {
+    async fn signin(&mut self, auth_value: &str, user_data: &str) -> Result<(), String> {
         let config = &self.app.config;
         if !config.user_authentication {
             return Err("User authentication is not enabled for this app".into());
@@ -47,14 +47,14 @@ impl Connection {
         let max = config.max_watchlist_size;
         let over = watchlist.len() > max;
         watchlist.truncate(max);
-        self.handle
-            .send(ServerMessage::SigninSuccess { user_data }.encode().into());
+        let success = ServerMessage::SigninSuccess { user_data }.encode().into();
         let signing_in = SigningIn {
             user: &user,
             handle: &self.handle,
             watchlist: &watchlist,
+            success: &success,
         };
-        self.adapter.sign_in(&self.app, signing_in);
+        self.adapter.sign_in(&self.app, signing_in).await;
         if over {
             let message =
                 format!("Watchlist limit exceeded; only the first {max} user ids were accepted");

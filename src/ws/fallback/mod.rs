@@ -77,7 +77,7 @@ async fn receive(
     };
     let sessions = sessions.into_inner();
     let state = state.into_inner();
-    match sessions.open(&state, id, &key, req.query_string()) {
+    match sessions.open(&state, id, &key, req.query_string()).await {
         Ok((session, opened)) => {
             let every = MAX_HEARTBEAT.min(state.server.activity_timeout);
             let receiver = Receiver::new(session, mode, opened, every);

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::super::session::{self, last_words, Exit, Inbound, Transport, FINISH_TIMEOUT};
-use super::super::{admit, Refusal};
+use super::super::{admit, over_quota, Refusal};
 use crate::connection::{ConnectionHandle, Outbound, Relay};
 use crate::protocol::{codes, sockjs, CloseCode, SocketId};
 use crate::state::State;
@@ -66,19 +66,33 @@ impl Sessions {
 
     /// The session `id` for a receiving request: the open one, or a new one of the app with
     /// `key` if the checks a WebSocket handshake makes (`query`'s protocol version, the app,
-    /// its quota, shutdown) let it in. `true` with a session this request opened.
-    pub(super) fn open(
+    /// its quota on this node and in the cluster, shutdown) let it in. `true` with a session
+    /// this request opened.
+    pub(super) async fn open(
         self: &Arc<Self>,
         state: &Arc<State>,
         id: String,
         key: &str,
         query: &str,
     ) -> Result<(Arc<Session>, bool), Refusal> {
+        if let Some(open) = self.get(&id) {
+            return Ok((open, false));
+        }
+        let (app, slot) = admit(state, key, query)?;
+        if !state.adapter.open_connection(&app).await {
+            return Err(over_quota());
+        }
         let entry = match self.open.entry(id) {
-            Entry::Occupied(open) => return Ok((open.get().clone(), false)),
+            // Opened by a request of the same client meanwhile: that one it is.
+            Entry::Occupied(entry) => {
+                let open = entry.get().clone();
+                drop(entry);
+                drop(slot);
+                state.adapter.close_connection(&app).await;
+                return Ok((open, false));
+            }
             Entry::Vacant(entry) => entry,
         };
-        let (app, slot) = admit(state, key, query)?;
         let relay = Arc::new(Relay::new(RELAY_BYTES));
         let (handle, outbound) = ConnectionHandle::with_relay(
             SocketId::generate(),
