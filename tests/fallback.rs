@@ -47,6 +47,16 @@ async fn streaming(server: &Server) -> (Xhr, common::xhr::Stream, String) {
     (xhr, stream, socket_id)
 }
 
+/// A server from `setup`, and a WebSocket client that is a member of `presence-room` there.
+async fn watched(setup: Setup) -> (Server, common::Client) {
+    let server = setup.start().await;
+    let mut watcher = server.client().await;
+    watcher
+        .join_presence("presence-room", r#"{"user_id":"watcher"}"#)
+        .await;
+    (server, watcher)
+}
+
 /// Joins `presence-room` as `user` through `xhr_send`; `watcher`, a member, sees it added.
 async fn join_room(xhr: &Xhr, socket_id: &str, user: &str, watcher: &mut common::Client) {
     let channel_data = format!(r#"{{"user_id":"{user}"}}"#);
@@ -172,14 +182,7 @@ async fn a_new_stream_takes_over_the_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_session_is_reaped_and_leaves_its_channels() {
-    let server = setup()
-        .server("http_session_timeout", "\"1s\"")
-        .start()
-        .await;
-    let mut watcher = server.client().await;
-    watcher
-        .join_presence("presence-room", r#"{"user_id":"watcher"}"#)
-        .await;
+    let (server, mut watcher) = watched(setup().server("http_session_timeout", "\"1s\"")).await;
     let xhr = Xhr::new(&server);
     assert_eq!(xhr.poll().await.body, "o\n");
     let established = Line::all(&xhr.poll().await.body);
@@ -442,14 +445,8 @@ async fn browsers_preflight_is_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_drops_its_stream_leaves_within_the_session_timeout() {
     // Heartbeats every 10 s: leaving must not wait for one to fail.
-    let server = Setup::new()
-        .server("http_session_timeout", "\"500ms\"")
-        .start()
-        .await;
-    let mut watcher = server.client().await;
-    watcher
-        .join_presence("presence-room", r#"{"user_id":"watcher"}"#)
-        .await;
+    let (server, mut watcher) =
+        watched(Setup::new().server("http_session_timeout", "\"500ms\"")).await;
     let (xhr, stream, socket_id) = streaming(&server).await;
     join_room(&xhr, &socket_id, "streamer", &mut watcher).await;
     let started = tokio::time::Instant::now();
