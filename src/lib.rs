@@ -21,20 +21,24 @@
 //! | [`metrics`] | the Prometheus registry, every metric's name and labels, read at scrape time |
 //! | [`ops`] | `/metrics`, `/up`, `/ready` |
 //! | [`state`], [`shutdown`], [`server`] | shared state and readiness, the shutdown signal, the wiring (listeners) |
+//! | [`tls`] | TLS on the main listener: the certificate and key files, the handshake of each connection |
+//! | [`probe`] | `herald --health`: asks the herald configured like this process for `/ready` (container health checks) |
 //! | [`logging`] | the log subscriber the binary installs (text or JSON lines); failed accepts logged once per episode |
 //!
 //! # Dependency rule
 //!
 //! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
-//! byte sink (its write side, and reads for tungstenite) or a relay that a transport reads, and
-//! knows nothing of HTTP or actix.
+//! byte sink (its write side, and reads for tungstenite), plain or through rustls, or as a relay
+//! that a transport reads, and knows nothing of HTTP or actix. `tls` depends on nothing of ours
+//! but `config`; only `server` uses it.
 //! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges;
 //! `adapter::clustered` is where it meets the registries.
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
 //! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
 //! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
-//! depends on nothing of ours but `config` (for `LogFormat`) and only the binary uses it. Counts are kept by what they count, as
+//! depends on nothing of ours but `config` (for `LogFormat`) and only the binary uses it; so does
+//! `probe`, a client of `/ready`. Counts are kept by what they count, as
 //! plain numbers; `metrics` reads them and nothing imports it but `server` and `ops`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -54,10 +58,12 @@ pub mod http_api;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod probe;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod tls;
 pub mod user;
 pub mod webhook;
 pub mod ws;

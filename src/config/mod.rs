@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -113,6 +114,15 @@ pub struct ServerConfig {
     /// How log lines are written: `text` (human-readable) or `json` (one object per line).
     /// Default `text`; env `HERALD_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// PEM file with the certificate chain (the server's certificate first) for TLS on the main
+    /// listener: `wss://` and `https://`. Set together with `tls_key`. Default none (plain
+    /// `ws://` and `http://`); env `HERALD_TLS_CERT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Default none;
+    /// env `HERALD_TLS_KEY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// How log lines are written (`server.log_format`).
@@ -311,6 +321,8 @@ impl Default for ServerConfig {
             fanout_threads: 0,
             log: "info".into(),
             log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -486,6 +498,21 @@ impl Config {
                 "server.channel_name_max_length".into(),
                 "must be at least 1",
             ));
+        }
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "server.tls_key".into(),
+                    "must be set together with server.tls_cert",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "server.tls_cert".into(),
+                    "must be set together with server.tls_key",
+                ))
+            }
+            _ => {}
         }
         if self.webhooks.queue == 0 {
             return Err(invalid("webhooks.queue".into(), "must be at least 1"));

@@ -348,7 +348,7 @@ mod tests {
             capacity,
             backlog.clone(),
             &traffic,
-            socket,
+            socket.into(),
         );
         (handle, outbound, peer)
     }

@@ -12,6 +12,8 @@
 //! consumer, and it is closed with 4100 instead of slowing everyone down. [`Backlog`] counts
 //! what is queued on all connections, for publishers' backpressure; [`Traffic`] adds up an
 //! app's connections' traffic when the metrics ask, from counts each connection keeps itself.
+//! [`Socket`] is a WebSocket's transport under the outbox: plain TCP, or TLS written the same
+//! way; [`Relay`] is an HTTP fallback session's.
 //!
 //! The close request is a flag and one waker, not a cancellation token: the session checks it
 //! on every turn of its loop, so it must cost an atomic load, not a lock.
@@ -20,6 +22,7 @@ mod backlog;
 mod frame;
 mod outbox;
 mod relay;
+mod socket;
 mod traffic;
 
 use std::future::poll_fn;
@@ -29,7 +32,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
-use tokio::net::TcpStream;
 
 use backlog::Share;
 pub use backlog::{Backlog, Waits};
@@ -37,6 +39,7 @@ pub use frame::Frame;
 pub use outbox::Wire;
 use outbox::{Outbox, Sink};
 pub use relay::{Read, Relay};
+pub use socket::Socket;
 pub use traffic::{CloseCounts, SlowConsumer, Snapshot, Totals, Traffic};
 
 use crate::protocol::{CloseCode, SocketId};
@@ -118,13 +121,13 @@ impl ConnectionHandle {
         Self::build(socket_id, capacity, backlog, traffic, None)
     }
 
-    /// A handle that writes to `socket`, counted in its app's `traffic`.
+    /// A handle that writes to `socket` (plain TCP or TLS), counted in its app's `traffic`.
     pub fn with_socket(
         socket_id: SocketId,
         capacity: usize,
         backlog: Arc<Backlog>,
         traffic: &Arc<Traffic>,
-        socket: TcpStream,
+        socket: Socket,
     ) -> (Self, Outbound) {
         Self::build(
             socket_id,

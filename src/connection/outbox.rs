@@ -1,8 +1,9 @@
 //! [`Outbox`]: a connection's queued frames and its sink, behind the connection's lock, and
-//! [`Wire`], a WebSocket's socket as tungstenite sees it. The sink is a TCP socket (WebSockets)
-//! or a [`Relay`] (the HTTP fallback's sessions, which read what gathers). Writes take as many
-//! queued frames as the socket accepts in one vectored write; frames leave the queue only once
-//! fully written, so a partly written frame is always finished before anything else goes out.
+//! [`Wire`], a WebSocket's socket as tungstenite sees it. The sink is a [`Socket`] (a WebSocket)
+//! or a [`Relay`] (an HTTP fallback session, whose requests read what gathers). Writes take as
+//! many queued frames as the socket accepts in one vectored write; frames leave the queue only
+//! once fully written (with TLS: taken by rustls, see [`Socket`]; a relay takes whole frames),
+//! so a partly written frame is always finished before anything else goes out.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -12,10 +13,9 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use super::backlog::Share;
-use super::{Frame, Inner, Relay};
+use super::{Frame, Inner, Relay, Socket};
 
 /// Most frames handed to one vectored write.
 const MAX_SLICES: usize = 64;
@@ -26,8 +26,8 @@ const KEEP_CAPACITY: usize = 16;
 /// Where a connection's frames go.
 #[derive(Debug)]
 pub(super) enum Sink {
-    /// A WebSocket's TCP socket: frames are written as they are, already framed.
-    Socket(TcpStream),
+    /// A WebSocket's connection: frames are written as they are, already framed.
+    Socket(Socket),
     /// A transport that reads whole frames from a relay (the HTTP fallback).
     Relay(Arc<Relay>),
 }
@@ -119,8 +119,9 @@ impl Outbox {
         self.frames.len()
     }
 
-    /// Writes queued frames until the queue is empty (`true`) or the sink would block
-    /// (`false`). Without a sink there is nothing to write to: frames stay (`true`).
+    /// Writes queued frames, and what the transport holds of them, until nothing is left
+    /// (`true`) or the sink would block (`false`). Without a sink there is nothing to write to:
+    /// frames stay (`true`).
     pub(super) fn write(&mut self, share: &Share) -> io::Result<bool> {
         let Outbox {
             frames,
@@ -186,7 +187,7 @@ impl Outbox {
         if frames.capacity() > KEEP_CAPACITY {
             *frames = VecDeque::new();
         }
-        Ok(true)
+        socket.flush()
     }
 
     /// Ready once the sink may take more (or it failed).
@@ -222,7 +223,9 @@ impl Outbox {
     pub(super) fn close(&mut self, share: &Share) {
         self.sealed = true;
         self.drop_all(share);
-        self.sink = None;
+        if let Some(Sink::Socket(socket)) = self.sink.take() {
+            socket.close();
+        }
     }
 
     fn drop_all(&mut self, share: &Share) {
@@ -263,24 +266,21 @@ impl AsyncRead for Wire {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut outbox = self.inner.lock();
-        let outbox = &mut *outbox;
+        let inner = &self.inner;
+        let mut outbox = inner.lock();
         // No socket: the session has ended; read as end of stream.
-        let Some(Sink::Socket(socket)) = outbox.sink.as_ref() else {
+        let Some(Sink::Socket(socket)) = outbox.sink.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        loop {
-            ready!(socket.poll_read_ready(cx))?;
-            match socket.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    outbox.bytes_in += n as u64;
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let n = ready!(socket.poll_read(cx, buf.initialize_unfilled()))?;
+        // Reading TLS records may have made some to send (an alert, a key update answered).
+        let answer = socket.wants_write();
+        buf.advance(n);
+        outbox.bytes_in += n as u64;
+        if answer && !outbox.dirty {
+            inner.write(&mut outbox);
         }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -290,8 +290,21 @@ impl AsyncWrite for Wire {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let frame = Frame::raw(Bytes::copy_from_slice(buf));
-        Poll::Ready(self.inner.push_own(frame).map(|()| buf.len()))
+        let inner = &self.inner;
+        let mut outbox = inner.lock();
+        if let Some(e) = outbox.failure() {
+            return Poll::Ready(Err(e));
+        }
+        // Control frames are few and small; they are taken even over capacity, but a client
+        // that floods pings without reading is a slow consumer all the same.
+        let len = outbox.push(Frame::raw(Bytes::copy_from_slice(buf)));
+        if len > inner.capacity {
+            inner.slow_consumer(super::SlowConsumer::QueueFull);
+        }
+        if len == 1 && !outbox.dirty {
+            inner.write(&mut outbox);
+        }
+        Poll::Ready(Ok(buf.len()))
     }
 
     /// Writes what the socket takes now and never waits: the rest is the session's to finish

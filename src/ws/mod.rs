@@ -2,10 +2,12 @@
 //! [`upgrade`] together with the raw connection; for `GET /app/{key}` it completes the
 //! WebSocket handshake itself ([`handshake`]), runs the Pusher checks (protocol version, app,
 //! enabled, quota), and then one [`session`] task per connection reads and writes frames on
-//! that socket directly ([`socket`]), so no HTTP/1 dispatcher or its buffers stay alive behind
-//! a WebSocket. pusher-js's HTTP fallback transports ([`fallback`]) make the same checks and run
-//! the same session over a relay that their requests read. [`dispatch`] turns client messages
-//! into calls on the domain, whatever the transport.
+//! that socket directly ([`websocket`]), so no HTTP/1 dispatcher or its buffers stay alive behind
+//! a WebSocket. With TLS on the main listener the connection comes as a TLS stream, handshaken,
+//! and becomes a TLS [`Socket`] (rustls's state and the TCP connection) in the same way.
+//! pusher-js's HTTP fallback transports ([`fallback`]) make the same checks and run the same
+//! session over a relay that their requests read. [`dispatch`] turns client messages into calls
+//! on the domain, whatever the transport.
 //!
 //! This, `http_api` and `ops` are the only modules that handle requests with actix (`server`
 //! wires them).
@@ -14,15 +16,14 @@ mod dispatch;
 pub mod fallback;
 pub(crate) mod handshake;
 mod session;
-mod socket;
+mod websocket;
 
 use std::sync::Arc;
 
 use actix_codec::Framed;
 use actix_http::{h1, Request};
 use futures_util::SinkExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -30,11 +31,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::app::{App, ConnectionSlot};
 use crate::auth::api::{param, parse_query};
+use crate::connection::Socket;
 use crate::protocol::{codes, CloseCode, ServerMessage};
 use crate::state::State;
-
-/// A refused connection's WebSocket, straight over its TCP connection.
-type Socket = WebSocketStream<TcpStream>;
 
 /// Bytes read from the socket in one go; the buffer grows for a larger frame. Every idle
 /// connection keeps this buffer, and what clients send (subscribe, ping, client events) is a
@@ -44,8 +43,12 @@ const READ_BUFFER: usize = 256;
 /// A refused connection: the code and the message sent before closing.
 type Refusal = (CloseCode, String);
 
-/// Serves one upgrade request: the handshake, the Pusher checks, then the session.
-pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, h1::Codec>) {
+/// Serves one upgrade request: the handshake, the Pusher checks, then the session. `S` is the
+/// connection as actix-http read the request from it: TCP, or TLS over TCP.
+pub async fn upgrade<S>(state: Arc<State>, req: Request, framed: Framed<S, h1::Codec>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Into<Socket>,
+{
     let parts = framed.into_parts();
     let mut io = parts.io;
     let accepted = handshake::accept(&req);
@@ -59,7 +62,7 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
             return;
         }
     };
-    if io.write_all(accepted.response.as_bytes()).await.is_err() {
+    if io.write_all(accepted.response.as_bytes()).await.is_err() || io.flush().await.is_err() {
         return;
     }
     let max = state.server.max_frame_bytes;
@@ -77,10 +80,11 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
     };
     match admitted {
         Ok((app, slot)) => {
-            limit_send_buffer(&io, state.server.socket_send_buffer);
+            let io: Socket = io.into();
+            limit_send_buffer(io.tcp(), state.server.socket_send_buffer);
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
             // allocated for the life of the connection.
-            let session = socket::run(state.clone(), app, slot, io, leftover, config);
+            let session = websocket::run(state.clone(), app, slot, io, leftover, config);
             actix_web::rt::spawn(state.shutdown.track(session));
         }
         Err((code, message)) => {
@@ -95,7 +99,7 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
 
 /// Bounds the kernel's send buffer of a WebSocket connection to `bytes` (0: leave autotuning
 /// on), so that what a client that stops reading can hold in the kernel has a known ceiling.
-fn limit_send_buffer(socket: &TcpStream, bytes: usize) {
+fn limit_send_buffer(socket: &tokio::net::TcpStream, bytes: usize) {
     if bytes == 0 {
         return;
     }
@@ -139,8 +143,12 @@ fn over_quota() -> Refusal {
     (CloseCode::OverQuota, "Account over quota".into())
 }
 
-/// Sends `pusher:error` and closes with the same code.
-async fn refuse(mut ws: Socket, code: CloseCode, message: String) {
+/// Sends `pusher:error` and closes with the same code (a refused connection's WebSocket, straight
+/// over its connection).
+async fn refuse<S>(mut ws: WebSocketStream<S>, code: CloseCode, message: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let frame = ServerMessage::Error {
         code: Some(code.code()),
         message: &message,
@@ -162,6 +170,8 @@ fn close_frame(code: CloseCode, message: &str) -> CloseFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::net::TcpStream;
 
     #[tokio::test]
     async fn the_send_buffer_is_bounded_as_configured() {

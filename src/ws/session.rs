@@ -2,7 +2,7 @@
 //! handle (shutdown, 4200, is one of them), writes left for it, what the client sends, the
 //! transport's liveness check and the authorization deadline, with one exit path that
 //! unsubscribes everything, signs the user out, then lets the transport flush and close with a
-//! Pusher code. A [`Transport`] is what differs: a WebSocket ([`socket`](super::socket)) or an
+//! Pusher code. A [`Transport`] is what differs: a WebSocket ([`websocket`](super::websocket)) or an
 //! HTTP fallback session ([`fallback`](super::fallback)). Frames are written by whoever queues
 //! them (see `connection`); the session only finishes what the sink did not take at once.
 //! Checking for a close request takes no lock.

@@ -1,14 +1,13 @@
-//! The WebSocket transport of a session: tungstenite over the connection's [`Wire`], liveness by
-//! WebSocket Ping after `activity_timeout` of silence (4201 when nothing answers within
-//! `pong_timeout`), and closing with `pusher:error` and a close frame — or with the RFC 6455
-//! code alone for a client that broke the WebSocket rules (1002, 1007, 1009; [`failure`] maps
-//! tungstenite's read errors to them).
+//! The WebSocket transport of a session (plain or TLS): tungstenite over the connection's
+//! [`Wire`], liveness by WebSocket Ping after `activity_timeout` of silence (4201 when nothing
+//! answers within `pong_timeout`), and closing with `pusher:error` and a close frame — or with
+//! the RFC 6455 code alone for a client that broke the WebSocket rules (1002, 1007, 1009;
+//! [`failure`] maps tungstenite's read errors to them).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -18,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::close_frame;
 use super::session::{self, last_words, Exit, Inbound, Transport, FINISH_TIMEOUT};
 use crate::app::{App, ConnectionSlot};
-use crate::connection::{ConnectionHandle, Outbound, Wire};
+use crate::connection::{ConnectionHandle, Outbound, Socket, Wire};
 use crate::protocol::{CloseCode, SocketId};
 use crate::state::State;
 
@@ -27,7 +26,7 @@ pub(super) async fn run(
     state: Arc<State>,
     app: Arc<App>,
     slot: ConnectionSlot,
-    socket: TcpStream,
+    socket: Socket,
     leftover: Vec<u8>,
     config: WebSocketConfig,
 ) {
@@ -41,18 +40,18 @@ pub(super) async fn run(
     let ws =
         WebSocketStream::from_partially_read(outbound.wire(), leftover, Role::Server, Some(config))
             .await;
-    let socket = Socket {
+    let transport = WebSocket {
         ws,
         activity_timeout: state.server.activity_timeout,
         pong_timeout: state.server.pong_timeout,
         last_seen: Instant::now(),
         ping_sent: None,
     };
-    session::run(state, app, slot, (handle, outbound), socket).await;
+    session::run(state, app, slot, (handle, outbound), transport).await;
 }
 
 /// A WebSocket and its liveness state.
-struct Socket {
+struct WebSocket {
     ws: WebSocketStream<Wire>,
     activity_timeout: Duration,
     pong_timeout: Duration,
@@ -62,7 +61,7 @@ struct Socket {
     ping_sent: Option<Instant>,
 }
 
-impl Transport for Socket {
+impl Transport for WebSocket {
     type Text = Utf8Bytes;
     const NAME: &'static str = "websocket";
 
@@ -149,7 +148,7 @@ impl Transport for Socket {
     }
 }
 
-impl Socket {
+impl WebSocket {
     async fn close(&mut self, code: CloseCode, message: String, outbound: &Outbound) {
         let announced = match last_words(code, &message, outbound) {
             Some(error) => self.ws.feed(Message::Text(error.into())).await.is_ok(),
