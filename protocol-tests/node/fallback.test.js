@@ -100,7 +100,9 @@ for (const transport of ['xhr_streaming', 'xhr_polling']) {
     assert.deepEqual(pch.members.get('ws-user').info, { name: 'ws-user' });
     // pusher-js tells the server nothing when it disconnects an HTTP transport: it drops its
     // requests, and herald ends the session once none is receiving (http_session_timeout, 1 s).
-    const removed = h.waitEvent(wch, 'pusher:member_removed', { timeout: 5000 });
+    // Through a balancer (PT_CLUSTER=1) the dropped request may be noticed only when the next
+    // heartbeat (every 2 s here) finds the client gone: about 4 s in all.
+    const removed = h.waitEvent(wch, 'pusher:member_removed', { timeout: 10000 });
     p.disconnect();
     assert.equal((await removed).id, 'http-user');
   });
