@@ -15,7 +15,8 @@
 #
 # PT_CLUSTER=1: instead of one herald, a cluster: redis-server (no persistence), three herald
 # nodes with the same config plus [cluster] redis_url, and haproxy balancing each HTTP request
-# and each WebSocket connection round-robin over them, all on free 127.0.0.1 ports. HERALD_URL
+# and each WebSocket connection round-robin over them (the HTTP fallback's requests by session,
+# as README.md says a balancer must), all on free 127.0.0.1 ports. HERALD_URL
 # is the balancer, so the tests see one server. apt-get installs redis-server and haproxy when
 # missing. Before the tests, six API calls and three WebSocket connections through the balancer
 # must reach each node twice and once; after them, each node's share of both is printed. The
@@ -225,7 +226,8 @@ redis_answers() {
   [ "${reply%$'\r'}" = "+PONG" ]
 }
 
-# haproxy on port $1, round-robin over the nodes ($NODE_PORTS).
+# haproxy on port $1, round-robin over the nodes ($NODE_PORTS); the HTTP fallback's requests by
+# session.
 balancer_start() {
   local cfg="$WORK/haproxy.cfg" i=0 port
   {
@@ -252,11 +254,20 @@ defaults
 
 frontend pt
     bind 127.0.0.1:$1
+    # pusher-js's HTTP fallback transports: a session lives on one node, so every request of a
+    # session goes to the node its path (/pusher/app/{key}/{server}/{session}) hashes to.
+    use_backend sessions if { path_beg /pusher/app/ }
     default_backend herald
 
 backend herald
     balance roundrobin
 EOF
+    for port in "${NODE_PORTS[@]}"; do
+      i=$((i + 1))
+      echo "    server node$i 127.0.0.1:$port"
+    done
+    printf '\nbackend sessions\n    balance uri depth 5\n'
+    i=0
     for port in "${NODE_PORTS[@]}"; do
       i=$((i + 1))
       echo "    server node$i 127.0.0.1:$port"

@@ -5,10 +5,10 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`protocol`] | wire messages (decode/encode), close codes, validated names — pure |
+//! | [`protocol`] | wire messages (decode/encode), close codes, validated names, the HTTP fallback's SockJS framing — pure |
 //! | [`auth`] | every signature: channel auth, sign-in, HTTP API, webhooks — pure |
 //! | [`config`] | the typed configuration: defaults → TOML → env, validated |
-//! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the socket it is written to), close request; a channel subscription's delivery path; the backlog publishers wait on (queued frames, readers near full) and the stall watch over connections that fell behind |
+//! | [`connection`] | a connection's handle: socket id, outbox (bounded frame queue and the sink it is written to: a socket, or the relay an HTTP fallback session reads), close request; a channel subscription's delivery path; the backlog publishers wait on (queued frames, readers near full) and the stall watch over connections that fell behind |
 //! | [`fanout`] | the fan-out threads: write broadcasts to a channel's subscribers, one lane per core |
 //! | [`channel`] | per-app channels: subscribers, presence members (on a cluster node also the mirror of every node's members), cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
@@ -16,7 +16,7 @@
 //! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries): a single process's registries, or a cluster node's (`adapter::clustered`: local delivery plus Redis, the heartbeat, reaping and recovery) |
 //! | `cluster` | (feature `redis`, on by default) the cluster engine on Redis: shared counts and transitions, node heartbeats and reaping, the bus, the shared cache |
 //! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
-//! | [`ws`] | the WebSocket endpoint and per-connection session loop |
+//! | [`ws`] | client connections: the WebSocket endpoint, pusher-js's HTTP fallback transports (`ws::fallback`), the per-connection session loop they share |
 //! | [`http_api`] | the signed REST API |
 //! | [`metrics`] | the Prometheus registry, every metric's name and labels, read at scrape time |
 //! | [`ops`] | `/metrics`, `/up`, `/ready` |
@@ -29,8 +29,9 @@
 //!
 //! `protocol` and `auth` depend on nothing of ours. `channel`, `user`, `app`, `adapter` and
 //! `fanout` know no actix, sockets or HTTP; `connection` holds a connection's socket only as a
-//! byte sink (its write side, and reads for tungstenite), plain or through rustls, and knows
-//! nothing of HTTP or actix. `tls` depends on nothing of ours but `config`; only `server` uses it.
+//! byte sink (its write side, and reads for tungstenite), plain or through rustls, or as a relay
+//! that a transport reads, and knows nothing of HTTP or actix. `tls` depends on nothing of ours
+//! but `config`; only `server` uses it.
 //! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges;
 //! `adapter::clustered` is where it meets the registries.
 //! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);

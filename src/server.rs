@@ -221,6 +221,7 @@ fn http_server(
 ) -> std::io::Result<actix_server::Server> {
     let addr = listener.local_addr()?;
     let body = BodyLimits::new(config);
+    let sessions = ws::fallback::Sessions::new();
     let mut builder = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
@@ -233,7 +234,7 @@ fn http_server(
                 let peer = accepted(&tcp);
                 Ok((tcp, Protocol::Http1, peer))
             })
-            .and_then(http_service(state.clone(), body, addr))
+            .and_then(http_service(state.clone(), body, addr, sessions.clone()))
         })?,
         Some(tls) => builder.listen("herald", listener, move || {
             let tls = tls.clone();
@@ -245,7 +246,7 @@ fn http_server(
                     Ok((stream, Protocol::Http1, peer))
                 }
             })
-            .and_then(http_service(state.clone(), body, addr))
+            .and_then(http_service(state.clone(), body, addr, sessions.clone()))
         })?,
     };
     Ok(builder.run())
@@ -257,12 +258,14 @@ fn accepted(tcp: &TcpStream) -> Option<SocketAddr> {
     tcp.peer_addr().ok()
 }
 
-/// HTTP/1 on one connection `T` (TCP, or TLS over TCP): actix-web serves the REST API, and
+/// HTTP/1 on one connection `T` (TCP, or TLS over TCP): actix-web serves the REST API and the
+/// HTTP fallback transports ([`ws::fallback`], whose open `sessions` every worker shares), and
 /// every upgrade request goes to [`ws::upgrade`] with the connection itself.
 fn http_service<T>(
     state: Arc<State>,
     body: BodyLimits,
     addr: SocketAddr,
+    sessions: Arc<ws::fallback::Sessions>,
 ) -> impl ServiceFactory<
     (T, Protocol, Option<SocketAddr>),
     Config = (),
@@ -279,6 +282,7 @@ where
         .wrap(middleware::from_fn(http_api::hold_unread))
         .wrap(middleware::from_fn(http_api::count_calls))
         .configure(http_api::configure)
+        .configure(|cfg| ws::fallback::configure(cfg, &sessions))
         .configure(ops::health)
         .default_service(web::to(http_api::not_found))
         .into_factory()
@@ -292,6 +296,9 @@ where
     });
     HttpService::build()
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+        // A client that closes its connection is gone: a response still running for it (an
+        // HTTP fallback stream or poll) ends, rather than until it next fails to write.
+        .h1_allow_half_closed(false)
         .local_addr(addr)
         .upgrade(upgrade)
         .finish(map_config(api, |_| AppConfig::default()))

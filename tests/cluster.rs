@@ -141,6 +141,41 @@ async fn a_socket_on_another_node_is_excluded() {
     assert_ne!(a.socket_id, b.socket_id);
 }
 
+/// An HTTP fallback session lives on the node that opened it (its requests to another node are
+/// 404s) and is a connection of the cluster like any other: presence, events, exclusion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_fallback_session_is_a_connection_of_the_cluster_on_its_node() {
+    let redis = RedisServer::start();
+    let nodes = start_nodes(node(&redis), 2).await;
+    let room = "presence-room";
+    let mut alice = nodes[1].client().await;
+    alice.join_presence(room, r#"{"user_id":"alice"}"#).await;
+    let xhr = common::xhr::Xhr::new(&nodes[0]);
+    let mut stream = xhr.stream().await;
+    let socket_id = stream.established().await;
+    let channel_data = r#"{"user_id":"streamer"}"#;
+    let auth = common::presence_auth(&socket_id, room, channel_data);
+    let join = json!({"event": "pusher:subscribe",
+        "data": {"channel": room, "auth": auth, "channel_data": channel_data}});
+    assert_eq!(xhr.send(&[join]).await.status, 204);
+    let succeeded = stream.recv_json().await;
+    let presence = json(succeeded["data"].as_str().unwrap())["presence"].clone();
+    assert_eq!(presence["count"], 2, "{succeeded}");
+    let added = alice.recv_json().await;
+    assert_eq!(json(added["data"].as_str().unwrap())["user_id"], "streamer");
+    // Published on the other node: delivered to the session, unless excluded.
+    nodes[1].api().publish(room, "e", "1").await;
+    assert_eq!(stream.recv_json().await["data"], "1");
+    assert_eq!(alice.recv_json().await["data"], "1");
+    let body = json!({"name": "e", "channel": room, "data": "2", "socket_id": socket_id});
+    assert_eq!(nodes[1].api().trigger(body).await.status, 200);
+    assert_eq!(alice.recv_json().await["data"], "2");
+    stream.expect_no_message(Duration::from_millis(300)).await;
+    // The other node does not know the session.
+    assert_eq!(xhr.on(&nodes[1]).send(&[]).await.status, 404);
+    assert_eq!(xhr.send(&[]).await.status, 204);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_one_member_list_across_nodes_and_webhooks_fire_once() {
     let redis = RedisServer::start();

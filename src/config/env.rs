@@ -56,6 +56,7 @@ pub const VARIABLES: &[Variable] = &[
     variable!("HERALD_SOCKET_SEND_BUFFER",      server.socket_send_buffer,      number),
     variable!("HERALD_REQUEST_BODY_TIMEOUT",    server.request_body_timeout,    duration),
     variable!("HERALD_REQUEST_BODY_MIN_RATE",   server.request_body_min_rate,   number),
+    variable!("HERALD_HTTP_SESSION_TIMEOUT",    server.http_session_timeout,    duration),
     variable!("HERALD_CHANNEL_NAME_MAX_LENGTH", server.channel_name_max_length, number),
     variable!("HERALD_WORKERS",                 server.workers,                 number),
     variable!("HERALD_FANOUT_THREADS",          server.fanout_threads,          number),

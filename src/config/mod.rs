@@ -101,6 +101,10 @@ pub struct ServerConfig {
     /// later, so a large body on a slow link needs only to keep this rate on average. 0 = no
     /// allowance (the body must be complete within `request_body_timeout`). Default 4096.
     pub request_body_min_rate: usize,
+    /// An HTTP fallback session (pusher-js `xhr_streaming`, `xhr_polling`) with no request
+    /// open to receive on for this long is closed: its client has gone. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub http_session_timeout: Duration,
     /// Longest channel name accepted, in characters. Default 200.
     pub channel_name_max_length: usize,
     /// HTTP worker threads; 0 = one per core. Default 0.
@@ -313,6 +317,7 @@ impl Default for ServerConfig {
             socket_send_buffer: 65_536,
             request_body_timeout: Duration::from_secs(10),
             request_body_min_rate: 4096,
+            http_session_timeout: Duration::from_secs(5),
             channel_name_max_length: 200,
             workers: 0,
             fanout_threads: 0,
@@ -481,6 +486,12 @@ impl Config {
         if s.request_body_timeout < Duration::from_millis(100) {
             return Err(invalid(
                 "server.request_body_timeout".into(),
+                "must be at least 100ms",
+            ));
+        }
+        if s.http_session_timeout < Duration::from_millis(100) {
+            return Err(invalid(
+                "server.http_session_timeout".into(),
                 "must be at least 100ms",
             ));
         }

@@ -1,9 +1,9 @@
-//! [`ConnectionHandle`]: the shared front of one WebSocket connection — its socket id, its
-//! outbox (a bounded queue of encoded frames and the socket they are written to) and a way to
-//! ask it to close.
+//! [`ConnectionHandle`]: the shared front of one connection — its socket id, its outbox (a
+//! bounded queue of encoded frames and the sink they are written to: a WebSocket's socket, or
+//! the [`Relay`] an HTTP fallback session reads from) and a way to ask it to close.
 //!
 //! Made by `ws`, held by the channel and user registries and the fan-out threads, so delivery
-//! reaches connections without knowing anything about WebSocket sessions. Sending never awaits:
+//! reaches connections without knowing anything about their sessions or transports. Sending never awaits:
 //! a frame queued on an empty outbox is written at once with one non-blocking write, under the
 //! outbox lock, so frames from different threads never interleave and each connection's frames
 //! go out in the order they were queued. What the socket does not take stays queued, and the
@@ -12,8 +12,8 @@
 //! consumer, and it is closed with 4100 instead of slowing everyone down. [`Backlog`] counts
 //! what is queued on all connections and which readers are near full ([`Pressure`]), for
 //! publishers' backpressure; [`Traffic`] adds up an app's connections' traffic when the metrics
-//! ask, from counts each connection keeps itself. [`Socket`] is the transport under the outbox:
-//! plain TCP, or TLS written the same way.
+//! ask, from counts each connection keeps itself. [`Socket`] is a WebSocket's transport under
+//! the outbox: plain TCP, or TLS written the same way; [`Relay`] is an HTTP fallback session's.
 //!
 //! The close request is a flag and one waker, not a cancellation token: the session checks it
 //! on every turn of its loop, so it must cost an atomic load, not a lock.
@@ -22,6 +22,7 @@ mod backlog;
 mod frame;
 mod outbox;
 mod pressure;
+mod relay;
 mod socket;
 mod traffic;
 
@@ -36,9 +37,10 @@ use futures_util::task::AtomicWaker;
 use backlog::Share;
 pub use backlog::{Backlog, Waits};
 pub use frame::Frame;
-use outbox::Outbox;
 pub use outbox::Wire;
+use outbox::{Outbox, Sink};
 pub use pressure::Pressure;
+pub use relay::{Read, Relay};
 pub use socket::Socket;
 pub use traffic::{CloseCounts, SlowConsumer, Snapshot, Totals, Traffic};
 
@@ -129,7 +131,31 @@ impl ConnectionHandle {
         traffic: &Arc<Traffic>,
         socket: Socket,
     ) -> (Self, Outbound) {
-        Self::build(socket_id, capacity, backlog, traffic, Some(socket))
+        Self::build(
+            socket_id,
+            capacity,
+            backlog,
+            traffic,
+            Some(Sink::Socket(socket)),
+        )
+    }
+
+    /// A handle whose frames go to `relay`, for a transport that reads them from there,
+    /// counted in its app's `traffic`.
+    pub fn with_relay(
+        socket_id: SocketId,
+        capacity: usize,
+        backlog: Arc<Backlog>,
+        traffic: &Arc<Traffic>,
+        relay: Arc<Relay>,
+    ) -> (Self, Outbound) {
+        Self::build(
+            socket_id,
+            capacity,
+            backlog,
+            traffic,
+            Some(Sink::Relay(relay)),
+        )
     }
 
     fn build(
@@ -137,10 +163,10 @@ impl ConnectionHandle {
         capacity: usize,
         backlog: Arc<Backlog>,
         traffic: &Arc<Traffic>,
-        socket: Option<Socket>,
+        sink: Option<Sink>,
     ) -> (Self, Outbound) {
         let inner = Arc::new_cyclic(|weak| Inner {
-            outbox: Mutex::new(Outbox::new(socket)),
+            outbox: Mutex::new(Outbox::new(sink)),
             share: Share::new(backlog, capacity.max(1)),
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -351,6 +377,24 @@ impl Inner {
         }
     }
 
+    /// Queues one of the session's own frames (tungstenite's control frames, a transport's
+    /// last `pusher:error`): taken even once the outbox is sealed, after what is queued, and
+    /// over capacity, though a queue past it marks a slow consumer all the same.
+    fn push_own(self: &Arc<Self>, frame: Frame) -> io::Result<()> {
+        let mut outbox = self.lock();
+        if let Some(e) = outbox.failure() {
+            return Err(e);
+        }
+        let len = outbox.push(frame);
+        if len > self.capacity {
+            self.slow_consumer(SlowConsumer::QueueFull);
+        }
+        if len == 1 && !outbox.dirty {
+            self.write(&mut outbox);
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Outbox> {
         // Nothing panics while holding it; if something did, the queue is still consistent.
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
@@ -451,10 +495,16 @@ impl Outbound {
         }
     }
 
-    /// Refuses frames from now on, except tungstenite's own (the close frame and the close
-    /// reply), so nothing is written after the close frame.
+    /// Refuses frames from now on, except the session's own (tungstenite's close frame and
+    /// close reply, [`send_last`](Self::send_last)), so nothing is written after the close.
     pub fn seal(&self) {
         self.inner.lock().seal(&self.inner.share);
+    }
+
+    /// Queues the session's last frame (the `pusher:error` before a transport's own close
+    /// signal), sealed or not, after what is queued.
+    pub fn send_last(&self, frame: Frame) -> io::Result<()> {
+        self.inner.push_own(frame)
     }
 
     /// Waits until everything queued is written (closing; the caller bounds the wait).

@@ -1,8 +1,9 @@
-//! [`Outbox`]: a connection's queued frames and its socket, behind the connection's lock, and
-//! [`Wire`], that socket as tungstenite sees it. Writes take as many queued frames as the
-//! socket accepts in one vectored write; frames leave the queue only once fully written (with
-//! TLS: taken by rustls, see [`Socket`]), so a partly written frame is always finished before
-//! anything else goes out.
+//! [`Outbox`]: a connection's queued frames and its sink, behind the connection's lock, and
+//! [`Wire`], a WebSocket's socket as tungstenite sees it. The sink is a [`Socket`] (a WebSocket)
+//! or a [`Relay`] (an HTTP fallback session, whose requests read what gathers). Writes take as
+//! many queued frames as the socket accepts in one vectored write; frames leave the queue only
+//! once fully written (with TLS: taken by rustls, see [`Socket`]; a relay takes whole frames),
+//! so a partly written frame is always finished before anything else goes out.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -14,7 +15,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::backlog::Share;
-use super::{Frame, Inner, Socket};
+use super::{Frame, Inner, Relay, Socket};
 
 /// Most frames handed to one vectored write.
 const MAX_SLICES: usize = 64;
@@ -22,14 +23,23 @@ const MAX_SLICES: usize = 64;
 /// an idle connection.
 const KEEP_CAPACITY: usize = 16;
 
-/// The queue and the socket; lives behind [`Inner`]'s lock.
+/// Where a connection's frames go.
+#[derive(Debug)]
+pub(super) enum Sink {
+    /// A WebSocket's connection: frames are written as they are, already framed.
+    Socket(Socket),
+    /// A transport that reads whole frames from a relay (the HTTP fallback).
+    Relay(Arc<Relay>),
+}
+
+/// The queue and the sink; lives behind [`Inner`]'s lock.
 #[derive(Debug)]
 pub(super) struct Outbox {
     frames: VecDeque<Frame>,
     /// Bytes of the first frame already written.
     written: usize,
-    /// `None` once the session has ended, and for handles without a socket (tests).
-    socket: Option<Socket>,
+    /// `None` once the session has ended, and for handles without a sink (tests).
+    sink: Option<Sink>,
     /// The session is closing or has ended: frames from others are refused; tungstenite's (the
     /// close frame, the close reply) still go out after what is queued.
     sealed: bool,
@@ -51,11 +61,11 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn new(socket: Option<Socket>) -> Self {
+    pub(super) fn new(sink: Option<Sink>) -> Self {
         Outbox {
             frames: VecDeque::new(),
             written: 0,
-            socket,
+            sink,
             sealed: false,
             dirty: false,
             failed: None,
@@ -70,7 +80,7 @@ impl Outbox {
     /// Open, with a socket and nothing queued or about to be flushed: a frame can be written
     /// at once.
     pub(super) fn is_idle(&self) -> bool {
-        self.frames.is_empty() && !self.dirty && self.taking() && self.socket.is_some()
+        self.frames.is_empty() && !self.dirty && self.taking() && self.sink.is_some()
     }
 
     /// Whether frames are still taken: the session is not closing and the socket has not
@@ -117,7 +127,7 @@ impl Outbox {
 
     /// Frames are waiting for a socket that is still open and taking them.
     pub(super) fn is_behind(&self) -> bool {
-        !self.frames.is_empty() && self.taking() && self.socket.is_some()
+        !self.frames.is_empty() && self.taking() && self.sink.is_some()
     }
 
     /// The stall watch lets go of it: it caught up, or it is closing.
@@ -135,8 +145,8 @@ impl Outbox {
     }
 
     /// Writes queued frames, and what the transport holds of them, until nothing is left
-    /// (`true`) or the socket would block (`false`). Without a socket there is nothing to write
-    /// to: frames stay (`true`).
+    /// (`true`) or the sink would block (`false`). Without a sink there is nothing to write to:
+    /// frames stay (`true`).
     pub(super) fn write(&mut self, share: &Share) -> io::Result<bool> {
         let written = self.write_frames(share);
         self.settle(share);
@@ -147,7 +157,7 @@ impl Outbox {
         let Outbox {
             frames,
             written,
-            socket,
+            sink,
             failed,
             taken,
             bytes_out,
@@ -156,8 +166,20 @@ impl Outbox {
         if let Some(kind) = failed {
             return Err((*kind).into());
         }
-        let Some(socket) = socket.as_mut() else {
-            return Ok(true);
+        let socket = match sink {
+            None => return Ok(true),
+            Some(Sink::Socket(socket)) => socket,
+            Some(Sink::Relay(relay)) => {
+                // Whole frames only: `written` stays 0.
+                for _ in 0..relay.offer(frames.iter())? {
+                    if let Some(frame) = frames.pop_front() {
+                        *bytes_out += frame.payload().len() as u64;
+                        *taken += 1;
+                        share.received();
+                    }
+                }
+                return Ok(frames.is_empty());
+            }
         };
         while let Some(front) = frames.front() {
             let sent = if frames.len() == 1 {
@@ -199,10 +221,11 @@ impl Outbox {
         socket.flush()
     }
 
-    /// Ready once the socket may take more (or it failed).
+    /// Ready once the sink may take more (or it failed).
     pub(super) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &self.socket {
-            Some(socket) => socket.poll_write_ready(cx),
+        match &self.sink {
+            Some(Sink::Socket(socket)) => socket.poll_write_ready(cx),
+            Some(Sink::Relay(relay)) => relay.poll_room(cx),
             None => Poll::Ready(Ok(())),
         }
     }
@@ -232,7 +255,7 @@ impl Outbox {
     pub(super) fn close(&mut self, share: &Share) {
         self.sealed = true;
         self.drop_all(share);
-        if let Some(socket) = self.socket.take() {
+        if let Some(Sink::Socket(socket)) = self.sink.take() {
             socket.close();
         }
     }
@@ -280,7 +303,7 @@ impl AsyncRead for Wire {
         let inner = &self.inner;
         let mut outbox = inner.lock();
         // No socket: the session has ended; read as end of stream.
-        let Some(socket) = outbox.socket.as_mut() else {
+        let Some(Sink::Socket(socket)) = outbox.sink.as_mut() else {
             return Poll::Ready(Ok(()));
         };
         let n = ready!(socket.poll_read(cx, buf.initialize_unfilled()))?;

@@ -1,18 +1,22 @@
-//! The WebSocket transport. actix-http hands every HTTP/1 `Connection: Upgrade` request to
+//! Client connections. actix-http hands every HTTP/1 `Connection: Upgrade` request to
 //! [`upgrade`] together with the raw connection; for `GET /app/{key}` it completes the
 //! WebSocket handshake itself ([`handshake`]), runs the Pusher checks (protocol version, app,
 //! enabled, quota), and then one [`session`] task per connection reads and writes frames on
-//! that socket directly, so no HTTP/1 dispatcher or its buffers stay alive behind a WebSocket.
-//! With TLS on the main listener the connection comes as a TLS stream, handshaken, and becomes
-//! a TLS [`Socket`] (rustls's state and the TCP connection) in the same way.
-//! [`dispatch`] turns client messages into calls on the domain.
+//! that socket directly ([`websocket`]), so no HTTP/1 dispatcher or its buffers stay alive behind
+//! a WebSocket. With TLS on the main listener the connection comes as a TLS stream, handshaken,
+//! and becomes a TLS [`Socket`] (rustls's state and the TCP connection) in the same way.
+//! pusher-js's HTTP fallback transports ([`fallback`]) make the same checks and run the same
+//! session over a relay that their requests read. [`dispatch`] turns client messages into calls
+//! on the domain, whatever the transport.
 //!
-//! This and `http_api` are the only modules that handle requests with actix (`server` wires
-//! them).
+//! This, `http_api` and `ops` are the only modules that handle requests with actix (`server`
+//! wires them).
 
 mod dispatch;
+pub mod fallback;
 pub(crate) mod handshake;
 mod session;
+mod websocket;
 
 use std::sync::Arc;
 
@@ -80,7 +84,7 @@ where
             limit_send_buffer(io.tcp(), state.server.socket_send_buffer);
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
             // allocated for the life of the connection.
-            let session = session::run(state.clone(), app, slot, io, leftover, config);
+            let session = websocket::run(state.clone(), app, slot, io, leftover, config);
             actix_web::rt::spawn(state.shutdown.track(session));
         }
         Err((code, message)) => {

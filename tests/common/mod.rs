@@ -10,6 +10,7 @@ mod api;
 mod hooks;
 pub mod raw;
 pub mod ws;
+pub mod xhr;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

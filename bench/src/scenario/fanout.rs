@@ -3,7 +3,7 @@
 //! per-publisher order.
 
 use super::{delivery_outcome, drain, Ctx};
-use crate::group::{ChannelPlan, GroupSpec};
+use crate::group::{ChannelPlan, GroupSpec, Transport};
 use crate::metrics::Latency;
 use crate::publish::{self, Plan};
 use crate::report::{Better, Outcome};
@@ -42,11 +42,15 @@ pub struct FanoutArgs {
     /// Channel name.
     #[arg(long, default_value = "bench-fanout")]
     pub channel: String,
+    /// How subscribers connect: `ws`, or `xhr-streaming` (pusher-js's HTTP fallback, herald only).
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    pub transport: Transport,
 }
 
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
     let spec = GroupSpec {
+        transport: args.transport,
         count: args.subscribers,
         offset: 0,
         channels: ChannelPlan::Shared(args.channel.clone()),
@@ -93,6 +97,7 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
     }
     out.params = json!({
         "subscribers": args.subscribers, "rate": args.rate, "publishers": args.publishers,
+        "transport": args.transport,
         "duration_s": args.duration, "workers": ctx.workers, "drained_s": drained_s,
         "window": args.window,
     });
