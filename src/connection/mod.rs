@@ -385,7 +385,7 @@ impl Inner {
         if let Some(e) = outbox.failure() {
             return Err(e);
         }
-        let len = outbox.push(frame);
+        let len = outbox.push(frame, &self.share);
         if len > self.capacity {
             self.slow_consumer(SlowConsumer::QueueFull);
         }
