@@ -81,6 +81,14 @@ async fn collect_hooks(receiver: &mut Receiver, quiet: Duration) -> Vec<Value> {
     events
 }
 
+/// How many of `events` are `name` on `channel`.
+fn of_channel(events: &[Value], name: &str, channel: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["name"] == name && e["channel"] == channel)
+        .count()
+}
+
 fn count_by_name(events: &[Value]) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for e in events {
@@ -335,12 +343,7 @@ async fn concurrent_joins_on_two_nodes_fire_each_transition_once() {
     }
     let events = collect_hooks(&mut receiver, Duration::from_secs(1)).await;
     for channel in channels {
-        let of = |name: &str| {
-            events
-                .iter()
-                .filter(|e| e["name"] == name && e["channel"] == channel)
-                .count()
-        };
+        let of = |name: &str| of_channel(&events, name, channel);
         assert_eq!(of("channel_occupied"), 1, "{channel}: {events:?}");
         assert_eq!(of("member_added"), 10, "{channel}: {events:?}");
     }
@@ -354,12 +357,7 @@ async fn concurrent_joins_on_two_nodes_fire_each_transition_once() {
     }
     let events = collect_hooks(&mut receiver, Duration::from_secs(1)).await;
     for channel in channels {
-        let of = |name: &str| {
-            events
-                .iter()
-                .filter(|e| e["name"] == name && e["channel"] == channel)
-                .count()
-        };
+        let of = |name: &str| of_channel(&events, name, channel);
         assert_eq!(of("member_removed"), 10, "{channel}: {events:?}");
         assert_eq!(of("channel_vacated"), 1, "{channel}: {events:?}");
         assert_eq!(of("channel_occupied") + of("member_added"), 0, "{events:?}");
