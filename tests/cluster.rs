@@ -579,7 +579,8 @@ impl Process {
     /// A node of the test cluster, configured from the environment only.
     fn start(redis: &RedisServer) -> Process {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
             .env("HERALD_PORT", port.to_string())
             .env("HERALD_METRICS", "false")
             .env("HERALD_LOG", "warn")
@@ -589,16 +590,8 @@ impl Process {
             .env("HERALD_REDIS_URL", redis.url())
             .env("HERALD_CLUSTER_KEY_PREFIX", "t")
             .env("HERALD_CLUSTER_HEARTBEAT_INTERVAL", "100ms")
-            .env("HERALD_CLUSTER_NODE_TIMEOUT", "1s")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the herald binary");
-        Process {
-            child,
-            addr: ([127, 0, 0, 1], port).into(),
-            config: None,
-        }
+            .env("HERALD_CLUSTER_NODE_TIMEOUT", "1s");
+        Process::spawn(command, port, None)
     }
 
     /// A node configured by `setup` (a file), on a free port, without its metrics listener.
@@ -614,9 +607,12 @@ impl Process {
         for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD_")) {
             command.env_remove(name);
         }
+        command.arg("--config").arg(&path);
+        Process::spawn(command, port, Some(path))
+    }
+
+    fn spawn(mut command: Command, port: u16, config: Option<std::path::PathBuf>) -> Process {
         let child = command
-            .arg("--config")
-            .arg(&path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -624,7 +620,7 @@ impl Process {
         Process {
             child,
             addr: ([127, 0, 0, 1], port).into(),
-            config: Some(path),
+            config,
         }
     }
 
@@ -648,12 +644,13 @@ impl Process {
         }
     }
 
-    /// Sends a signal by name (`STOP`, `CONT`) to the process, with the system's `kill`.
+    /// Sends a signal by name (`STOP`, `CONT`) to the process, with the shell's `kill`
+    /// (a builtin: no procps needed).
     fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -{name} {}", self.child.id())])
             .status()
-            .expect("kill");
+            .expect("sh");
         assert!(status.success(), "kill -{name}");
     }
 

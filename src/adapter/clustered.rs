@@ -83,6 +83,13 @@ struct QueuedEvent {
     event: WebhookEvent,
 }
 
+/// Ticks every [`CLAIM_EVERY`]; a late tick is delayed, not bunched with the next.
+fn claim_ticks() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(CLAIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// What connections hear when their node rejoins the cluster.
 const REJOINING: &str = "Server is rejoining its cluster; reconnect";
 
@@ -496,14 +503,9 @@ impl Clustered {
     /// Sends the held departures whose grace period is over, every [`CLAIM_EVERY`], whichever
     /// node held them.
     async fn send_departures(&self, apps: &Apps) {
-        let mut tick = tokio::time::interval(CLAIM_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = claim_ticks();
         loop {
-            tick.tick().await;
-            if !self.health.is_up() {
-                continue;
-            }
-            let link = self.link();
+            let link = self.next_claim(&mut tick).await;
             loop {
                 let due = match link.engine.due_departures(CLAIM_BATCH).await {
                     Ok(due) => due,
@@ -773,7 +775,7 @@ impl Clustered {
         Ok(closed)
     }
 
-    /// Runs a query if Redis is up; an error marks the outage.
+    /// The link for a query, or `Unavailable` during an outage (without waiting on Redis).
     fn check(&self) -> Result<Arc<Link>, Unavailable> {
         match self.health.is_up() {
             true => Ok(self.link()),
@@ -903,14 +905,9 @@ impl Clustered {
         worker: mpsc::Sender<Queued>,
         settled: mpsc::UnboundedSender<String>,
     ) {
-        let mut tick = tokio::time::interval(CLAIM_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = claim_ticks();
         loop {
-            tick.tick().await;
-            if !self.health.is_up() {
-                continue;
-            }
-            let link = self.link();
+            let link = self.next_claim(&mut tick).await;
             loop {
                 let room = worker.capacity().min(CLAIM_BATCH);
                 if room == 0 {
@@ -946,6 +943,16 @@ impl Clustered {
                 if !more {
                     break;
                 }
+            }
+        }
+    }
+
+    /// Waits for the next claim tick at which Redis answers; the link to claim through.
+    async fn next_claim(&self, tick: &mut tokio::time::Interval) -> Arc<Link> {
+        loop {
+            tick.tick().await;
+            if self.health.is_up() {
+                return self.link();
             }
         }
     }
