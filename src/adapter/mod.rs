@@ -12,8 +12,8 @@
 //! The cluster's futures are boxed, so a single process's (and every idle connection's task)
 //! stays as small as before.
 //!
-//! Each event is encoded here exactly once per channel; delivery is a refcount bump per
-//! subscriber, never an await. This module never touches the transport (`ws`).
+//! Each event is encoded here exactly once per channel on each node (a cluster node encodes
+//! what the bus brings it); delivery is a refcount bump per subscriber, never an await. This module never touches the transport (`ws`).
 
 #[cfg(feature = "redis")]
 pub mod clustered;

@@ -108,14 +108,14 @@ pub(super) async fn run<T: Transport>(
         // Whatever happens next, nothing is written after the close.
         outbound.seal();
         drop(watched);
-        conn.disconnect().await;
+        Box::pin(conn.disconnect()).await;
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
         // than the rest of the session, and it would otherwise sit inline in every idle
         // connection's task for its whole life (boxing it cut the task from 2,648 to 2,376 bytes).
         Box::pin(transport.finish(exit, &outbound)).await;
         // The transport (a WebSocket's `Wire` in it) goes before the outbox it writes to.
         drop(outbound);
-        state.adapter.close_connection(&app).await;
+        Box::pin(state.adapter.close_connection(&app)).await;
         drop(slot);
         tracing::debug!("disconnected");
     }
@@ -149,7 +149,9 @@ async fn serve<T: Transport>(
             inbound = transport.next() => match inbound {
                 Inbound::Text(text) => {
                     handle.received_message();
-                    conn.on_text(text.as_ref()).await;
+                    // Boxed: a message's handling awaits the adapter (Redis on a cluster node);
+                    // inline, its state would sit in every idle connection's task.
+                    Box::pin(conn.on_text(text.as_ref())).await;
                 }
                 Inbound::Unreadable(message) => {
                     handle.received_message();
