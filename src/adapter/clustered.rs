@@ -12,7 +12,8 @@
 //! - **Webhooks** go through the cluster's queue in Redis (leased to the node delivering them,
 //!   removed once settled), and `channel_vacated`/`member_removed` wait out the grace period
 //!   there, cancelled by a return on any node.
-//! - **Publications** are delivered locally, then published on the bus; the other nodes deliver
+//! - **Publications** are delivered locally, then published on the bus (in one `PUBLISH` with
+//!   whatever else the node hands the bus meanwhile: `cluster::bus`); the other nodes deliver
 //!   them to theirs (the excluded socket id travels with them). Cache channels also keep their
 //!   last event in Redis, where a subscriber on any node finds it.
 //! - **Sign-ins** count a user's connections on all nodes: watchlist `online` for the first,
@@ -733,10 +734,12 @@ impl Clustered {
             user_id: p.user_id.map(str::to_owned),
             cache,
         };
-        link.bus.publish(&message).await.map_err(|e| {
-            self.health.failed(&e);
-            refused(e)
-        })?;
+        // Not waiting for Redis (`Bus::post`): a batch that failed since is reported by the
+        // next post, and the outage answers 503 from then on.
+        if let Some(e) = link.bus.take_failure() {
+            return Err(self.failed(e));
+        }
+        link.bus.post(&message).await.map_err(|e| self.failed(e))?;
         if cache {
             let cached = Cached {
                 event: p.event.to_owned(),
@@ -1041,6 +1044,10 @@ impl Clustered {
         loop {
             tick.tick().await;
             let link = self.link();
+            // A posted batch that failed since the last beat and no trigger reported yet.
+            if let Some(e) = link.bus.take_failure() {
+                self.health.failed(&e);
+            }
             match link.engine.beat().await {
                 Ok(Beat::Alive) => {
                     self.health.answered();

@@ -13,8 +13,10 @@
 //!
 //! # Payload
 //!
-//! `<origin node id, 16 hex digits> <JSON>`: the origin comes first so a node drops its own echo
-//! without parsing anything. The JSON is [`BusMessage`] in serde's external tagging, compact:
+//! `<origin node id, 16 hex digits> <JSON>[\n<JSON>…]`: the origin comes first so a node drops
+//! its own echo without parsing anything. Each JSON line is one [`BusMessage`] in serde's
+//! external tagging, compact (JSON text never holds a raw newline, so a newline separates
+//! messages):
 //!
 //! ```text
 //! 3f2a9c0d1b4e5f60 {"event":{"app":"1","channel":"chat","event":"msg","data":"{\"a\":1}","except":"123.456"}}
@@ -24,6 +26,19 @@
 //! ```
 //!
 //! `except`, `user_id` and `info` are left out when absent, `cache` when false.
+//!
+//! # Batches
+//!
+//! One task per node sends every `PUBLISH`, one at a time: what was handed over while a
+//! `PUBLISH` was on its way goes out in the next one, as one payload of several lines (up to
+//! [`BATCH_BYTES`]). A lone message goes out at once; under load the node sends one `PUBLISH`,
+//! and every node reads one message (the echo included), per batch instead of per event.
+//! [`Bus::publish`] waits for Redis's reply to its batch; [`Bus::post`] (the API's events)
+//! only for room in the queue ([`QUEUE`] messages), so a trigger is answered without a round
+//! trip to Redis and without a hand-off back to its task. A posted batch that fails is not
+//! retried (pub/sub keeps nothing either): the failure waits in the bus until the next post
+//! takes it ([`Bus::take_failure`]), which reports the outage. Order is kept: the task takes
+//! messages in the order they were handed over and sends batches in that order.
 //!
 //! # Order
 //!
@@ -38,14 +53,15 @@
 //! reach the listener again 120–200 ms after a restarted Redis answers.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::Message;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::node::{NodeId, NODE_ID_LEN};
@@ -139,46 +155,167 @@ pub enum BusMessage {
 pub enum Received {
     /// A message from another node.
     Message(BusMessage),
-    /// This many messages were lost: the handler fell behind by more than the bus capacity.
+    /// This many payloads (each one message or a batch of them) were lost: the handler fell
+    /// behind by more than the bus capacity.
     Lost(u64),
     /// The subscriber connection came back after a loss of connection; messages published in
     /// between are lost.
     Reconnected,
 }
 
-/// Encodes a message as it travels: origin, a space, JSON.
-pub fn encode(origin: &NodeId, message: &BusMessage) -> String {
-    let json = serde_json::to_string(message).unwrap_or_default();
-    format!("{origin} {json}")
+/// A payload stops taking more messages once it is this long (one message may be longer).
+pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// Messages handed over and not yet sent, at most; beyond it, handing over waits for room.
+pub const QUEUE: usize = 4096;
+
+/// A message as one line of a payload: compact JSON.
+fn line(message: &BusMessage) -> String {
+    serde_json::to_string(message).unwrap_or_default()
 }
 
-/// Decodes a payload: its origin and message, `None` if it is not one of ours.
-pub fn decode(payload: &str) -> Option<(&str, BusMessage)> {
-    let (origin, json) = payload.split_at_checked(NODE_ID_LEN)?;
-    let json = json.strip_prefix(' ')?;
-    Some((origin, serde_json::from_str(json).ok()?))
+/// A payload being put together: the origin, then lines.
+struct Payload(String);
+
+impl Payload {
+    fn new(origin: &NodeId, first: &str) -> Self {
+        let mut text = String::with_capacity(NODE_ID_LEN + 1 + first.len());
+        text.push_str(origin.as_str());
+        text.push(' ');
+        text.push_str(first);
+        Payload(text)
+    }
+
+    fn push(&mut self, line: &str) {
+        self.0.push('\n');
+        self.0.push_str(line);
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.len() >= BATCH_BYTES
+    }
+}
+
+/// Encodes messages as they travel: origin, a space, one JSON line per message (at least one).
+pub fn encode<'a>(origin: &NodeId, messages: impl IntoIterator<Item = &'a BusMessage>) -> String {
+    let mut lines = messages.into_iter().map(line);
+    let mut payload = Payload::new(origin, &lines.next().unwrap_or_default());
+    lines.for_each(|l| payload.push(&l));
+    payload.0
+}
+
+/// Decodes a payload: its origin and its messages in order, each `Err` if its line is not a
+/// message (a newer node's, say); `None` if the payload is not one of ours.
+pub fn decode(
+    payload: &str,
+) -> Option<(
+    &str,
+    impl Iterator<Item = Result<BusMessage, serde_json::Error>> + '_,
+)> {
+    let (origin, lines) = payload.split_at_checked(NODE_ID_LEN)?;
+    let lines = lines.strip_prefix(' ')?;
+    Some((origin, lines.split('\n').map(serde_json::from_str)))
 }
 
 /// The publishing side of the bus. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Bus {
-    /// The engine's command connection (publishing is a command).
-    client: Client,
-    /// `P:bus`.
-    channel: String,
-    /// This node, the origin of what it publishes.
-    node: NodeId,
+    /// The node's publishing task (see "Batches" above).
+    publisher: mpsc::Sender<Outgoing>,
+    /// The last failure of a posted batch, not yet taken.
+    failure: Arc<Failure>,
+}
+
+/// A message handed to the publishing task, and where its `PUBLISH`'s outcome goes (nowhere
+/// for a posted one).
+#[derive(Debug)]
+struct Outgoing {
+    line: String,
+    sent: Option<oneshot::Sender<Result<u64, ClusterError>>>,
+}
+
+/// The last failure of a posted batch: a flag read on every post, the error behind it.
+#[derive(Debug, Default)]
+struct Failure {
+    any: AtomicBool,
+    error: Mutex<Option<ClusterError>>,
 }
 
 impl Bus {
     /// Publishes `message` to every node; returns how many subscribers Redis delivered it to
     /// (this node's own listener included).
+    /// The caller encodes its message (work spread over the callers' threads); the task
+    /// sends it, in a batch with whatever else waits.
     pub async fn publish(&self, message: &BusMessage) -> Result<u64, ClusterError> {
-        let payload = encode(&self.node, message);
-        self.client
-            .publish::<u64, _, _>(self.channel.as_str(), payload)
+        let (sent, outcome) = oneshot::channel();
+        let outgoing = Outgoing {
+            line: line(message),
+            sent: Some(sent),
+        };
+        self.publisher.send(outgoing).await.map_err(|_| closed())?;
+        outcome.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Hands `message` to the publishing task without waiting for Redis: it goes out after
+    /// everything handed over before it. Waits only while [`QUEUE`] messages wait.
+    pub async fn post(&self, message: &BusMessage) -> Result<(), ClusterError> {
+        let outgoing = Outgoing {
+            line: line(message),
+            sent: None,
+        };
+        self.publisher.send(outgoing).await.map_err(|_| closed())
+    }
+
+    /// The failure of a posted batch since the last call, if any (each is reported once).
+    pub fn take_failure(&self) -> Option<ClusterError> {
+        if !self.failure.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut error = self
+            .failure
+            .error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.failure.any.store(false, Ordering::Release);
+        error.take()
+    }
+}
+
+fn closed() -> ClusterError {
+    ClusterError::Unavailable("the cluster bus is closed".to_owned())
+}
+
+/// The publishing task: sends what the [`Bus`] hands it, one `PUBLISH` at a time, each
+/// carrying everything that waited (up to [`BATCH_BYTES`]). Ends when every [`Bus`] is gone.
+async fn send_batches(
+    client: Client,
+    channel: String,
+    node: NodeId,
+    mut queue: mpsc::Receiver<Outgoing>,
+    failure: Arc<Failure>,
+) {
+    let mut waiting = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut payload = Payload::new(&node, &first.line);
+        let mut posted = first.sent.is_none();
+        waiting.extend(first.sent);
+        while !payload.is_full() {
+            let Ok(next) = queue.try_recv() else { break };
+            payload.push(&next.line);
+            posted |= next.sent.is_none();
+            waiting.extend(next.sent);
+        }
+        let outcome = client
+            .publish::<u64, _, _>(channel.as_str(), payload.0)
             .await
-            .map_err(redis_error)
+            .map_err(redis_error);
+        if let (Err(e), true) = (&outcome, posted) {
+            *failure.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
+            failure.any.store(true, Ordering::Release);
+        }
+        for sent in waiting.drain(..) {
+            let _ = sent.send(outcome.clone());
+        }
     }
 }
 
@@ -225,11 +362,16 @@ pub async fn connect(engine: &Engine) -> Result<(Bus, Listener), ClusterError> {
         .subscribe(channel.as_str())
         .await
         .map_err(redis_error)?;
-    let bus = Bus {
-        client: engine.client.clone(),
+    let (publisher, queue) = mpsc::channel(QUEUE);
+    let failure = Arc::<Failure>::default();
+    tokio::spawn(send_batches(
+        engine.client.clone(),
         channel,
-        node: engine.node.clone(),
-    };
+        engine.node.clone(),
+        queue,
+        failure.clone(),
+    ));
+    let bus = Bus { publisher, failure };
     let listener = Listener {
         subscriber,
         messages,
@@ -289,9 +431,15 @@ impl Listener {
         if payload.as_bytes().get(..NODE_ID_LEN) == Some(self.node.as_str().as_bytes()) {
             return;
         }
-        match decode(&payload) {
-            Some((_, message)) => handle(Received::Message(message)),
-            None => tracing::warn!("cluster bus: a payload that is not a herald message"),
+        let Some((_, messages)) = decode(&payload) else {
+            tracing::warn!("cluster bus: a payload that is not a herald message");
+            return;
+        };
+        for message in messages {
+            match message {
+                Ok(message) => handle(Received::Message(message)),
+                Err(e) => tracing::warn!("cluster bus: a line that is not a message: {e}"),
+            }
         }
     }
 }

@@ -103,6 +103,27 @@ impl RedisServer {
         self.command(&["HGET", key, field]).pop()
     }
 
+    /// How many times the server ran `command` (lower case, as `INFO commandstats` names it).
+    pub fn calls(&self, command: &str) -> u64 {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).expect("connect");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        stream
+            .write_all(b"INFO commandstats\r\n")
+            .expect("a command");
+        let mut reader = std::io::BufReader::new(stream);
+        let mut header = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut header).expect("a reply line");
+        let len: usize = header.trim_end()[1..].parse().expect("a bulk length");
+        let mut info = vec![0; len];
+        reader.read_exact(&mut info).expect("the bulk string");
+        let prefix = format!("cmdstat_{command}:calls=");
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Runs one command; its reply's strings (an array's elements, or the one bulk string; none
     /// for a nil).
     fn command(&self, args: &[&str]) -> Vec<String> {

@@ -10,7 +10,7 @@ use tokio::time::{timeout, Instant};
 use super::{engine, engine_with, settings, RedisServer};
 use crate::cluster::bus::{self, Bus, BusMessage, Received};
 use crate::cluster::node::NodeId;
-use crate::cluster::{Engine, Settings};
+use crate::cluster::{ClusterError, Engine, Settings};
 
 /// A running listener whose handler forwards what it receives.
 struct Tap {
@@ -85,7 +85,7 @@ fn the_payload_is_the_origin_then_compact_json() {
         user_id: None,
         cache: false,
     };
-    let payload = bus::encode(&origin, &message);
+    let payload = bus::encode(&origin, [&message]);
     assert_eq!(
         payload,
         format!(
@@ -93,8 +93,8 @@ fn the_payload_is_the_origin_then_compact_json() {
         )
     );
     assert_eq!(
-        bus::decode(&payload),
-        Some((origin.as_str(), message.clone()))
+        decoded(&payload),
+        Some((origin.as_str(), vec![Ok(message.clone())]))
     );
     for other in [
         BusMessage::UserEvent {
@@ -113,27 +113,99 @@ fn the_payload_is_the_origin_then_compact_json() {
             online: true,
         },
     ] {
-        let payload = bus::encode(&origin, &other);
-        assert_eq!(bus::decode(&payload).map(|(_, m)| m), Some(other));
+        let payload = bus::encode(&origin, [&other]);
+        assert_eq!(decoded(&payload).map(|(_, m)| m), Some(vec![Ok(other)]));
     }
     assert_eq!(
         bus::encode(
             &origin,
-            &BusMessage::TerminateUser {
+            [&BusMessage::TerminateUser {
                 app: "1".into(),
                 user: "u".into()
-            }
+            }]
         ),
         format!(r#"{origin} {{"terminate_user":{{"app":"1","user":"u"}}}}"#)
     );
-    for junk in [
-        "",
-        "short",
-        "0123456789abcdef{}",
-        "0123456789abcdef {\"x\":1}",
-    ] {
-        assert_eq!(bus::decode(junk), None, "{junk}");
+    for junk in ["", "short", "0123456789abcdef{}"] {
+        assert_eq!(decoded(junk), None, "{junk}");
     }
+}
+
+/// A payload's lines as the listener sees them: each a message, or not one (`Err`).
+fn decoded(payload: &str) -> Option<(&str, Vec<Result<BusMessage, ()>>)> {
+    let (origin, messages) = bus::decode(payload)?;
+    Some((origin, messages.map(|m| m.map_err(drop)).collect()))
+}
+
+/// Several messages travel as one payload, one JSON line each, in order; a line that is not a
+/// message (a newer node's, say) costs only itself.
+#[test]
+fn a_batch_is_one_line_per_message_and_a_bad_line_costs_only_itself() {
+    let origin = NodeId::generate();
+    let (a, b) = (event(1), event(2));
+    let payload = bus::encode(&origin, [&a, &b]);
+    assert_eq!(payload.lines().count(), 2, "{payload}");
+    assert_eq!(
+        decoded(&payload),
+        Some((origin.as_str(), vec![Ok(a.clone()), Ok(b.clone())]))
+    );
+    let mixed = format!(
+        "{origin} {{\"x\":1}}\n{}",
+        &bus::encode(&origin, [&b])[17..]
+    );
+    assert_eq!(
+        decoded(&mixed),
+        Some((origin.as_str(), vec![Err(()), Ok(b)]))
+    );
+}
+
+/// Publishers on many tasks at once: everything reaches the other node, each publisher's
+/// messages in its order, and Redis ran fewer `PUBLISH`es than there were messages (what was
+/// handed over while one was on its way went out together).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_are_batched_and_keep_their_order() {
+    const PUBLISHERS: usize = 8;
+    const EACH: usize = 200;
+    let redis = RedisServer::start();
+    let (a, b) = (engine(&redis).await, engine(&redis).await);
+    let (bus_a, _tap_a) = open(&a).await;
+    let (_bus_b, mut tap_b) = open(&b).await;
+    let before = redis.calls("publish");
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let bus = bus_a.clone();
+            tokio::spawn(async move {
+                for n in 0..EACH {
+                    let message = BusMessage::Watchlist {
+                        app: p.to_string(),
+                        user: n.to_string(),
+                        online: true,
+                    };
+                    bus.publish(&message).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let mut next = [0usize; PUBLISHERS];
+    for _ in 0..PUBLISHERS * EACH {
+        let Some(BusMessage::Watchlist { app, user, .. }) =
+            tap_b.next_message(Duration::from_secs(10)).await
+        else {
+            panic!("a message missing after {next:?}");
+        };
+        let p: usize = app.parse().unwrap();
+        assert_eq!(user, next[p].to_string(), "publisher {p} out of order");
+        next[p] += 1;
+    }
+    let publishes = redis.calls("publish") - before;
+    println!("{} messages in {publishes} PUBLISHes", PUBLISHERS * EACH);
+    assert!(
+        publishes < (PUBLISHERS * EACH) as u64,
+        "{publishes} PUBLISHes"
+    );
 }
 
 /// 1,000 messages from one node reach the two other nodes complete and in publication order;
@@ -255,4 +327,47 @@ async fn a_listener_that_falls_behind_is_told_how_many_messages_it_lost() {
     assert!(lost > 0, "nothing was lost ({messages} received)");
     assert_eq!(messages + lost, 100, "{messages} received, {lost} lost");
     task.abort();
+}
+
+/// Posted messages (not waiting for Redis) go out in order with awaited ones; a posted batch
+/// that fails is reported once, by the next `take_failure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_messages_keep_their_order_and_a_failed_batch_is_reported_once() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (engine(&redis).await, engine(&redis).await);
+    let (bus_a, _tap_a) = open(&a).await;
+    let (_bus_b, mut tap_b) = open(&b).await;
+    for n in 0..100 {
+        match n % 10 {
+            9 => drop(bus_a.publish(&event(n)).await.unwrap()),
+            _ => bus_a.post(&event(n)).await.unwrap(),
+        }
+    }
+    for n in 0..100 {
+        assert_eq!(
+            tap_b.next_message(Duration::from_secs(10)).await,
+            Some(event(n)),
+            "message {n}"
+        );
+    }
+    assert_eq!(bus_a.take_failure(), None, "nothing failed");
+
+    redis.stop();
+    bus_a.post(&event(100)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failure = loop {
+        if let Some(failure) = bus_a.take_failure() {
+            break failure;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed post was not reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        matches!(failure, ClusterError::Unavailable(_)),
+        "{failure:?}"
+    );
+    assert_eq!(bus_a.take_failure(), None, "reported once");
 }
