@@ -82,10 +82,11 @@ enum Command {
 /// Where the server is.
 #[derive(Args, Debug, Clone)]
 struct TargetArgs {
-    /// WebSocket base URL, e.g. ws://127.0.0.1:6001.
+    /// WebSocket base URL, e.g. ws://127.0.0.1:6001; for a cluster, each node's,
+    /// comma-separated (connection i of a scenario goes to node i mod n).
     #[arg(long, default_value = "ws://127.0.0.1:6001")]
     ws_url: String,
-    /// HTTP API base URL, e.g. http://127.0.0.1:6001.
+    /// HTTP API base URL, e.g. http://127.0.0.1:6001 (one node of a cluster).
     #[arg(long, default_value = "http://127.0.0.1:6001")]
     api_url: String,
     /// App id.
@@ -115,9 +116,11 @@ impl TargetArgs {
 struct Run<A: Args> {
     #[command(flatten)]
     target: TargetArgs,
-    /// Server process id, for its CPU and memory (RSS from /proc).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Server process id, for its CPU and memory (RSS from /proc); for a cluster, each
+    /// node's, comma-separated (CPU and memory are summed; `stalled` and `soak` watch the
+    /// first).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Label of the server in reports.
     #[arg(long, default_value = "server")]
     server_name: String,
@@ -153,9 +156,9 @@ macro_rules! scenario {
             workers: run.workers.max(1),
         };
         let started_unix_s = wire::now_s();
-        let meter = Meter::start(run.server_pid);
+        let meter = Meter::start(&run.server_pid);
         let $args = run.args.clone();
-        let $pid = run.server_pid;
+        let $pid = run.server_pid.clone();
         let outcome = $body.await?;
         record($name, &run.common(), started_unix_s, &meter, outcome)
     }};
@@ -172,10 +175,10 @@ async fn dispatch(command: Command, per_process: u64) -> Result<()> {
             )
         }
         Command::Stalled(run) => scenario!("stalled", run, per_process, |c, a, p| {
-            scenario::stalled::run(&c, a, p)
+            scenario::stalled::run(&c, a, p.first().copied())
         }),
         Command::Soak(run) => scenario!("soak", run, per_process, |c, a, p| {
-            scenario::soak::run(&c, a, p)
+            scenario::soak::run(&c, a, p.first().copied())
         }),
         Command::Channels(run) => scenario!("channels", run, per_process, |c, a, _p| {
             scenario::channels::run(&c, a)

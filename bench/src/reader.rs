@@ -46,6 +46,8 @@ pub trait Sink: Send + Sync + 'static {
 pub struct Subscriber {
     /// The connection's index in the run (for error texts).
     pub index: usize,
+    /// The node of the target it is connected to (see [`crate::target::Target::ws_node`]).
+    pub node: usize,
     /// The socket, already past the WebSocket handshake and the subscription.
     pub stream: TcpStream,
 }
@@ -78,12 +80,23 @@ impl Seen {
     }
 }
 
-/// Totals of a reader thread.
-pub struct ReaderTotals {
+/// What a reader thread's subscribers on one node saw.
+#[derive(Default)]
+pub struct NodeTotals {
     /// Publish → delivery latency.
     pub latency: Latency,
-    /// Counts over its subscribers.
+    /// Counts over those subscribers.
     pub seen: Seen,
+}
+
+/// Totals of a reader thread.
+pub struct ReaderTotals {
+    /// Publish → delivery latency, all its subscribers.
+    pub latency: Latency,
+    /// Counts over all its subscribers.
+    pub seen: Seen,
+    /// The same per node (index = node), each subscriber counted on its own node.
+    pub nodes: Vec<NodeTotals>,
 }
 
 /// Running reader threads.
@@ -135,6 +148,7 @@ impl Readers {
 /// One socket's reading state.
 struct Conn {
     index: usize,
+    node: usize,
     stream: TcpStream,
     /// Bytes of a frame not complete at the end of the last read.
     partial: Vec<u8>,
@@ -151,7 +165,8 @@ struct Reader {
     epoll: Epoll,
     conns: Vec<Conn>,
     sink: Arc<dyn Sink>,
-    latency: Latency,
+    /// Per node (index = node), so that a cluster's nodes can be told apart.
+    latency: Vec<Latency>,
 }
 
 impl Reader {
@@ -161,6 +176,7 @@ impl Reader {
         sink: Arc<dyn Sink>,
     ) -> std::io::Result<Reader> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let nodes = subscribers.iter().map(|s| s.node + 1).max().unwrap_or(1);
         let mut conns = Vec::with_capacity(subscribers.len());
         for (token, subscriber) in subscribers.into_iter().enumerate() {
             subscriber.stream.set_nonblocking(true)?;
@@ -169,6 +185,7 @@ impl Reader {
             epoll.add(&subscriber.stream, interest)?;
             conns.push(Conn {
                 index: subscriber.index,
+                node: subscriber.node,
                 stream: subscriber.stream,
                 partial: Vec::new(),
                 message: Vec::new(),
@@ -181,7 +198,7 @@ impl Reader {
             epoll,
             conns,
             sink,
-            latency: Latency::default(),
+            latency: (0..nodes).map(|_| Latency::default()).collect(),
         })
     }
 
@@ -216,18 +233,19 @@ impl Reader {
         if !conn.open {
             return 0;
         }
+        let latency = &mut self.latency[conn.node];
         let (delivered, drop) = match conn.stream.read(scratch) {
             Ok(0) => (0, Some("connection closed by server (EOF)".to_owned())),
             Ok(n) => {
                 let now = wire::now_us();
                 let parsed = if conn.partial.is_empty() {
-                    let parsed = parse(conn, &scratch[..n], now, &mut self.latency, &*self.sink);
+                    let parsed = parse(conn, &scratch[..n], now, latency, &*self.sink);
                     conn.partial.extend_from_slice(&scratch[parsed.used..n]);
                     parsed
                 } else {
                     let mut bytes = std::mem::take(&mut conn.partial);
                     bytes.extend_from_slice(&scratch[..n]);
-                    let parsed = parse(conn, &bytes, now, &mut self.latency, &*self.sink);
+                    let parsed = parse(conn, &bytes, now, latency, &*self.sink);
                     bytes.drain(..parsed.used);
                     conn.partial = bytes;
                     parsed
@@ -251,13 +269,27 @@ impl Reader {
     }
 
     fn totals(self) -> ReaderTotals {
-        let mut seen = Seen::default();
+        let mut nodes: Vec<NodeTotals> = self
+            .latency
+            .into_iter()
+            .map(|latency| NodeTotals {
+                latency,
+                seen: Seen::default(),
+            })
+            .collect();
         for conn in &self.conns {
-            seen.merge(&conn.seen);
+            nodes[conn.node].seen.merge(&conn.seen);
+        }
+        let mut latency = Latency::default();
+        let mut seen = Seen::default();
+        for node in &nodes {
+            latency.merge(&node.latency);
+            seen.merge(&node.seen);
         }
         ReaderTotals {
-            latency: self.latency,
+            latency,
             seen,
+            nodes,
         }
     }
 }
@@ -512,6 +544,7 @@ mod tests {
         let readers = Readers::start(
             vec![Subscriber {
                 index: 7,
+                node: 1,
                 stream: client,
             }],
             1,
@@ -566,6 +599,10 @@ mod tests {
         assert_eq!(totals[0].seen.received, 4);
         assert_eq!(totals[0].seen.out_of_order, 1);
         assert_eq!(totals[0].seen.duplicates, 1);
+        assert_eq!(totals[0].nodes.len(), 2);
+        assert_eq!(totals[0].nodes[0].seen.received, 0);
+        assert_eq!(totals[0].nodes[1].seen.received, 4);
+        assert_eq!(totals[0].nodes[1].latency.summary().count, 4);
         let drops = sink.drops.lock().unwrap();
         assert_eq!(drops.len(), 1);
         assert!(

@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# The cluster benchmark: herald on one node, on one node with Redis configured, on 2 and on 3
+# nodes sharing one Redis, against 3 sockudo nodes on its own Redis adapter, side by side in one
+# run (configurations alternating, the order rotating every repetition; medians of REPS).
+#
+#   bench/cluster.sh                                   # both cases, 3 repetitions
+#   REPS=1 DURATION=3 bench/cluster.sh                 # a smoke run
+#   CONFIGS="herald-1node herald-3nodes" CASES=fanout-1000-rate50 bench/cluster.sh
+#
+# A private redis-server (Debian's package, installed when missing) listens on a free loopback
+# port without persistence and is emptied (FLUSHALL) before every run. Subscribers are spread
+# over the nodes (connection i on node i mod n: herald-bench's comma-separated --ws-url), the
+# publishers trigger on node 1. Each run records, beside herald-bench's figures, what Redis
+# spent while events were published and delivered (herald-bench's --on-publish-start and
+# --on-publish-end hooks take the snapshots): its CPU (from /proc of its PID), network (INFO
+# stats total_net_input_bytes / total_net_output_bytes) and commands (INFO commandstats), per
+# published event (each is delivered to every subscriber), with the nodes' heartbeats in the
+# same window; what subscribing cost Redis is kept apart in the record. Records go to
+# bench/results/<UTC time>-cluster/<case>/<config>-<rep>.json, the 1-minute load before each
+# run to load.txt; the medians (summary.md) and the targets (targets.md) are printed at the end.
+#
+# sockudo with Redis is a build of its own (`--features redis`), installed by
+# bench/peers/install.sh into bench/peers/.sockudo-redis; SOCKUDO_REDIS_BIN=path uses another.
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$REPO"
+REPS=${REPS:-3}
+DURATION=${DURATION:-10}
+ALL_CONFIGS="herald-1node herald-1node-redis herald-2nodes herald-3nodes sockudo-3nodes"
+CONFIGS=${CONFIGS:-$ALL_CONFIGS}
+CASES=${CASES:-"fanout-1000-flat fanout-1000-rate50"}
+OUT=${OUT:-"$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)-cluster"}
+RUN_DIR="$OUT/.run"
+mkdir -p "$RUN_DIR"
+export REPO RUN_DIR
+
+# shellcheck source=peers/servers.sh
+source "$REPO/bench/peers/servers.sh"
+
+NODE_PIDS=()
+NODE_PORTS=()
+REDIS_PID=
+
+# stop_nodes: stops every node of the configuration under test, each by its PID.
+stop_nodes() {
+  local pid
+  for pid in "${NODE_PIDS[@]}"; do
+    SERVER_PID=$pid stop_server
+  done
+  NODE_PIDS=()
+  NODE_PORTS=()
+}
+
+stop_redis() {
+  if [ -n "$REDIS_PID" ]; then
+    SERVER_PID=$REDIS_PID stop_server
+    REDIS_PID=
+  fi
+}
+
+cleanup() {
+  stop_nodes
+  stop_redis
+}
+trap cleanup EXIT
+
+# --- binaries ---------------------------------------------------------------------------
+# HERALD_BIN=path skips building herald (e.g. to measure a saved binary).
+if [ -z "${HERALD_BIN:-}" ]; then
+  nice -n 19 cargo build --release -p herald --bin herald
+  HERALD_BIN="$REPO/target/release/herald"
+fi
+nice -n 19 cargo build --release -p herald-bench
+SOCKUDO_REDIS_BIN=${SOCKUDO_REDIS_BIN:-"$PEERS/.sockudo-redis/bin/sockudo"}
+if [[ " $CONFIGS " == *" sockudo-"* ]] && [ ! -x "$SOCKUDO_REDIS_BIN" ]; then
+  bash "$REPO/bench/peers/install.sh"
+fi
+if ! command -v redis-server >/dev/null; then
+  apt-get update && apt-get install -y redis-server
+fi
+# Copies, so that a rebuild during the run cannot swap binaries.
+cp "$HERALD_BIN" "$RUN_DIR/herald"
+cp "$REPO/target/release/herald-bench" "$RUN_DIR/herald-bench"
+export HERALD_BIN="$RUN_DIR/herald"
+BENCH="$RUN_DIR/herald-bench"
+if [[ " $CONFIGS " == *" sockudo-"* ]]; then
+  cp "$SOCKUDO_REDIS_BIN" "$RUN_DIR/sockudo-redis"
+  SOCKUDO_REDIS_BIN="$RUN_DIR/sockudo-redis"
+fi
+
+# --- Redis ------------------------------------------------------------------------------
+REDIS_PORT=$(free_port)
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+mkdir -p "$RUN_DIR/redis"
+# No persistence (no RDB snapshots, no AOF), loopback only.
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --dir "$RUN_DIR/redis" --daemonize no --loglevel warning \
+  > "$RUN_DIR/redis.log" 2>&1 &
+REDIS_PID=$!
+wait_port "$REDIS_PORT" "$REDIS_PID"
+
+redis() {
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"
+}
+
+# $RUN_DIR/redis-snapshot FILE: Redis's CPU seconds so far (from /proc), INFO stats and
+# commandstats, one "name value" per line. A script of its own, for herald-bench's hooks.
+export REDIS_PORT REDIS_PID
+cat > "$RUN_DIR/redis-snapshot" <<'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+{
+  # utime + stime, fields 14 and 15 (the command name, field 2, has no spaces here).
+  echo "cpu_s $(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$REDIS_PID/stat")"
+  echo "time_s $(date +%s.%N)"
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" INFO stats | tr -d '\r' \
+    | grep -E '^(total_net_input_bytes|total_net_output_bytes|total_commands_processed):' | tr ':' ' '
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" INFO commandstats | tr -d '\r' \
+    | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/cmd_\1 \2/p'
+} > "$1"
+SH
+chmod +x "$RUN_DIR/redis-snapshot"
+
+# redis_annotate START PUBLISHING END RECORD: adds Redis's share of the run to herald-bench's
+# record from three snapshots (before the run; when every subscriber had subscribed and
+# publishing began; after the drain). Headline metrics cover publishing (first to last
+# snapshot but one), per published event; subscribing goes to details.redis.subscribing.
+redis_annotate() {
+  python3 - "$@" <<'PY'
+import json, sys
+def load(path):
+    values = {}
+    for line in open(path):
+        key, value = line.split()
+        values[key] = float(value)
+    return values
+s0, s1, s2, path = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3]), sys.argv[4]
+record = json.load(open(path))
+def phase(a, b):
+    d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
+    return {
+        "cpu_s": round(d["cpu_s"], 3), "wall_s": round(d["time_s"], 3),
+        "net_input_bytes": int(d["total_net_input_bytes"]),
+        "net_output_bytes": int(d["total_net_output_bytes"]),
+        "commands": int(d["total_commands_processed"]),
+        "commands_by_name": {k[4:]: int(v) for k, v in sorted(d.items())
+                             if k.startswith("cmd_") and v > 0},
+    }
+publishing, subscribing = phase(s1, s2), phase(s0, s1)
+events = record["details"].get("events_published", 0)
+subscribers = record["details"].get("subscribers_connected", 0)
+if subscribers:
+    subscribing["commands_per_subscriber"] = subscribing["commands"] / subscribers
+record["details"]["redis"] = {
+    "publishing": publishing, "subscribing": subscribing,
+    "note": "publishing: from the first publish to the end of the drain wait, the nodes' "
+            "heartbeats and one INFO call included; subscribing: from before the nodes' "
+            "start-up checks to the last subscription",
+}
+def metric(name, value):
+    record["metrics"].append({"name": name, "value": value, "better": "lower"})
+wall = publishing["wall_s"]
+metric("redis_cpu_pct", 100.0 * publishing["cpu_s"] / wall if wall > 0 else 0.0)
+if events > 0:
+    metric("redis_cpu_us_per_event", 1e6 * publishing["cpu_s"] / events)
+    metric("redis_net_in_bytes_per_event", publishing["net_input_bytes"] / events)
+    metric("redis_net_out_bytes_per_event", publishing["net_output_bytes"] / events)
+    metric("redis_commands_per_event", publishing["commands"] / events)
+json.dump(record, open(path, "w"), indent=2)
+PY
+}
+
+# --- configurations -----------------------------------------------------------------------
+# start_config NAME: starts its nodes (NODE_PIDS, NODE_PORTS; node 1 first).
+start_config() {
+  local kind=${1%%-*} rest=${1#*-} nodes i
+  nodes=${rest%%node*}
+  for i in $(seq 1 "$nodes"); do
+    case "$1" in
+      herald-1node)
+        SERVER_TAG=-node$i start_herald ;;
+      herald-*)
+        SERVER_TAG=-node$i HERALD_REDIS_URL=$REDIS_URL start_herald ;;
+      sockudo-*)
+        SERVER_TAG=-node$i SOCKUDO_BIN=$SOCKUDO_REDIS_BIN ADAPTER_DRIVER=redis \
+          CACHE_DRIVER=redis REDIS_URL=$REDIS_URL start_sockudo ;;
+      *) echo "unknown configuration $1 ($kind)" >&2; return 1 ;;
+    esac
+    NODE_PIDS+=("$SERVER_PID")
+    NODE_PORTS+=("$SERVER_PORT")
+  done
+}
+
+# case_args CASE: the herald-bench arguments of one case.
+case_args() {
+  case "$1" in
+    fanout-1000-flat)   echo "fanout --subscribers 1000 --duration $DURATION" ;;
+    fanout-1000-rate50) echo "fanout --subscribers 1000 --rate 50 --publishers 2 --duration $DURATION" ;;
+    *) echo "unknown case $1" >&2; return 1 ;;
+  esac
+}
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
+  echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -sr)"
+  echo "open files (hard): $(ulimit -Hn)"
+  echo "herald: $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' +uncommitted src changes')"
+  if [[ " $CONFIGS " == *" sockudo-"* ]]; then
+    echo "sockudo: $("$SOCKUDO_REDIS_BIN" --version 2>/dev/null | head -1) (--features redis)"
+  fi
+  echo "redis: $(redis-server --version | cut -d' ' -f3)"
+  echo "rustc: $(rustc --version)"
+  echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+read -r -a configs <<< "$CONFIGS"
+for rep in $(seq 1 "$REPS"); do
+  for case_name in $CASES; do
+    n=${#configs[@]}
+    for i in $(seq 0 $((n - 1))); do
+      config=${configs[$(( (i + rep - 1 + n) % n ))]}
+      redis FLUSHALL > /dev/null
+      start_config "$config"
+      # Give cluster nodes a heartbeat to find each other before subscribers arrive.
+      sleep 1
+      ws_urls=$(printf 'ws://127.0.0.1:%s,' "${NODE_PORTS[@]}")
+      pids=$(IFS=,; echo "${NODE_PIDS[*]}")
+      record="$OUT/$case_name/$config-$rep.json"
+      echo "== $case_name $config (rep $rep): load $(cut -d' ' -f1-3 /proc/loadavg)" \
+        | tee -a "$OUT/load.txt"
+      snap="'$RUN_DIR/redis-snapshot' '$RUN_DIR/redis'"
+      rm -f "$RUN_DIR"/redis.[012]
+      "$RUN_DIR/redis-snapshot" "$RUN_DIR/redis.0"
+      # shellcheck disable=SC2046
+      if "$BENCH" $(case_args "$case_name") \
+        --ws-url "${ws_urls%,}" --api-url "http://127.0.0.1:${NODE_PORTS[0]}" \
+        --server-pid "$pids" --server-name "$config" --case "$case_name" --out "$record" \
+        --on-publish-start "$snap.1" --on-publish-end "$snap.2"; then
+        redis_annotate "$RUN_DIR"/redis.{0,1,2} "$record"
+      else
+        echo "run failed: $case_name $config $rep" >&2
+      fi
+      stop_nodes
+      sleep 1
+    done
+  done
+done
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+
+"$BENCH" compare "$OUT" --reference herald-3nodes | tee "$OUT/summary.md"
+
+# The issue's three targets, from the medians.
+python3 - "$OUT" <<'PY' | tee "$OUT/targets.md"
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+runs = {}
+for path in glob.glob(os.path.join(out, "*", "*.json")):
+    record = json.load(open(path))
+    metrics = {m["name"]: m["value"] for m in record["metrics"]}
+    runs.setdefault((record["case"], record["server"]), []).append(metrics)
+def med(case, server, name):
+    values = [m[name] for m in runs.get((case, server), []) if name in m]
+    return (statistics.median(values), len(values)) if values else (None, 0)
+def fmt(v, unit=""):
+    return "–" if v is None else (f"{v:,.0f}{unit}" if abs(v) >= 100 else f"{v:.2f}{unit}")
+rows = []
+c3, n1 = med("fanout-1000-flat", "herald-3nodes", "deliveries_per_s")
+s3, n2 = med("fanout-1000-flat", "sockudo-3nodes", "deliveries_per_s")
+if c3 is not None and s3:
+    rows.append(("3-node cluster delivers ≥ 1.5× what 3 sockudo nodes deliver (flat out, 1,000 subscribers)",
+                 f"{fmt(c3, '/s')} vs {fmt(s3, '/s')} (n={n1}/{n2})", f"{c3 / s3:.2f}×", c3 >= 1.5 * s3))
+p3, n1 = med("fanout-1000-rate50", "herald-3nodes", "latency_p99_ms")
+p1, n2 = med("fanout-1000-rate50", "herald-1node", "latency_p99_ms")
+if p3 is not None and p1 is not None:
+    rows.append(("50 events/s to 1,000: cluster p99 within 2 ms of the single node's",
+                 f"{fmt(p3, ' ms')} vs {fmt(p1, ' ms')} (n={n1}/{n2})", f"{p3 - p1:+.2f} ms", p3 - p1 <= 2.0))
+r1, n1 = med("fanout-1000-flat", "herald-1node-redis", "deliveries_per_s")
+l1, n2 = med("fanout-1000-flat", "herald-1node", "deliveries_per_s")
+if r1 is not None and l1:
+    rows.append(("one node with Redis configured loses ≤ 10 % of its fan-out",
+                 f"{fmt(r1, '/s')} vs {fmt(l1, '/s')} (n={n1}/{n2})", f"{100 * (r1 / l1 - 1):+.1f} %", r1 >= 0.9 * l1))
+print("| target | measured (medians) | | met? |\n|---|---|---:|---|")
+for target, measured, ratio, met in rows:
+    print(f"| {target} | {measured} | {ratio} | {'yes' if met else 'no'} |")
+PY
+
+sha256sum "$HERALD_BIN" | cut -c1-16 | sed 's/^/herald binary sha256: /' >> "$OUT/machine.txt"
+stop_redis
+rm -rf "$RUN_DIR"
