@@ -107,8 +107,10 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
     .await;
     hook(args.on_publish_end.as_deref(), &mut hook_warnings).await;
     let group = subscribers.finish().await?;
-    let mut out = Outcome::default();
-    out.warnings = hook_warnings;
+    let mut out = Outcome {
+        warnings: hook_warnings,
+        ..Outcome::default()
+    };
     delivery_outcome(&mut out, &published, &group, expected, publish_start_us);
     if group.nodes.len() > 1 {
         node_outcome(&mut out, &group, published.events_ok);
