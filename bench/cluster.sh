@@ -201,17 +201,11 @@ case_args() {
 }
 
 {
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
-  echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-  echo "kernel: $(uname -sr)"
-  echo "open files (hard): $(ulimit -Hn)"
-  echo "herald: $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' +uncommitted src changes')"
+  bash "$REPO/bench/machine.sh"
   if [[ " $CONFIGS " == *" sockudo-"* ]]; then
     echo "sockudo: $("$SOCKUDO_REDIS_BIN" --version 2>/dev/null | head -1) (--features redis)"
   fi
   echo "redis: $(redis-server --version | cut -d' ' -f3)"
-  echo "rustc: $(rustc --version)"
   echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
