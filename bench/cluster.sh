@@ -121,55 +121,6 @@ set -euo pipefail
 SH
 chmod +x "$RUN_DIR/redis-snapshot"
 
-# redis_annotate START PUBLISHING END RECORD: adds Redis's share of the run to herald-bench's
-# record from three snapshots (before the run; when every subscriber had subscribed and
-# publishing began; after the drain). Headline metrics cover publishing (first to last
-# snapshot but one), per published event; subscribing goes to details.redis.subscribing.
-redis_annotate() {
-  python3 - "$@" <<'PY'
-import json, sys
-def load(path):
-    values = {}
-    for line in open(path):
-        key, value = line.split()
-        values[key] = float(value)
-    return values
-s0, s1, s2, path = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3]), sys.argv[4]
-record = json.load(open(path))
-def phase(a, b):
-    d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
-    return {
-        "cpu_s": round(d["cpu_s"], 3), "wall_s": round(d["time_s"], 3),
-        "net_input_bytes": int(d["total_net_input_bytes"]),
-        "net_output_bytes": int(d["total_net_output_bytes"]),
-        "commands": int(d["total_commands_processed"]),
-        "commands_by_name": {k[4:]: int(v) for k, v in sorted(d.items())
-                             if k.startswith("cmd_") and v > 0},
-    }
-publishing, subscribing = phase(s1, s2), phase(s0, s1)
-events = record["details"].get("events_published", 0)
-subscribers = record["details"].get("subscribers_connected", 0)
-if subscribers:
-    subscribing["commands_per_subscriber"] = subscribing["commands"] / subscribers
-record["details"]["redis"] = {
-    "publishing": publishing, "subscribing": subscribing,
-    "note": "publishing: from the first publish to the end of the drain wait, the nodes' "
-            "heartbeats and one INFO call included; subscribing: from before the nodes' "
-            "start-up checks to the last subscription",
-}
-def metric(name, value):
-    record["metrics"].append({"name": name, "value": value, "better": "lower"})
-wall = publishing["wall_s"]
-metric("redis_cpu_pct", 100.0 * publishing["cpu_s"] / wall if wall > 0 else 0.0)
-if events > 0:
-    metric("redis_cpu_us_per_event", 1e6 * publishing["cpu_s"] / events)
-    metric("redis_net_in_bytes_per_event", publishing["net_input_bytes"] / events)
-    metric("redis_net_out_bytes_per_event", publishing["net_output_bytes"] / events)
-    metric("redis_commands_per_event", publishing["commands"] / events)
-json.dump(record, open(path, "w"), indent=2)
-PY
-}
-
 # --- configurations -----------------------------------------------------------------------
 # start_config NAME: starts its nodes (NODE_PIDS, NODE_PORTS; node 1 first).
 start_config() {
@@ -233,7 +184,7 @@ for rep in $(seq 1 "$REPS"); do
         --ws-url "${ws_urls%,}" --api-url "http://127.0.0.1:${NODE_PORTS[0]}" \
         --server-pid "$pids" --server-name "$config" --case "$case_name" --out "$record" \
         --on-publish-start "$snap.1" --on-publish-end "$snap.2"; then
-        redis_annotate "$RUN_DIR"/redis.{0,1,2} "$record"
+        python3 "$REPO/bench/cluster_report.py" annotate "$RUN_DIR"/redis.{0,1,2} "$record"
       else
         echo "run failed: $case_name $config $rep" >&2
       fi
@@ -246,40 +197,8 @@ echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 
 "$BENCH" compare "$OUT" --reference herald-3nodes | tee "$OUT/summary.md"
 
-# The issue's three targets, from the medians.
-python3 - "$OUT" <<'PY' | tee "$OUT/targets.md"
-import glob, json, os, statistics, sys
-out = sys.argv[1]
-runs = {}
-for path in glob.glob(os.path.join(out, "*", "*.json")):
-    record = json.load(open(path))
-    metrics = {m["name"]: m["value"] for m in record["metrics"]}
-    runs.setdefault((record["case"], record["server"]), []).append(metrics)
-def med(case, server, name):
-    values = [m[name] for m in runs.get((case, server), []) if name in m]
-    return (statistics.median(values), len(values)) if values else (None, 0)
-def fmt(v, unit=""):
-    return "–" if v is None else (f"{v:,.0f}{unit}" if abs(v) >= 100 else f"{v:.2f}{unit}")
-rows = []
-c3, n1 = med("fanout-1000-flat", "herald-3nodes", "deliveries_per_s")
-s3, n2 = med("fanout-1000-flat", "sockudo-3nodes", "deliveries_per_s")
-if c3 is not None and s3:
-    rows.append(("3-node cluster delivers ≥ 1.5× what 3 sockudo nodes deliver (flat out, 1,000 subscribers)",
-                 f"{fmt(c3, '/s')} vs {fmt(s3, '/s')} (n={n1}/{n2})", f"{c3 / s3:.2f}×", c3 >= 1.5 * s3))
-p3, n1 = med("fanout-1000-rate50", "herald-3nodes", "latency_p99_ms")
-p1, n2 = med("fanout-1000-rate50", "herald-1node", "latency_p99_ms")
-if p3 is not None and p1 is not None:
-    rows.append(("50 events/s to 1,000: cluster p99 within 2 ms of the single node's",
-                 f"{fmt(p3, ' ms')} vs {fmt(p1, ' ms')} (n={n1}/{n2})", f"{p3 - p1:+.2f} ms", p3 - p1 <= 2.0))
-r1, n1 = med("fanout-1000-flat", "herald-1node-redis", "deliveries_per_s")
-l1, n2 = med("fanout-1000-flat", "herald-1node", "deliveries_per_s")
-if r1 is not None and l1:
-    rows.append(("one node with Redis configured loses ≤ 10 % of its fan-out",
-                 f"{fmt(r1, '/s')} vs {fmt(l1, '/s')} (n={n1}/{n2})", f"{100 * (r1 / l1 - 1):+.1f} %", r1 >= 0.9 * l1))
-print("| target | measured (medians) | | met? |\n|---|---|---:|---|")
-for target, measured, ratio, met in rows:
-    print(f"| {target} | {measured} | {ratio} | {'yes' if met else 'no'} |")
-PY
+# The issue's three targets and the cost as nodes are added, from the medians.
+python3 "$REPO/bench/cluster_report.py" summary "$OUT" | tee "$OUT/targets.md"
 
 sha256sum "$HERALD_BIN" | cut -c1-16 | sed 's/^/herald binary sha256: /' >> "$OUT/machine.txt"
 stop_redis
