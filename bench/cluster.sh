@@ -110,8 +110,9 @@ cat > "$RUN_DIR/redis-snapshot" <<'SH'
 #!/usr/bin/env bash
 set -euo pipefail
 {
-  # utime + stime, fields 14 and 15 (the command name, field 2, has no spaces here).
-  echo "cpu_s $(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$REDIS_PID/stat")"
+  # Time on CPU of all its threads, ns (schedstat's first field; /proc/PID/stat's utime and
+  # stime count 10 ms ticks, too coarse for a few seconds of a mostly idle Redis).
+  echo "cpu_s $(cat /proc/"$REDIS_PID"/task/*/schedstat | awk '{ns += $1} END {printf "%.6f", ns / 1e9}')"
   echo "time_s $(date +%s.%N)"
   redis-cli -h 127.0.0.1 -p "$REDIS_PORT" INFO stats | tr -d '\r' \
     | grep -E '^(total_net_input_bytes|total_net_output_bytes|total_commands_processed):' | tr ':' ' '

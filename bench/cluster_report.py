@@ -37,7 +37,7 @@ def load_snapshot(path):
 def phase(a, b):
     d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
     return {
-        "cpu_s": round(d["cpu_s"], 3),
+        "cpu_s": round(d["cpu_s"], 6),
         "wall_s": round(d["time_s"], 3),
         "net_input_bytes": int(d["total_net_input_bytes"]),
         "net_output_bytes": int(d["total_net_output_bytes"]),
