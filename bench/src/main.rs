@@ -261,7 +261,8 @@ fn record(
 }
 
 /// The command line with the program called by its name and paths made relative to the
-/// working directory, so that records do not carry this machine's layout.
+/// working directory (also inside an argument, e.g. a hook's command), so that records do not
+/// carry this machine's layout.
 fn portable_command() -> String {
     let cwd = std::env::current_dir()
         .map(|d| format!("{}/", d.display()))
@@ -271,8 +272,10 @@ fn portable_command() -> String {
         .map(|(i, arg)| {
             if i == 0 {
                 "herald-bench".to_owned()
+            } else if cwd.is_empty() {
+                arg
             } else {
-                arg.strip_prefix(&cwd).map(str::to_owned).unwrap_or(arg)
+                arg.replace(&cwd, "")
             }
         })
         .collect::<Vec<_>>()
