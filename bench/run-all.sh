@@ -5,6 +5,8 @@
 #
 #   bench/run-all.sh                   # all scenarios, 3 repetitions
 #   REPS=1 SCENARIOS="fanout-1000-flat api" bench/run-all.sh
+#   SERVERS=herald SCENARIOS="fanout-1000-flat fanout-1000-flat-xhr" bench/run-all.sh
+#                                      # WebSocket vs HTTP streaming fallback, herald alone
 #
 # Each (scenario, server) run starts a fresh server with the same app, loopback only, no rate
 # limits and high connection limits (see peers/servers.sh), runs herald-bench against it and
@@ -18,7 +20,7 @@ cd "$REPO"
 REPS=${REPS:-3}
 SERVERS=${SERVERS:-"herald soketi sockudo floor"}
 DURATION=${DURATION:-10}
-ALL_SCENARIOS="fanout-1000-flat fanout-5000-flat fanout-5000-open fanout-1000-rate50 fanout-1000-rate100 fanout-1000-rate150 channels-1000 idle-5000 api presence client-events"
+ALL_SCENARIOS="fanout-1000-flat fanout-5000-flat fanout-5000-open fanout-1000-rate50 fanout-1000-rate100 fanout-1000-rate150 channels-1000 idle-5000 api presence client-events fanout-1000-flat-xhr fanout-1000-rate50-xhr idle-5000-xhr"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 OUT=${OUT:-"$REPO/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"}
 RUN_DIR="$OUT/.run"
@@ -35,7 +37,10 @@ if [ -z "${HERALD_BIN:-}" ]; then
   HERALD_BIN="$REPO/target/release/herald"
 fi
 nice -n 19 cargo build --release -p herald-bench
-bash "$REPO/bench/peers/install.sh"
+# The peers only when they run (SERVERS=herald: herald's cases alone, e.g. the -xhr ones).
+if [[ " $SERVERS " == *" soketi "* || " $SERVERS " == *" sockudo "* ]]; then
+  bash "$REPO/bench/peers/install.sh"
+fi
 # Copies, so that a rebuild in the shared target/ during the run cannot swap binaries.
 cp "$HERALD_BIN" "$RUN_DIR/herald"
 cp "$REPO/target/release/herald-bench" "$RUN_DIR/herald-bench"
@@ -44,7 +49,7 @@ BENCH="$RUN_DIR/herald-bench"
 
 {
   bash "$REPO/bench/machine.sh"
-  echo "soketi: $(node -p "require('$PEERS/soketi/node_modules/@soketi/soketi/package.json').version") on node $(node --version)"
+  echo "soketi: $(node -p "require('$PEERS/soketi/node_modules/@soketi/soketi/package.json').version" 2>/dev/null || echo 'not installed') on node $(node --version)"
   echo "sockudo: $("$PEERS/.sockudo/bin/sockudo" --version 2>/dev/null | head -1)"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
@@ -63,6 +68,10 @@ scenario_args() {
     api)                echo "api --publishers 4 --duration $DURATION" ;;
     presence)           echo "presence --observers 10 --churners 20 --duration $DURATION" ;;
     client-events)      echo "client-events --pairs 100 --rate 50 --duration $DURATION" ;;
+    # pusher-js's HTTP streaming fallback (herald only: the peers do not serve it).
+    fanout-1000-flat-xhr)   echo "fanout --subscribers 1000 --duration $DURATION --transport xhr-streaming" ;;
+    fanout-1000-rate50-xhr) echo "fanout --subscribers 1000 --rate 50 --publishers 2 --duration $DURATION --transport xhr-streaming" ;;
+    idle-5000-xhr)          echo "idle --connections 5000 --connect-concurrency 100 --transport xhr-streaming" ;;
     *) echo "unknown case $1" >&2; return 1 ;;
   esac
 }
@@ -76,6 +85,8 @@ for rep in $(seq 1 "$REPS"); do
       # The floor yardstick is a latency bound at a fixed rate; flat out it is no bound (it
       # writes every event separately, where a server may batch), so it runs only there.
       if [ "$server" = floor ] && [[ $case_name != fanout-*-rate* ]]; then continue; fi
+      # Only herald serves pusher-js's HTTP fallback transports.
+      if [[ $case_name == *-xhr ]] && [ "$server" != herald ]; then continue; fi
       start_server "$server"
       # shellcheck disable=SC2046
       "$BENCH" $(scenario_args "$case_name") \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README): installs what the tests need, then runs every suite —
 # formatting, clippy, the Rust unit and integration tests, a release build, the interop suite
-# with the official Pusher libraries, and the todo example in a real browser.
+# with the official Pusher libraries (against one herald, then through a 3-node cluster), and the
+# todo example in a real browser.
 # Each suite runs even when an earlier one failed; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,19 +44,28 @@ run "cargo test" cargo test --workspace
 run "release build" cargo build --release --workspace
 
 export HERALD_BIN="$root/target/release/herald"
-for suite in protocol-tests/run.sh examples/todo/e2e/run.sh; do
-  if [ -f "$suite" ]; then
-    run "$suite" bash "$suite"
+# suite NAME SCRIPT [VAR=VALUE...]: runs SCRIPT with those variables; a missing SCRIPT fails.
+suite() {
+  local name=$1 script=$2
+  shift 2
+  if [ -f "$script" ]; then
+    run "$name" env "$@" bash "$script"
   else
-    echo "=== $suite: missing"
+    echo "=== $name: missing"
     failed=$((failed + 1))
-    failures+=("$suite (missing)")
+    failures+=("$name (missing)")
   fi
-done
+}
+# The interop suite twice: against one herald, then through three cluster nodes on one
+# redis-server behind a round-robin haproxy (its runner installs haproxy).
+suite "protocol-tests/run.sh" protocol-tests/run.sh PT_CLUSTER=0
+suite "PT_CLUSTER=1 protocol-tests/run.sh" protocol-tests/run.sh PT_CLUSTER=1
+suite "examples/todo/e2e/run.sh" examples/todo/e2e/run.sh
 
 echo
 if [ "$failed" -gt 0 ]; then
-  echo "failed suites: ${failures[*]}"
+  list="$(printf '%s, ' "${failures[@]}")"
+  echo "failed suites: ${list%, }"
 fi
 echo "suites: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

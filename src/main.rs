@@ -1,5 +1,6 @@
 //! The `herald` binary: parse the command line, load the configuration, set up logging, bind the
-//! listeners and run the server until SIGTERM/SIGINT.
+//! listeners and run the server until SIGTERM/SIGINT; or, with `--health`, ask the server
+//! configured the same way whether it is ready.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,11 @@ struct Args {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Ask the herald configured like this (same file, same HERALD_* variables) whether it is
+    /// ready (GET /ready on its metrics listener, else its main one); exit 0 if it answers 200.
+    /// For container health checks.
+    #[arg(long, conflicts_with = "print_config")]
+    health: bool,
 }
 
 /// Runs herald; an error that stops it is printed on one line, its causes joined by `: `
@@ -47,6 +53,14 @@ fn run() -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
+    if args.health {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return runtime
+            .block_on(herald::probe::ready(&config))
+            .context("not ready");
+    }
     herald::logging::init(&config.server.log, config.server.log_format)
         .context("setting up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -70,11 +84,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(metrics) => tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?),
         None => tracing::info!("metrics listener off"),
     }
-    tracing::info!("herald listening on http://{bound}");
-    println!("herald listening on http://{bound}");
+    let scheme = listeners.scheme();
     let shutdown = Shutdown::new();
     tokio::spawn(shutdown.clone().on_signals());
-    herald::server::run(listeners, config, shutdown).await?;
+    let serving = || {
+        tracing::info!("herald listening on {scheme}://{bound}");
+        println!("herald listening on {scheme}://{bound}");
+    };
+    herald::server::run_announced(listeners, config, shutdown, serving).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -92,6 +92,17 @@ pub const FAMILIES: &[Def] = &[
     def("webhook_failures_total", COUNTER, APP, "Webhook requests given up after retrying for webhooks.retry_for."),
     def("webhook_dropped_total", COUNTER, &["app_id", "reason"], "Webhooks dropped, by reason (queue_full, too_many_pending)."),
     def("close_codes_total", COUNTER, &["code"], "Connections herald closed or refused, by close code."),
+    // A cluster node's (nothing on a single process).
+    def("cluster_redis_up", GAUGE, &[], "1 while the cluster engine (Redis) answers, 0 during an outage."),
+    def("cluster_outages_total", COUNTER, &[], "Times Redis became unreachable."),
+    def("cluster_bus_messages_received_total", COUNTER, &[], "Messages received from other nodes over the cluster bus."),
+    def("cluster_bus_messages_lost_total", COUNTER, &[], "Bus messages lost because this node's listener fell behind."),
+    def("cluster_bus_reconnects_total", COUNTER, &[], "Times the bus subscription came back after a loss of connection."),
+    def("cluster_bus_waiting_messages", GAUGE, &[], "Bus messages received and waiting for the listener (the bus lag, in messages)."),
+    def("cluster_nodes_reaped_total", COUNTER, &[], "Dead nodes this node cleaned up."),
+    def("cluster_departures_replayed_total", COUNTER, &[], "Departures of dead nodes (members, subscriptions, sign-ins) this node replayed."),
+    def("cluster_resyncs_total", COUNTER, &[], "Times this node reasserted its state to Redis (after an outage or a Redis restart)."),
+    def("cluster_rejoins_total", COUNTER, &[], "Times this node was declared dead and rejoined as a new node."),
 ];
 
 /// What the metrics read: the shared state and what is not in it.
@@ -226,6 +237,20 @@ fn read_server(sources: &Sources, out: &mut Families) {
     out.add("webhook_queue_length", &[], queued as u64);
     for (code, n) in state.closes.counts() {
         out.add("close_codes_total", &[&code.code().to_string()], n);
+    }
+    #[cfg(feature = "redis")]
+    if let Some(cluster) = state.adapter.cluster() {
+        let c = cluster.stats();
+        out.add("cluster_redis_up", &[], u64::from(c.redis_up));
+        out.add("cluster_outages_total", &[], c.outages);
+        out.add("cluster_bus_messages_received_total", &[], c.bus_received);
+        out.add("cluster_bus_messages_lost_total", &[], c.bus_lost);
+        out.add("cluster_bus_reconnects_total", &[], c.bus_reconnects);
+        out.add("cluster_bus_waiting_messages", &[], c.bus_waiting);
+        out.add("cluster_nodes_reaped_total", &[], c.nodes_reaped);
+        out.add("cluster_departures_replayed_total", &[], c.departures);
+        out.add("cluster_resyncs_total", &[], c.resyncs);
+        out.add("cluster_rejoins_total", &[], c.rejoins);
     }
 }
 

@@ -1,28 +1,34 @@
 //! Wiring: builds the shared [`State`] once, starts the background tasks (webhook worker,
-//! channel upkeep), serves HTTP and WebSocket on an already-bound listener and the metrics and
-//! health checks on another ([`Listeners`]), and on shutdown stops accepting, lets every session
-//! close with 4200, and waits for them with a deadline. The metrics listener stops last, so
-//! `/ready` answers 503 there for as long as connections drain.
+//! channel upkeep), serves HTTP and WebSocket on an already-bound listener (over TLS when it is
+//! configured) and the metrics and health checks on another ([`Listeners`]), and on shutdown
+//! stops accepting, lets every session close with 4200, and waits for them with a deadline. The
+//! metrics listener stops last, so `/ready` answers 503 there for as long as connections drain.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_http::HttpService;
-use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_http::error::DispatchError;
+use actix_http::{HttpService, Protocol};
+use actix_service::{
+    fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt,
+};
 use actix_web::dev::AppConfig;
 use actix_web::{middleware, web};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::adapter::Adapter;
 use crate::app::Apps;
 use crate::config::Config;
-use crate::connection::{Backlog, CloseCounts};
+use crate::connection::{Backlog, CloseCounts, Socket};
 use crate::fanout::FanOut;
 use crate::http_api::{self, BodyLimits};
 use crate::metrics::{Metrics, Sources};
 use crate::shutdown::Shutdown;
 use crate::state::State;
+use crate::tls::{self, Tls};
 use crate::webhook;
 use crate::{ops, ws};
 
@@ -39,21 +45,35 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub struct Listeners {
     /// WebSocket connections, the REST API, `/up` and `/ready`.
     pub main: TcpListener,
+    /// The main listener's TLS (`wss://`, `https://`); `None` serves it in plain text.
+    pub tls: Option<Tls>,
     /// `/metrics`, `/up` and `/ready`; `None` when the metrics listener is off.
     pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds the main listener and, unless `metrics.enabled` is false, the metrics listener,
-    /// at their configured addresses; non-blocking, as [`run`] wants them.
+    /// Loads the TLS certificate, if one is configured, then binds the main listener and,
+    /// unless `metrics.enabled` is false, the metrics listener, at their configured addresses;
+    /// non-blocking, as [`run`] wants them. A bad certificate or key file is an `InvalidInput`
+    /// error naming the file, before anything is bound.
     pub fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let tls = tls::load(&config.server)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let main = bind(SocketAddr::new(config.server.host, config.server.port))?;
         let m = &config.metrics;
         let metrics = match m.enabled {
             true => Some(bind(SocketAddr::new(m.host, m.port))?),
             false => None,
         };
-        Ok(Listeners { main, metrics })
+        Ok(Listeners { main, tls, metrics })
+    }
+
+    /// The main listener's URL scheme: `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        match self.tls {
+            Some(_) => "https",
+            None => "http",
+        }
     }
 }
 
@@ -66,16 +86,35 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` fires, then drains. The listeners are already bound.
 pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> std::io::Result<()> {
+    run_announced(listeners, config, shutdown, || {}).await
+}
+
+/// [`run`], calling `serving` once everything that can fail at start-up has succeeded (on a
+/// cluster node: Redis answered and the node registered), right before serving.
+pub async fn run_announced(
+    listeners: Listeners,
+    config: Config,
+    shutdown: Shutdown,
+    serving: impl FnOnce(),
+) -> std::io::Result<()> {
     let adapter = Arc::new(adapter(&config).await?);
     let (webhook_tx, webhook_rx) = mpsc::channel(config.webhooks.queue);
     let webhook_queue = webhook_tx.downgrade();
+    // On a cluster node the apps' events go through the cluster's queue (Redis) first.
+    let (emitted_tx, emitted_rx) = mpsc::channel(config.webhooks.queue);
+    let clustered = config.cluster.redis_url.is_some();
+    let emitted = if clustered {
+        emitted_tx
+    } else {
+        webhook_tx.clone()
+    };
     let backlog = Backlog::new(
         config.server.fanout_backlog,
         config.server.slow_consumer_timeout,
     );
     let fan_out = FanOut::start(fanout_threads(&config), backlog.clone())?;
     let state = Arc::new(State {
-        apps: Apps::new(&config, webhook_tx, &fan_out),
+        apps: Apps::new(&config, emitted, &fan_out),
         adapter,
         server: config.server.clone(),
         backlog,
@@ -95,7 +134,7 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     ));
     let sweeper = tokio::spawn(sweep(state.clone()));
     let stall_watch = tokio::spawn(state.backlog.clone().watch_stalls());
-    let cluster = tokio::spawn(cluster(state.clone()));
+    let cluster = tokio::spawn(cluster(state.clone(), emitted_rx, webhook_tx));
 
     let sources = Sources {
         state: state.clone(),
@@ -107,7 +146,8 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
         .metrics
         .map(|listener| serve_metrics(sources, listener))
         .transpose()?;
-    let server = http_server(state.clone(), listeners.main, &config)?;
+    let server = http_server(state.clone(), listeners.main, listeners.tls, &config)?;
+    serving();
     let handle = server.handle();
     let serving = tokio::spawn(server);
 
@@ -137,22 +177,16 @@ pub async fn run(listeners: Listeners, config: Config, shutdown: Shutdown) -> st
     }
 }
 
-/// Builds the HTTP server (not yet polled): actix-web serves the REST API, and every HTTP/1
-/// upgrade request goes to [`ws::upgrade`] with the raw connection. Kept out of `run` so that
-/// future stays `Send`: the app factory is `!Send` and must not live across an `.await`.
 /// The adapter the configuration asks for: a cluster node's when `cluster.redis_url` is set
 /// (connected and registered before anything is served: herald does not start half-clustered).
 async fn adapter(config: &Config) -> std::io::Result<Adapter> {
     match &config.cluster.redis_url {
         None => Ok(Adapter::local()),
         #[cfg(feature = "redis")]
-        Some(_) => crate::adapter::clustered::Clustered::connect(
-            &config.cluster,
-            config.webhooks.vacated_delay,
-        )
-        .await
-        .map(Adapter::clustered)
-        .map_err(std::io::Error::other),
+        Some(_) => crate::adapter::clustered::Clustered::connect(&config.cluster, &config.webhooks)
+            .await
+            .map(Adapter::clustered)
+            .map_err(std::io::Error::other),
         #[cfg(not(feature = "redis"))]
         Some(_) => Err(std::io::Error::other(
             "cluster.redis_url: this build has no cluster support (feature `redis`)",
@@ -160,57 +194,114 @@ async fn adapter(config: &Config) -> std::io::Result<Adapter> {
     }
 }
 
-/// A cluster node's background work (nothing on a single process).
-async fn cluster(state: Arc<State>) {
+/// A cluster node's background work (nothing on a single process): `emitted` brings the apps'
+/// webhook events, `worker` takes the ones this node delivers.
+async fn cluster(
+    state: Arc<State>,
+    emitted: mpsc::Receiver<webhook::Queued>,
+    worker: mpsc::Sender<webhook::Queued>,
+) {
     #[cfg(feature = "redis")]
     if let Some(cluster) = state.adapter.cluster() {
-        cluster.run(&state.apps, &state.shutdown).await;
+        let webhooks = crate::adapter::clustered::Webhooks { emitted, worker };
+        cluster.run(&state.apps, &state.shutdown, webhooks).await;
     }
     #[cfg(not(feature = "redis"))]
-    drop(state);
+    drop((state, emitted, worker));
 }
 
+/// Builds the HTTP server (not yet polled) on the main listener, in plain text or, with `tls`,
+/// after each connection's TLS handshake. Kept out of `run` so that future stays `Send`: the app
+/// factory is `!Send` and must not live across an `.await`.
 fn http_server(
     state: Arc<State>,
     listener: TcpListener,
+    tls: Option<Tls>,
     config: &Config,
 ) -> std::io::Result<actix_server::Server> {
     let addr = listener.local_addr()?;
     let body = BodyLimits::new(config);
+    let sessions = ws::fallback::Sessions::new();
     let mut builder = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1));
     if config.server.workers > 0 {
         builder = builder.workers(config.server.workers);
     }
-    let builder = builder.listen("herald", listener, move || {
-        let api = actix_web::App::new()
-            .app_data(web::Data::from(state.clone()))
-            .app_data(body)
-            .wrap(middleware::from_fn(http_api::hold_unread))
-            .wrap(middleware::from_fn(http_api::count_calls))
-            .configure(http_api::configure)
-            .configure(ops::health)
-            .default_service(web::to(http_api::not_found))
-            .into_factory()
-            .map_err(|err| err.error_response());
-        let ws_state = state.clone();
-        let upgrade = fn_service(move |(req, framed)| {
-            let state = ws_state.clone();
-            async move {
-                ws::upgrade(state, req, framed).await;
-                Ok::<_, std::convert::Infallible>(())
-            }
-        });
-        HttpService::build()
-            .client_request_timeout(REQUEST_HEAD_TIMEOUT)
-            .tcp_nodelay(true)
-            .local_addr(addr)
-            .upgrade(upgrade)
-            .finish(map_config(api, |_| AppConfig::default()))
-            .tcp()
-    })?;
+    let builder = match tls {
+        None => builder.listen("herald", listener, move || {
+            fn_service(|tcp: TcpStream| async move {
+                let peer = accepted(&tcp);
+                Ok((tcp, Protocol::Http1, peer))
+            })
+            .and_then(http_service(state.clone(), body, addr, sessions.clone()))
+        })?,
+        Some(tls) => builder.listen("herald", listener, move || {
+            let tls = tls.clone();
+            fn_service(move |tcp: TcpStream| {
+                let tls = tls.clone();
+                async move {
+                    let peer = accepted(&tcp);
+                    let stream = tls.accept(tcp).await.map_err(DispatchError::Io)?;
+                    Ok((stream, Protocol::Http1, peer))
+                }
+            })
+            .and_then(http_service(state.clone(), body, addr, sessions.clone()))
+        })?,
+    };
     Ok(builder.run())
+}
+
+/// A connection just accepted on the main listener: `TCP_NODELAY` on, and the peer's address.
+fn accepted(tcp: &TcpStream) -> Option<SocketAddr> {
+    let _ = tcp.set_nodelay(true);
+    tcp.peer_addr().ok()
+}
+
+/// HTTP/1 on one connection `T` (TCP, or TLS over TCP): actix-web serves the REST API and the
+/// HTTP fallback transports ([`ws::fallback`], whose open `sessions` every worker shares), and
+/// every upgrade request goes to [`ws::upgrade`] with the connection itself.
+fn http_service<T>(
+    state: Arc<State>,
+    body: BodyLimits,
+    addr: SocketAddr,
+    sessions: Arc<ws::fallback::Sessions>,
+) -> impl ServiceFactory<
+    (T, Protocol, Option<SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Into<Socket> + 'static,
+{
+    let api = actix_web::App::new()
+        .app_data(web::Data::from(state.clone()))
+        .app_data(body)
+        .wrap(middleware::from_fn(http_api::hold_unread))
+        .wrap(middleware::from_fn(http_api::count_calls))
+        .configure(http_api::configure)
+        .configure(|cfg| ws::fallback::configure(cfg, &sessions))
+        .configure(ops::health)
+        .default_service(web::to(http_api::not_found))
+        .into_factory()
+        .map_err(|err| err.error_response());
+    let upgrade = fn_service(move |(req, framed)| {
+        let state = state.clone();
+        async move {
+            ws::upgrade::<T>(state, req, framed).await;
+            Ok::<_, std::convert::Infallible>(())
+        }
+    });
+    HttpService::build()
+        .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+        // A client that closes its connection is gone: a response still running for it (an
+        // HTTP fallback stream or poll) ends, rather than until it next fails to write.
+        .h1_allow_half_closed(false)
+        .local_addr(addr)
+        .upgrade(upgrade)
+        .finish(map_config(api, |_| AppConfig::default()))
 }
 
 /// The metrics listener's server, running.

@@ -52,6 +52,20 @@ fn subscription_count(redis: &RedisServer, channel: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The value of a metric without labels, as `server` reports it.
+async fn metric(server: &Server, name: &str) -> u64 {
+    let text = reqwest::get(server.metrics_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}")) as u64
+}
+
 /// The next frame's JSON, skipping nothing.
 async fn next_event(client: &mut Client) -> Value {
     client.recv_json().await
@@ -65,6 +79,14 @@ async fn collect_hooks(receiver: &mut Receiver, quiet: Duration) -> Vec<Value> {
         events.extend(hook.events());
     }
     events
+}
+
+/// How many of `events` are `name` on `channel`.
+fn of_channel(events: &[Value], name: &str, channel: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["name"] == name && e["channel"] == channel)
+        .count()
 }
 
 fn count_by_name(events: &[Value]) -> HashMap<String, usize> {
@@ -125,6 +147,41 @@ async fn a_socket_on_another_node_is_excluded() {
     assert_eq!(b.recv_json().await["data"], "d");
     a.expect_no_frame(Duration::from_millis(300)).await;
     assert_ne!(a.socket_id, b.socket_id);
+}
+
+/// An HTTP fallback session lives on the node that opened it (its requests to another node are
+/// 404s) and is a connection of the cluster like any other: presence, events, exclusion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_fallback_session_is_a_connection_of_the_cluster_on_its_node() {
+    let redis = RedisServer::start();
+    let nodes = start_nodes(node(&redis), 2).await;
+    let room = "presence-room";
+    let mut alice = nodes[1].client().await;
+    alice.join_presence(room, r#"{"user_id":"alice"}"#).await;
+    let xhr = common::xhr::Xhr::new(&nodes[0]);
+    let mut stream = xhr.stream().await;
+    let socket_id = stream.established().await;
+    let channel_data = r#"{"user_id":"streamer"}"#;
+    let auth = common::presence_auth(&socket_id, room, channel_data);
+    let join = json!({"event": "pusher:subscribe",
+        "data": {"channel": room, "auth": auth, "channel_data": channel_data}});
+    assert_eq!(xhr.send(&[join]).await.status, 204);
+    let succeeded = stream.recv_json().await;
+    let presence = json(succeeded["data"].as_str().unwrap())["presence"].clone();
+    assert_eq!(presence["count"], 2, "{succeeded}");
+    let added = alice.recv_json().await;
+    assert_eq!(json(added["data"].as_str().unwrap())["user_id"], "streamer");
+    // Published on the other node: delivered to the session, unless excluded.
+    nodes[1].api().publish(room, "e", "1").await;
+    assert_eq!(stream.recv_json().await["data"], "1");
+    assert_eq!(alice.recv_json().await["data"], "1");
+    let body = json!({"name": "e", "channel": room, "data": "2", "socket_id": socket_id});
+    assert_eq!(nodes[1].api().trigger(body).await.status, 200);
+    assert_eq!(alice.recv_json().await["data"], "2");
+    stream.expect_no_message(Duration::from_millis(300)).await;
+    // The other node does not know the session.
+    assert_eq!(xhr.on(&nodes[1]).send(&[]).await.status, 404);
+    assert_eq!(xhr.send(&[]).await.status, 204);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,6 +266,54 @@ async fn presence_is_one_member_list_across_nodes_and_webhooks_fire_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_joining_on_three_nodes_at_once_each_see_every_member_once() {
+    let redis = RedisServer::start();
+    let nodes = start_nodes(node(&redis).app("max_presence_members", "100"), 3).await;
+    const N: usize = 30;
+    let mut joins = Vec::new();
+    for i in 0..N {
+        let addr = nodes[i % 3].addr;
+        joins.push(tokio::spawn(async move {
+            let url =
+                format!("ws://{addr}/app/{KEY}?protocol=7&client=js&version=8.4.0&flash=false");
+            let mut client = Client::connect_url(&url, WAIT).await.unwrap();
+            client.established().await;
+            let data = format!(r#"{{"user_id":"u{i}"}}"#);
+            let presence = client.join_presence("presence-crowd", &data).await;
+            let mut members: std::collections::BTreeSet<String> = presence["hash"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            // Each event must change this client's view: no member announced twice, none
+            // removed that it did not know.
+            while members.len() < N {
+                let frame = client.recv_json_within(Duration::from_secs(5)).await;
+                let user = json(frame["data"].as_str().unwrap())["user_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                match frame["event"].as_str() {
+                    Some("pusher_internal:member_added") => {
+                        assert!(members.insert(user.clone()), "u{i}: {user} added twice")
+                    }
+                    other => panic!("u{i}: unexpected {other:?}: {frame}"),
+                }
+            }
+            client
+        }));
+    }
+    let mut clients = Vec::new();
+    for join in joins {
+        clients.push(join.await.expect("every client sees all 30 members"));
+    }
+    for client in clients.iter_mut() {
+        client.expect_no_frame(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_joins_on_two_nodes_fire_each_transition_once() {
     let redis = RedisServer::start();
     let mut receiver = Receiver::start(0).await;
@@ -238,12 +343,7 @@ async fn concurrent_joins_on_two_nodes_fire_each_transition_once() {
     }
     let events = collect_hooks(&mut receiver, Duration::from_secs(1)).await;
     for channel in channels {
-        let of = |name: &str| {
-            events
-                .iter()
-                .filter(|e| e["name"] == name && e["channel"] == channel)
-                .count()
-        };
+        let of = |name: &str| of_channel(&events, name, channel);
         assert_eq!(of("channel_occupied"), 1, "{channel}: {events:?}");
         assert_eq!(of("member_added"), 10, "{channel}: {events:?}");
     }
@@ -257,12 +357,7 @@ async fn concurrent_joins_on_two_nodes_fire_each_transition_once() {
     }
     let events = collect_hooks(&mut receiver, Duration::from_secs(1)).await;
     for channel in channels {
-        let of = |name: &str| {
-            events
-                .iter()
-                .filter(|e| e["name"] == name && e["channel"] == channel)
-                .count()
-        };
+        let of = |name: &str| of_channel(&events, name, channel);
         assert_eq!(of("member_removed"), 10, "{channel}: {events:?}");
         assert_eq!(of("channel_vacated"), 1, "{channel}: {events:?}");
         assert_eq!(of("channel_occupied") + of("member_added"), 0, "{events:?}");
@@ -310,6 +405,60 @@ async fn a_rejoin_on_another_node_within_the_grace_period_cancels_both_webhooks(
     assert_eq!(counts.get("channel_vacated"), Some(&1), "{left:?}");
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(redis.keys("t:departures").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_counts_are_the_clusters() {
+    let redis = RedisServer::start();
+    let mut receiver = Receiver::start(0).await;
+    let setup = node(&redis).app("subscription_count", "true").hook(
+        &receiver.url,
+        &["subscription_count"],
+        false,
+    );
+    let nodes = start_nodes(setup, 2).await;
+    let count = |n: u64| {
+        json!({"event": "pusher_internal:subscription_count", "channel": "room",
+               "data": json!({"subscription_count": n}).to_string()})
+    };
+    let mut a = nodes[0].client().await;
+    a.join("room").await;
+    assert_eq!(a.recv_json().await, count(1));
+    let mut b = nodes[1].client().await;
+    b.join("room").await;
+    assert_eq!(b.recv_json().await, count(2));
+    assert_eq!(a.recv_json().await, count(2));
+    b.close().await;
+    assert_eq!(a.recv_json().await, count(1));
+    let events = collect_hooks(&mut receiver, Duration::from_millis(500)).await;
+    // One webhook per change; the nodes that claim them from the queue deliver them in any
+    // order (each request's time_ms tells when it was sent).
+    let mut counts: Vec<u64> = events
+        .iter()
+        .map(|e| e["subscription_count"].as_u64().unwrap())
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [1, 1, 2], "one webhook per change: {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_counts_the_whole_cluster() {
+    let redis = RedisServer::start();
+    let nodes = start_nodes(node(&redis).app("max_connections", "2"), 2).await;
+    let a = nodes[0].client().await;
+    let _b = nodes[1].client().await;
+    let query = "protocol=7&client=js&version=8.4.0&flash=false";
+    let mut refused = Client::connect(&nodes[0], KEY, query).await;
+    refused
+        .expect_error_and_close(4004, Some("Account over quota"))
+        .await;
+    a.close().await;
+    eventually(WAIT, "the slot given back", || async {
+        let url = nodes[1].ws_url(KEY, query);
+        let mut c = Client::connect_url(&url, WAIT).await.unwrap();
+        matches!(c.next_frame(WAIT).await, Some(common::Frame::Text(t)) if t.contains("connection_established"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,16 +563,24 @@ async fn a_cache_channels_last_event_is_found_on_any_node() {
 struct Process {
     child: Child,
     addr: std::net::SocketAddr,
+    /// Its config file, removed with it.
+    config: Option<std::path::PathBuf>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Process {
+    /// A node of the test cluster, configured from the environment only.
     fn start(redis: &RedisServer) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
             .env("HERALD_PORT", port.to_string())
             .env("HERALD_METRICS", "false")
             .env("HERALD_LOG", "warn")
@@ -433,7 +590,29 @@ impl Process {
             .env("HERALD_REDIS_URL", redis.url())
             .env("HERALD_CLUSTER_KEY_PREFIX", "t")
             .env("HERALD_CLUSTER_HEARTBEAT_INTERVAL", "100ms")
-            .env("HERALD_CLUSTER_NODE_TIMEOUT", "1s")
+            .env("HERALD_CLUSTER_NODE_TIMEOUT", "1s");
+        Process::spawn(command, port, None)
+    }
+
+    /// A node configured by `setup` (a file), on a free port, without its metrics listener.
+    fn start_with(setup: Setup) -> Process {
+        let port = free_port();
+        let toml = setup
+            .server("port", &port.to_string())
+            .metrics("enabled", "false")
+            .toml();
+        let path = std::env::temp_dir().join(format!("herald-cluster-test-{port}.toml"));
+        std::fs::write(&path, toml).expect("write the node's config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD_")) {
+            command.env_remove(name);
+        }
+        command.arg("--config").arg(&path);
+        Process::spawn(command, port, Some(path))
+    }
+
+    fn spawn(mut command: Command, port: u16, config: Option<std::path::PathBuf>) -> Process {
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -441,6 +620,7 @@ impl Process {
         Process {
             child,
             addr: ([127, 0, 0, 1], port).into(),
+            config,
         }
     }
 
@@ -464,6 +644,16 @@ impl Process {
         }
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`) to the process, with the shell's `kill`
+    /// (a builtin: no procps needed).
+    fn signal(&self, name: &str) {
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -{name} {}", self.child.id())])
+            .status()
+            .expect("sh");
+        assert!(status.success(), "kill -{name}");
+    }
+
     fn kill(&mut self) {
         // SIGKILL: no shutdown, no goodbye to Redis.
         self.child.kill().expect("kill");
@@ -475,6 +665,9 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = &self.config {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -544,7 +737,113 @@ async fn a_node_killed_with_sigkill_is_reaped_within_ten_seconds() {
         .filter_map(|k| k.split(':').nth(2))
         .collect();
     assert_eq!(ids.len(), 1, "{node_keys:?}");
+    assert_eq!(
+        metric(&survivor, "herald_cluster_nodes_reaped_total").await,
+        1
+    );
+    assert_eq!(
+        metric(&survivor, "herald_cluster_departures_replayed_total").await,
+        4,
+        "the member, two channels' subscriptions, the sign-in"
+    );
     eprintln!("reaped {reaped_in:?} after SIGKILL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_outlives_the_node_that_was_delivering_it() {
+    let redis = RedisServer::start();
+    // The endpoint fails at first: the node delivering keeps retrying (retry_for 60 s).
+    let mut receiver = Receiver::start(2).await;
+    let setup = node(&redis)
+        .hook(&receiver.url, &["channel_occupied"], false)
+        .webhooks("retry_for", "\"60s\"");
+    let mut doomed = Process::start_with(setup.clone());
+    let mut client = doomed.client().await;
+    client.join("orders").await;
+    for _ in 0..2 {
+        let failed = receiver.next_within(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(failed.answered, 500);
+    }
+    doomed.kill();
+    assert_eq!(
+        redis.keys("t:webhooks").len(),
+        1,
+        "still queued, leased to the dead node"
+    );
+
+    // Another node claims it when the lease ends (the node timeout) and delivers it.
+    let killed = Instant::now();
+    let _survivor = setup.start().await;
+    let hook = receiver.next_within(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(hook.answered, 200);
+    assert_eq!(
+        hook.events(),
+        [json!({"name": "channel_occupied", "channel": "orders"})]
+    );
+    eventually(WAIT, "the delivered event leaves the queue", || async {
+        redis.keys("t:webhooks").is_empty()
+    })
+    .await;
+    eprintln!(
+        "delivered {:?} after the node delivering it was killed",
+        killed.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_declared_dead_closes_its_connections_with_4200_and_rejoins() {
+    let redis = RedisServer::start();
+    let survivor = node(&redis).start().await;
+    let partitioned = Process::start(&redis);
+    let mut stranded = partitioned.client().await;
+    stranded
+        .join_presence("presence-room", r#"{"user_id":"s"}"#)
+        .await;
+    let mut member = survivor.client().await;
+    member
+        .join_presence("presence-room", r#"{"user_id":"m"}"#)
+        .await;
+    let added = stranded.recv_json().await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+
+    // Frozen past the node timeout: the survivor declares it dead and replays its departures.
+    partitioned.signal("STOP");
+    let removed = member.recv_json_within(Duration::from_secs(10)).await;
+    assert_eq!(
+        removed["event"], "pusher_internal:member_removed",
+        "{removed}"
+    );
+    partitioned.signal("CONT");
+
+    // Back, it learns it was declared dead: its clients are told to reconnect. (What the bus
+    // brought while it was frozen may come first: the members the survivor removed, this
+    // one included.)
+    loop {
+        let frame = stranded.recv_json().await;
+        if frame["event"] == "pusher_internal:member_removed" {
+            continue;
+        }
+        assert_eq!(
+            frame,
+            json!({"event": "pusher:error",
+                   "data": {"code": 4200, "message": "Server is rejoining its cluster; reconnect"}})
+        );
+        break;
+    }
+    let (code, _) = stranded.expect_close().await;
+    assert_eq!(code, Some(4200));
+    // It serves again, as a new node: the member is back for the others, once.
+    let mut back = partitioned.client().await;
+    back.join_presence("presence-room", r#"{"user_id":"s"}"#)
+        .await;
+    let added = member.recv_json_within(Duration::from_secs(5)).await;
+    assert_eq!(added["event"], "pusher_internal:member_added", "{added}");
+    let node_keys = redis.keys("t:node:*:alive");
+    assert_eq!(
+        node_keys.len(),
+        2,
+        "the survivor and the new node: {node_keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -589,6 +888,7 @@ async fn a_redis_restart_is_survived_without_spurious_webhooks() {
     assert!(refused.json()["error"].is_string(), "{}", refused.body);
     let ready = reqwest::get(nodes[0].http_url("/ready")).await.unwrap();
     assert_eq!(ready.status(), 503);
+    assert_eq!(metric(&nodes[0], "herald_cluster_redis_up").await, 0);
     // Local delivery goes on.
     let mut local = nodes[1].client().await;
     local.join("chat").await;
@@ -635,6 +935,11 @@ async fn a_redis_restart_is_survived_without_spurious_webhooks() {
         after.is_empty(),
         "spurious webhooks after the restart: {after:?}"
     );
+    for node in &nodes {
+        assert_eq!(metric(node, "herald_cluster_redis_up").await, 1);
+        assert_eq!(metric(node, "herald_cluster_outages_total").await, 1);
+        assert!(metric(node, "herald_cluster_resyncs_total").await >= 1);
+    }
     eprintln!("delivering across nodes {recovered:?} after Redis answered again");
 }
 

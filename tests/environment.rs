@@ -1,7 +1,9 @@
 //! The binary configured from the environment alone: a value that does not parse stops it naming
-//! the variable, `--print-config` shows what the variables set, and `HERALD_LOG_FORMAT=json`
+//! the variable, `--print-config` shows what the variables set, `HERALD_LOG_FORMAT=json`
 //! writes one JSON object per line on stderr, the connection's `app_id` and `socket_id` (from
-//! its span) and the `channel` on the events of a subscription.
+//! its span) and the `channel` on the events of a subscription, and `--health` asks the server
+//! configured by the same variables for `/ready` (its metrics listener, else its main one, with
+//! TLS too).
 //!
 //! Like `exhaustion.rs` this starts `herald` as a child process: the environment must be the
 //! server's alone, and the global log subscriber is the binary's own.
@@ -10,9 +12,10 @@ mod common;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Client, WAIT};
 use serde_json::Value;
@@ -79,7 +82,10 @@ struct Herald {
 impl Herald {
     /// Starts herald on free ports, returns it and the address it listens on.
     fn start(vars: &[(&str, &str)]) -> (Herald, SocketAddr) {
-        let log = std::env::temp_dir().join(format!("herald-environment-{}", std::process::id()));
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log =
+            std::env::temp_dir().join(format!("herald-environment-{}-{n}", std::process::id()));
         let ports = [("HERALD_PORT", "0"), ("HERALD_METRICS_PORT", "0")];
         let child = herald(&[&ports[..], vars].concat())
             .stdout(Stdio::piped())
@@ -92,9 +98,11 @@ impl Herald {
         let addr = lines
             .find_map(|line| {
                 let line = line.ok()?;
-                line.strip_prefix("herald listening on http://")?
-                    .parse()
-                    .ok()
+                let url = line.strip_prefix("herald listening on ")?;
+                let addr = url
+                    .strip_prefix("http://")
+                    .or(url.strip_prefix("https://"))?;
+                addr.parse().ok()
             })
             .unwrap_or_else(|| panic!("herald did not listen:\n{}", herald.log()));
         (herald, addr)
@@ -184,4 +192,52 @@ async fn json_logs_carry_the_connection_and_the_channel() {
     assert_eq!(refused["channel"], "private-nope");
     assert!(refused["error"].is_string(), "{refused}");
     connection(line(&lines, "connected"));
+}
+
+/// A port on 127.0.0.1 that is free now.
+fn free_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("addr").port().to_string()
+}
+
+/// `--health` with the server's own variables: it fails, naming what it asked, while nothing
+/// listens, and succeeds once herald runs; with the metrics listener off it asks the main
+/// listener, over TLS when herald serves TLS.
+#[test]
+fn health_asks_the_server_configured_by_the_same_variables() {
+    let (port, metrics_port) = (free_port(), free_port());
+    let vars = [
+        ("HERALD_PORT", port.as_str()),
+        ("HERALD_METRICS_PORT", metrics_port.as_str()),
+    ];
+    let down = run(&vars, &["--health"]);
+    assert!(!down.status.success());
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    let asked = format!("herald: not ready: http://127.0.0.1:{metrics_port}/ready: ");
+    assert!(stderr.starts_with(&asked), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let (herald, _) = Herald::start(&vars);
+    let up = run(&vars, &["--health"]);
+    assert!(up.status.success(), "{up:?}");
+    drop(herald);
+
+    let made = rcgen::generate_simple_self_signed(vec!["herald.example".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("herald-health-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let port = free_port();
+    let vars = [
+        ("HERALD_PORT", port.as_str()),
+        ("HERALD_METRICS", "false"),
+        ("HERALD_TLS_CERT", cert.to_str().unwrap()),
+        ("HERALD_TLS_KEY", key.to_str().unwrap()),
+    ];
+    let (herald, _) = Herald::start(&vars);
+    let up = run(&vars, &["--health"]);
+    drop(herald);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(up.status.success(), "{up:?}");
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Frame, Setup};
+use common::{Frame, Setup, WAIT};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,14 +331,244 @@ async fn a_paused_reader_gets_everything_in_order_when_it_resumes() {
     reader.join("paused").await;
     // 400 events of 64 KiB, 25 MiB in all: far more than loopback socket buffers hold.
     server.api().publish_large("paused", EVENTS).await;
-    for i in 0..EVENTS {
-        let frame = reader.recv_json().await;
-        let data = frame["data"].as_str().unwrap_or_default();
-        assert_eq!(
-            data.split(' ').next(),
-            Some(i.to_string().as_str()),
-            "event {i}"
-        );
-    }
+    reader.expect_large_events(EVENTS, WAIT).await;
     reader.ping_pong().await;
+}
+
+/// Opens `count` connections subscribed to `channel` that never read again.
+async fn stalled(server: &common::Server, channel: &str, count: usize) -> Vec<common::Client> {
+    let mut stalled = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut c = server.client().await;
+        c.join(channel).await;
+        stalled.push(c);
+    }
+    stalled
+}
+
+/// A new subscriber of `channel` that reads one frame every `pace` until it has `events`
+/// events, failing on anything else (a `pusher:error` 4100 first of all); the data of each.
+async fn paced_reader(
+    server: &common::Server,
+    channel: &str,
+    events: usize,
+    pace: Duration,
+) -> tokio::task::JoinHandle<Result<Vec<String>, String>> {
+    let mut client = server.client().await;
+    client.join(channel).await;
+    tokio::spawn(async move {
+        let mut got = Vec::with_capacity(events);
+        while got.len() < events {
+            let frame = match client.next_frame(Duration::from_secs(10)).await {
+                Some(Frame::Text(text)) => common::json(&text),
+                Some(Frame::Ping(_) | Frame::Pong(_)) => continue,
+                other => return Err(format!("after {} events: {other:?}", got.len())),
+            };
+            if frame["event"] != "e" {
+                return Err(format!("after {} events: {frame:.200}", got.len()));
+            }
+            got.push(frame["data"].as_str().unwrap_or_default().to_owned());
+            if !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
+        }
+        Ok(got)
+    })
+}
+
+/// `publishers` tasks each trigger `each` events `e` on `channel`, the data
+/// `"<publisher>-<n> "` and padding, each waiting `pause` between its triggers (none: as fast
+/// as the API answers, open loop).
+async fn publish_from(
+    api: &common::Api,
+    channel: &str,
+    publishers: usize,
+    each: usize,
+    pause: Duration,
+) {
+    let padding = "x".repeat(4000);
+    let tasks: Vec<_> = (0..publishers)
+        .map(|p| {
+            let (api, channel, padding) = (api.clone(), channel.to_owned(), padding.clone());
+            tokio::spawn(async move {
+                for n in 0..each {
+                    api.publish(&channel, "e", &format!("{p}-{n} {padding}"))
+                        .await;
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("publisher");
+    }
+}
+
+/// Each publisher's events arrived, all of them and in order.
+fn assert_complete(got: &[String], publishers: usize, each: usize, who: &str) {
+    let mut next = vec![0usize; publishers];
+    for data in got {
+        let id = data.split(' ').next().unwrap_or_default();
+        let (p, n) = id.split_once('-').expect("<publisher>-<n>");
+        let (p, n): (usize, usize) = (p.parse().unwrap(), n.parse().unwrap());
+        assert_eq!(
+            n, next[p],
+            "{who}: publisher {p}'s events out of order or lost"
+        );
+        next[p] += 1;
+    }
+    assert_eq!(next, vec![each; publishers], "{who}: every event");
+}
+
+/// Connections closed with 4100 so far, both reasons, from the metrics.
+async fn slow_consumers_closed(server: &common::Server) -> u64 {
+    let text = reqwest::get(server.metrics_url("/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .filter(|l| l.starts_with("herald_slow_consumers_closed_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits until `n` connections were closed with 4100 (at most `within`), then checks that it
+/// is exactly `n`.
+async fn expect_closed_4100(server: &common::Server, n: u64, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let closed = slow_consumers_closed(server).await;
+        if closed >= n {
+            assert_eq!(closed, n, "connections closed with 4100");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{closed} of {n} connections closed with 4100 within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Hardening #1 at scale (10,000 stalled, `BENCHMARKS.md` Finding 6): a few readers that keep
+/// reading, slower than publishers flat out can publish, beside many that never read. The
+/// stalled ones are excused from the backlog, so before, nothing held the publishers back for
+/// the few that read (half of each of their queues was far under `fanout_backlog`): their
+/// queues filled and they were closed with 4100. Now readers more than half full hold the
+/// publishers to their pace (they read briskly, and they are over a quarter of the connections
+/// receiving): they get every event, and the stalled ones are still closed with 4100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn few_readers_among_many_stalled_get_everything_from_publishers_flat_out() {
+    const STALLED: usize = 100;
+    const READERS: usize = 3;
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 300;
+    let server = Setup::new()
+        .server("outbound_queue", "64")
+        .server("slow_consumer_timeout", "\"1s\"")
+        .server("socket_send_buffer", "4096")
+        .start()
+        .await;
+    let stalled = stalled(&server, "crowd", STALLED).await;
+    let mut readers = Vec::new();
+    for _ in 0..READERS {
+        // About 500 events/s each at most: slower than the publishers below.
+        let pace = Duration::from_millis(2);
+        readers.push(paced_reader(&server, "crowd", PUBLISHERS * EACH, pace).await);
+    }
+    publish_from(&server.api(), "crowd", PUBLISHERS, EACH, Duration::ZERO).await;
+    for (i, reader) in readers.into_iter().enumerate() {
+        let got = reader.await.expect("reader task");
+        let got = got.unwrap_or_else(|e| panic!("reader {i} did not get everything: {e}"));
+        assert_complete(&got, PUBLISHERS, EACH, &format!("reader {i}"));
+    }
+    // The stalled ones, and only they, are closed within the stall timeout, nothing more being
+    // published.
+    expect_closed_4100(&server, STALLED as u64, Duration::from_secs(10)).await;
+    drop(stalled);
+}
+
+/// Readers of different paces, all reading steadily, and publishers flat out: the slowest is
+/// the only one behind, yet it holds the publishers to its pace (it is brisk: at its pace it
+/// would empty its queue well within the stall timeout), so nobody is closed. A rule that waits
+/// only when many readers are behind cuts the slowest, then the next slowest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_of_different_paces_all_get_everything_from_publishers_flat_out() {
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 150;
+    let server = Setup::new()
+        .server("outbound_queue", "256")
+        .server("slow_consumer_timeout", "\"20s\"")
+        .server("socket_send_buffer", "4096")
+        .start()
+        .await;
+    let mut readers = Vec::new();
+    // Unpaced, then at most 1,000, 500 and 250 events/s. Brisk is 12.8 frames/s or more (a
+    // queue of 256 within the 20 s stall timeout), far below the slowest.
+    for pace in [0, 1, 2, 4] {
+        let pace = Duration::from_millis(pace);
+        readers.push((
+            pace,
+            paced_reader(&server, "paces", PUBLISHERS * EACH, pace).await,
+        ));
+    }
+    publish_from(&server.api(), "paces", PUBLISHERS, EACH, Duration::ZERO).await;
+    for (pace, reader) in readers {
+        let got = reader.await.expect("reader task");
+        let got = got.unwrap_or_else(|e| panic!("reader pausing {pace:?}: {e}"));
+        assert_complete(&got, PUBLISHERS, EACH, &format!("reader pausing {pace:?}"));
+    }
+    assert_eq!(slow_consumers_closed(&server).await, 0);
+}
+
+/// The other side of the rule above: a reader much slower than the others (a client could read
+/// slowly on purpose) does not hold the publishers to its pace; it fills its queue and is
+/// closed with 4100, and the others get everything. The publishers keep a pace the others
+/// easily follow, so that only the slow one is ever behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_reader_among_fast_ones_does_not_hold_publishers() {
+    const READERS: usize = 4;
+    const PUBLISHERS: usize = 4;
+    const EACH: usize = 100;
+    let server = Setup::new()
+        .server("outbound_queue", "64")
+        .server("socket_send_buffer", "4096")
+        .start()
+        .await;
+    // 200 ms an event: 80 s for all of them, if the publishers waited for it. Not brisk: that
+    // would take 12.8 frames/s (a queue of 64 within the 5 s stall timeout).
+    let pace = Duration::from_millis(200);
+    let slow = paced_reader(&server, "mixed", PUBLISHERS * EACH, pace).await;
+    let mut readers = Vec::new();
+    for _ in 0..READERS {
+        readers.push(paced_reader(&server, "mixed", PUBLISHERS * EACH, Duration::ZERO).await);
+    }
+    let started = tokio::time::Instant::now();
+    // About 200 events/s in all: 2 s.
+    publish_from(
+        &server.api(),
+        "mixed",
+        PUBLISHERS,
+        EACH,
+        Duration::from_millis(20),
+    )
+    .await;
+    let took = started.elapsed();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let got = reader.await.expect("reader task");
+        let got = got.unwrap_or_else(|e| panic!("fast reader {i}: {e}"));
+        assert_complete(&got, PUBLISHERS, EACH, &format!("fast reader {i}"));
+    }
+    // The fast ones got everything, so the one closed with 4100 is the slow one (the metrics
+    // say it: at its pace it would take seconds to read down to the close frame).
+    expect_closed_4100(&server, 1, Duration::from_secs(10)).await;
+    slow.abort();
+    assert!(
+        took < Duration::from_secs(15),
+        "publishing took {took:?}: held to the slow reader's pace"
+    );
 }

@@ -8,6 +8,7 @@ use crate::reader::{Readers, Seen, Sink, Subscriber};
 use crate::target::Target;
 use crate::wire;
 use crate::ws::Connection;
+use crate::xhr;
 use serde::{Deserialize, Serialize};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,9 +39,22 @@ impl ChannelPlan {
     }
 }
 
+/// How subscribers connect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Transport {
+    /// A WebSocket, as pusher-js connects first.
+    #[default]
+    Ws,
+    /// pusher-js's HTTP streaming fallback (herald's `/pusher/app/{key}/…/xhr_streaming`).
+    XhrStreaming,
+}
+
 /// What a group should do.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GroupSpec {
+    /// How the connections are made.
+    #[serde(default)]
+    pub transport: Transport,
     /// Connections in this group.
     pub count: usize,
     /// Index of the group's first connection (for per-connection channel names).
@@ -297,7 +311,11 @@ impl Group {
                     shared: shared.clone(),
                     index,
                 };
-                tokio::spawn(job.run(channel, permits.clone()))
+                let permits = permits.clone();
+                match spec.transport {
+                    Transport::Ws => tokio::spawn(job.run(channel, permits)),
+                    Transport::XhrStreaming => tokio::spawn(job.run_streaming(channel, permits)),
+                }
             })
             .collect();
         let mut subscribers = Vec::with_capacity(spec.count);
@@ -417,6 +435,7 @@ impl Job {
                 index: self.index,
                 node: self.index % self.target.nodes(),
                 stream: std::net::TcpStream::from(fd),
+                http: None,
             }),
             Err(error) => {
                 self.shared
@@ -426,16 +445,54 @@ impl Job {
         }
     }
 
+    /// [`run`](Self::run) over `xhr_streaming`: the stream's socket and its body decoder go to
+    /// the readers (the `xhr_send` connection of the subscription is closed by then).
+    async fn run_streaming(self, channel: String, permits: Arc<Semaphore>) -> Option<Subscriber> {
+        let target = self.target.clone();
+        let index = self.index;
+        let stream = {
+            let _permit = permits.acquire().await;
+            let opened = async {
+                let mut stream = xhr::Stream::open(&target, index).await?;
+                let established = wire::now_us();
+                stream.subscribe(&channel).await?;
+                anyhow::Ok((stream, established))
+            };
+            self.connected(opened).await?
+        };
+        match stream.socket.into_std() {
+            Ok(socket) => Some(Subscriber {
+                index,
+                node: index % self.target.nodes(),
+                stream: socket,
+                http: Some(stream.lines),
+            }),
+            Err(error) => {
+                self.shared
+                    .dropped(format!("connection {index}: into_std failed: {error}"));
+                None
+            }
+        }
+    }
+
     async fn connect(&self, channel: &str) -> Option<Connection> {
-        let started = wire::now_us();
-        let result = async {
+        self.connected(async {
             let mut connection = Connection::open(&self.target, self.index).await?;
             let established = wire::now_us();
             connection.subscribe(channel, None, None).await?;
             anyhow::Ok((connection, established))
-        }
-        .await;
-        match result {
+        })
+        .await
+    }
+
+    /// Awaits a connection's set-up (which returns it and when it was established) and
+    /// records its timings, or its failure.
+    async fn connected<C>(
+        &self,
+        setup: impl std::future::Future<Output = anyhow::Result<(C, u64)>>,
+    ) -> Option<C> {
+        let started = wire::now_us();
+        match setup.await {
             Ok((connection, established)) => {
                 let end = wire::now_us();
                 self.shared

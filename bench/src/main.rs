@@ -1,7 +1,7 @@
 //! `herald-bench`: a load generator for any Pusher Channels compatible server.
 //!
 //! Layout: `sign` (API and channel signatures) and `wire` (frames, payload stamps) are pure;
-//! `ws` and `api` are the two clients; `group` + `worker` hold subscriber connections in
+//! `ws` and `api` are the two clients (`xhr` and `sockjs`: pusher-js's HTTP streaming fallback); `group` + `worker` hold subscriber connections in
 //! this or in child processes; `publish` drives the HTTP API; `scenario::*` combine them;
 //! `report` and `compare` turn measurements into JSON and tables; `floor` is a yardstick server.
 
@@ -18,10 +18,12 @@ mod reader;
 mod report;
 mod scenario;
 mod sign;
+mod sockjs;
 mod target;
 mod wire;
 mod worker;
 mod ws;
+mod xhr;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};

@@ -9,9 +9,11 @@
 //! latency. Here a ready socket costs one `read` (level-triggered: no extra read to see
 //! `EAGAIN`), and frames are parsed from that read's bytes without copying. Only the
 //! server-to-client half of RFC 6455 is needed: unmasked frames, pings answered with a masked
-//! pong, close frames and EOF counted as drops.
+//! pong, close frames and EOF counted as drops. A subscriber on pusher-js's `xhr_streaming`
+//! fallback is read the same way, its chunked body split into SockJS lines ([`sockjs`]).
 
 use crate::metrics::Latency;
+use crate::sockjs::{self, Lines};
 use crate::wire;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use std::io::{ErrorKind, Read, Write};
@@ -50,6 +52,8 @@ pub struct Subscriber {
     pub node: usize,
     /// The socket, already past the WebSocket handshake and the subscription.
     pub stream: TcpStream,
+    /// For an `xhr_streaming` subscriber: its response body's decoder, where it left off.
+    pub http: Option<Lines>,
 }
 
 /// What one subscriber, one reader or a whole group saw.
@@ -154,6 +158,8 @@ struct Conn {
     partial: Vec<u8>,
     /// Fragments of a text message not finished yet.
     message: Vec<u8>,
+    /// An `xhr_streaming` subscriber's body decoder (no WebSocket frames then).
+    http: Option<Lines>,
     /// Highest sequence seen per publisher.
     last_seq: Vec<Option<u64>>,
     seen: Seen,
@@ -189,6 +195,7 @@ impl Reader {
                 stream: subscriber.stream,
                 partial: Vec::new(),
                 message: Vec::new(),
+                http: subscriber.http,
                 last_seq: vec![None; publishers.max(1) as usize],
                 seen: Seen::default(),
                 open: true,
@@ -238,7 +245,9 @@ impl Reader {
             Ok(0) => (0, Some("connection closed by server (EOF)".to_owned())),
             Ok(n) => {
                 let now = wire::now_us();
-                let parsed = if conn.partial.is_empty() {
+                let parsed = if conn.http.is_some() {
+                    parse_http(conn, &scratch[..n], now, latency, &*self.sink)
+                } else if conn.partial.is_empty() {
                     let parsed = parse(conn, &scratch[..n], now, latency, &*self.sink);
                     conn.partial.extend_from_slice(&scratch[parsed.used..n]);
                     parsed
@@ -423,6 +432,46 @@ fn parse(
     }
 }
 
+/// Handles the SockJS lines completed by `bytes` (an `xhr_streaming` body; the decoder keeps
+/// what is incomplete).
+fn parse_http(
+    conn: &mut Conn,
+    bytes: &[u8],
+    now: u64,
+    latency: &mut Latency,
+    sink: &dyn Sink,
+) -> Parsed {
+    let Some(mut lines) = conn.http.take() else {
+        return Parsed {
+            used: bytes.len(),
+            delivered: 0,
+            drop: None,
+        };
+    };
+    let mut delivered = 0;
+    let mut drop = None;
+    let fed = lines.feed(bytes, |line| match sockjs::frame(line) {
+        _ if drop.is_some() => {}
+        Ok(sockjs::Frame::Messages(messages)) => {
+            for message in messages {
+                delivered += on_text(conn, message.as_bytes(), now, latency, sink);
+            }
+        }
+        Ok(sockjs::Frame::Close(close)) => drop = Some(format!("closed by server: {close}")),
+        Ok(_) => {}
+        Err(error) => drop = Some(error),
+    });
+    conn.http = Some(lines);
+    if let Err(error) = fed {
+        drop.get_or_insert(error);
+    }
+    Parsed {
+        used: bytes.len(),
+        delivered,
+        drop,
+    }
+}
+
 /// Records the stamp in one text message, if it carries one; returns 1 if it did.
 fn on_text(
     conn: &mut Conn,
@@ -533,25 +582,42 @@ mod tests {
         .into_bytes()
     }
 
+    /// One reader thread on subscriber `index` (on node `node` of the target) of a real socket:
+    /// the readers, the server's end of the socket and what the reader reports.
+    fn reading(
+        index: usize,
+        node: usize,
+        http: Option<Lines>,
+    ) -> (Readers, TcpStream, Arc<Recorded>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let sink = Arc::new(Recorded::default());
+        let subscriber = Subscriber {
+            index,
+            node,
+            stream: client,
+            http,
+        };
+        let readers = Readers::start(vec![subscriber], 1, 1, sink.clone()).unwrap();
+        (readers, server, sink)
+    }
+
+    /// Waits (at most 15 s) until the reader has reported a drop: everything before it was read.
+    fn until_dropped(sink: &Recorded) {
+        for _ in 0..500 {
+            if !sink.drops.lock().unwrap().is_empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+    }
+
     /// Frames split across writes, a fragmented message, a ping, an out-of-order and a
     /// duplicate event, then a close frame, over a real socket.
     #[test]
     fn reads_frames_from_a_socket() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        let sink = Arc::new(Recorded::default());
-        let readers = Readers::start(
-            vec![Subscriber {
-                index: 7,
-                node: 1,
-                stream: client,
-            }],
-            1,
-            1,
-            sink.clone(),
-        )
-        .unwrap();
+        let (readers, mut server, sink) = reading(7, 1, None);
         let pause = || std::thread::sleep(std::time::Duration::from_millis(30));
         let first = wire::unmasked_frame(true, 1, &event(0, 0));
         server.write_all(&first[..5]).unwrap();
@@ -582,12 +648,7 @@ mod tests {
         server.write_all(&close).unwrap();
         // The close frame comes last: once it is seen, everything before it was read (a fixed
         // pause here was too short on a loaded machine).
-        for _ in 0..500 {
-            if !sink.drops.lock().unwrap().is_empty() {
-                break;
-            }
-            pause();
-        }
+        until_dropped(&sink);
         let mut pong = [0u8; 8];
         server.read_exact(&mut pong).unwrap();
         assert_eq!(pong[0], 0x8a);
@@ -607,6 +668,42 @@ mod tests {
         assert_eq!(drops.len(), 1);
         assert!(
             drops[0].contains("connection 7") && drops[0].contains("4100 slow"),
+            "{drops:?}"
+        );
+    }
+
+    /// An `xhr_streaming` body: SockJS lines in HTTP chunks cut anywhere, two messages in one
+    /// line, a heartbeat, then the `c` frame.
+    #[test]
+    fn reads_sockjs_lines_from_a_socket() {
+        let (readers, mut server, sink) = reading(3, 2, Some(Lines::default()));
+        let text = |seq| String::from_utf8(event(0, seq)).unwrap();
+        let body = format!(
+            "a{}\nh\na{}\nc[4100,\"slow\"]\n",
+            serde_json::to_string(&[text(0), text(1)]).unwrap(),
+            serde_json::to_string(&[text(2)]).unwrap()
+        );
+        let (a, b) = body.as_bytes().split_at(body.len() / 2);
+        for part in [a, b] {
+            server
+                .write_all(format!("{:x}\r\n", part.len()).as_bytes())
+                .unwrap();
+            server.write_all(part).unwrap();
+            server.write_all(b"\r\n").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+        until_dropped(&sink);
+        let totals = readers.finish();
+        let seqs: Vec<u64> = sink.stamps.lock().unwrap().iter().map(|s| s.seq).collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        assert_eq!(totals[0].seen.received, 3);
+        // Counted on its own node, as a WebSocket subscriber is.
+        assert_eq!(totals[0].nodes.len(), 3);
+        assert_eq!(totals[0].nodes[2].seen.received, 3);
+        assert_eq!(totals[0].nodes[2].latency.summary().count, 3);
+        let drops = sink.drops.lock().unwrap();
+        assert!(
+            drops.len() == 1 && drops[0].contains("connection 3") && drops[0].contains("4100"),
             "{drops:?}"
         );
     }

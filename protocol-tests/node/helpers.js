@@ -29,6 +29,17 @@ const MASTER_KEY_BASE64 = Buffer.alloc(32, 7).toString('base64');
 
 const DEFAULT_TIMEOUT = 5000;
 
+/** PT_CLUSTER=1 (run.sh): HERALD_URL is a round-robin balancer in front of three cluster nodes. */
+const CLUSTER = process.env.PT_CLUSTER === '1';
+
+/**
+ * The `skip` option of a test that cannot go through the cluster's balancer (it starts a herald
+ * of its own): skipped with `reason` in cluster mode, run otherwise. README.md lists them.
+ */
+function singleNodeOnly(reason) {
+  return CLUSTER ? `single node only: ${reason}` : false;
+}
+
 function heraldFromEnv() {
   const raw = process.env.HERALD_URL;
   if (!raw) {
@@ -343,7 +354,8 @@ function freePort() {
 
 /**
  * Start a private herald (HERALD_BIN) with the given TOML. Resolves once it printed its
- * listening address. `stop()` sends SIGTERM to exactly that process and waits for it.
+ * listening address (`url` is https:// when the TOML turns TLS on). `stop()` sends SIGTERM to
+ * exactly that process and waits for it.
  */
 async function spawnHerald(toml, { timeout = 10000 } = {}) {
   const bin = process.env.HERALD_BIN;
@@ -362,19 +374,19 @@ async function spawnHerald(toml, { timeout = 10000 } = {}) {
   let err = '';
   proc.stderr.on('data', (d) => { err += d; });
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const port = await new Promise((resolve, reject) => {
+  const { scheme, port } = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`herald did not start within ${timeout} ms; stderr:\n${err.slice(-2000)}`)), timeout);
     proc.stdout.on('data', (d) => {
       out += d;
-      const m = /herald listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      const m = /herald listening on (https?):\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve({ scheme: m[1], port: Number(m[2]) }); }
     });
     exited.then(({ code, signal }) => {
       clearTimeout(timer);
       reject(new Error(`herald exited (code ${code}, signal ${signal}) before listening; stderr:\n${err.slice(-2000)}`));
     });
   });
-  const server = { host: '127.0.0.1', port, url: `http://127.0.0.1:${port}` };
+  const server = { host: '127.0.0.1', port, url: `${scheme}://127.0.0.1:${port}` };
   let stopped = false;
   return {
     ...server,
@@ -439,6 +451,8 @@ module.exports = {
   APPS,
   MASTER_KEY_BASE64,
   DEFAULT_TIMEOUT,
+  CLUSTER,
+  singleNodeOnly,
   heraldFromEnv,
   uid,
   sleep,

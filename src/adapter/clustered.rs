@@ -4,10 +4,14 @@
 //!
 //! - **Subscriptions** change Redis first (`member_join` may refuse a full presence channel;
 //!   then `join`), then the local registry, which queues `subscription_succeeded` with the
-//!   members of every node. The one node whose script saw a transition reports its webhook
-//!   (`channel_occupied`, `member_added`, and on leaving `member_removed`, `channel_vacated`)
-//!   and sends the member event to the other nodes over the bus, so each happens once in the
-//!   cluster.
+//!   members of every node: the registry follows each presence channel's members on all nodes
+//!   (its *mirror*, started from Redis's list) and sends a member event only if it changes
+//!   them. The one node whose script saw a transition reports its webhook (`channel_occupied`,
+//!   `member_added`, and on leaving `member_removed`, `channel_vacated`) and sends the member
+//!   event to the other nodes over the bus, so each happens once in the cluster.
+//! - **Webhooks** go through the cluster's queue in Redis (leased to the node delivering them,
+//!   removed once settled), and `channel_vacated`/`member_removed` wait out the grace period
+//!   there, cancelled by a return on any node.
 //! - **Publications** are delivered locally, then published on the bus; the other nodes deliver
 //!   them to theirs (the excluded socket id travels with them). Cache channels also keep their
 //!   last event in Redis, where a subscriber on any node finds it.
@@ -24,8 +28,8 @@
 //! locally and reasserted when Redis is back; what needs the cluster's answer fails with
 //! [`Unavailable`] (the HTTP API's 503). The outage is logged once, and once when it ends.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -34,7 +38,7 @@ use tokio::time::Instant;
 use super::{local, Publication, SigningIn, Unavailable};
 use crate::app::{App, Apps};
 use crate::channel::{
-    CachedEvent, Change, ChannelInfo, Joining, Reporter, SubscribeError, Unsubscribed, Verdict,
+    CachedEvent, Change, ChannelInfo, Joining, MemberEvent, Reporter, SubscribeError, Unsubscribed,
 };
 use crate::cluster::bus::{self, Bus, BusMessage, Listener, Received};
 use crate::cluster::cache::Cached;
@@ -42,15 +46,49 @@ use crate::cluster::channel::MemberJoin;
 use crate::cluster::grace::Departing;
 use crate::cluster::node::{Beat, Departure, Held};
 use crate::cluster::{ClusterError, Engine, KeyPrefix, Settings};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, WebhookConfig};
 use crate::connection::Frame;
-use crate::protocol::{ChannelName, CloseCode, ServerMessage, SocketId, UserId};
+use crate::protocol::{ChannelKind, ChannelName, CloseCode, ServerMessage, SocketId, UserId};
 use crate::shutdown::Shutdown;
+use crate::webhook::{Queued, Receipt, WebhookEvent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-/// How often a node looks for held departures whose grace period is over.
+/// How often a node looks for held departures whose grace period is over, and for webhook
+/// events to deliver.
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
 /// Most departures claimed in one round trip.
 const CLAIM_BATCH: usize = 100;
+
+/// The webhook plumbing of a cluster node: what the apps emit comes in, what is claimed from
+/// the cluster's queue goes to the worker.
+#[derive(Debug)]
+pub struct Webhooks {
+    /// The apps' webhook events (their `Hooks` send here on a cluster node).
+    pub emitted: mpsc::Receiver<Queued>,
+    /// The node's webhook worker.
+    pub worker: mpsc::Sender<Queued>,
+}
+
+/// A webhook event as the cluster's queue keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct QueuedEvent {
+    /// Makes the text unique (two equal events are two entries).
+    id: String,
+    /// The app id.
+    app: String,
+    /// When it happened (the body's `time_ms`).
+    time_ms: u64,
+    /// The event.
+    event: WebhookEvent,
+}
+
+/// Ticks every [`CLAIM_EVERY`]; a late tick is delayed, not bunched with the next.
+fn claim_ticks() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(CLAIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
 
 /// What connections hear when their node rejoins the cluster.
 const REJOINING: &str = "Server is rejoining its cluster; reconnect";
@@ -70,6 +108,11 @@ pub struct Clustered {
     health: Health,
     /// The webhooks' grace period (`webhooks.vacated_delay`), held in Redis.
     vacated_delay: Duration,
+    /// The webhook events this node claimed and has not settled; their leases are renewed
+    /// with each heartbeat (a lease lasts the node timeout: as long as a node may be silent
+    /// before it counts as dead).
+    leased: Mutex<Vec<Weak<Receipt>>>,
+    counts: Counts,
     /// Changes to the shared state hold it shared; a resync holds it alone, so the local state
     /// it snapshots is what Redis ends up with.
     gate: tokio::sync::RwLock<()>,
@@ -94,6 +137,47 @@ struct Link {
 struct Health {
     up: AtomicBool,
     dirty: AtomicBool,
+    /// Times Redis became unreachable.
+    outages: AtomicU64,
+}
+
+/// What a cluster node counts, for the metrics ([`Clustered::stats`]).
+#[derive(Debug, Default)]
+struct Counts {
+    bus_received: AtomicU64,
+    bus_lost: AtomicU64,
+    bus_reconnects: AtomicU64,
+    nodes_reaped: AtomicU64,
+    departures: AtomicU64,
+    resyncs: AtomicU64,
+    rejoins: AtomicU64,
+    /// Messages waiting for the current bus listener.
+    bus_waiting: Mutex<Arc<AtomicU64>>,
+}
+
+/// A cluster node's counts at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// Redis answers (as of the last command or heartbeat).
+    pub redis_up: bool,
+    /// Times Redis became unreachable.
+    pub outages: u64,
+    /// Messages received from other nodes.
+    pub bus_received: u64,
+    /// Messages lost because this node's listener fell behind.
+    pub bus_lost: u64,
+    /// Times the bus connection came back after a loss.
+    pub bus_reconnects: u64,
+    /// Messages received and waiting for the listener.
+    pub bus_waiting: u64,
+    /// Dead nodes this node reaped.
+    pub nodes_reaped: u64,
+    /// Departures of dead nodes this node replayed.
+    pub departures: u64,
+    /// Times this node reasserted its state after an outage or a Redis restart.
+    pub resyncs: u64,
+    /// Times this node was declared dead and rejoined.
+    pub rejoins: u64,
 }
 
 impl Health {
@@ -112,6 +196,7 @@ impl Health {
         match error {
             ClusterError::Unavailable(_) => {
                 if self.up.swap(false, Ordering::AcqRel) {
+                    self.outages.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         %error,
                         "cluster: Redis is unreachable; connections stay and local delivery goes \
@@ -147,7 +232,7 @@ impl Clustered {
     /// naming the setting when the settings are bad or Redis does not answer.
     pub async fn connect(
         config: &ClusterConfig,
-        vacated_delay: Duration,
+        webhooks: &WebhookConfig,
     ) -> Result<Clustered, String> {
         let url = config
             .redis_url
@@ -185,8 +270,11 @@ impl Clustered {
             health: Health {
                 up: AtomicBool::new(true),
                 dirty: AtomicBool::new(false),
+                outages: AtomicU64::new(0),
             },
-            vacated_delay,
+            counts: Counts::default(),
+            vacated_delay: webhooks.vacated_delay,
+            leased: Mutex::new(Vec::new()),
             gate: tokio::sync::RwLock::new(()),
         })
     }
@@ -203,6 +291,68 @@ impl Clustered {
         self.health.is_up()
     }
 
+    /// The node's counts now.
+    pub fn stats(&self) -> ClusterStats {
+        let c = &self.counts;
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let waiting = c
+            .bus_waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .load(Ordering::Relaxed);
+        ClusterStats {
+            redis_up: self.health.is_up(),
+            outages: load(&self.health.outages),
+            bus_received: load(&c.bus_received),
+            bus_lost: load(&c.bus_lost),
+            bus_reconnects: load(&c.bus_reconnects),
+            bus_waiting: waiting,
+            nodes_reaped: load(&c.nodes_reaped),
+            departures: load(&c.departures),
+            resyncs: load(&c.resyncs),
+            rejoins: load(&c.rejoins),
+        }
+    }
+
+    pub(super) async fn open_connection(&self, app: &App) -> bool {
+        let max = app.config.max_connections;
+        if max == 0 {
+            return true;
+        }
+        let _gate = self.gate.read().await;
+        if !self.health.is_up() {
+            // Admitted on this node's count alone; the cluster's is reasserted later.
+            self.health.missed();
+            return true;
+        }
+        match self
+            .link()
+            .engine
+            .connection_open(&app.config.id, max)
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                self.health.failed(&e);
+                true
+            }
+        }
+    }
+
+    pub(super) async fn close_connection(&self, app: &App) {
+        if app.config.max_connections == 0 {
+            return;
+        }
+        let _gate = self.gate.read().await;
+        if !self.health.is_up() {
+            self.health.missed();
+            return;
+        }
+        if let Err(e) = self.link().engine.connection_close(&app.config.id).await {
+            self.health.failed(&e);
+        }
+    }
+
     pub(super) async fn subscribe(
         &self,
         app: &App,
@@ -215,7 +365,7 @@ impl Clustered {
         let app_id = app.config.id.as_str();
         let member = joining.member.clone();
         let mut asked = self.health.is_up();
-        let mut verdict = Verdict::default();
+        let mut member_added = false;
         let mut member_joined = false;
         if let (Some((user, info)), true) = (&member, asked) {
             let max = app.config.max_presence_members;
@@ -232,10 +382,17 @@ impl Clustered {
                 }
                 Ok(joined) => {
                     member_joined = true;
-                    verdict.member_added = matches!(joined, MemberJoin::Added { .. });
-                    match engine.members(app_id, name.as_str()).await {
-                        Ok(members) => verdict.members = Some(members_of(members)),
-                        Err(e) => self.health.failed(&e),
+                    member_added = matches!(joined, MemberJoin::Added { .. });
+                    // What this node's subscribers are told follows the channel's mirror of
+                    // the cluster's members, started from the cluster's list if needed.
+                    if app.channels.mirror_begin(name) {
+                        match engine.members(app_id, name.as_str()).await {
+                            Ok(members) => app.channels.mirror_start(name, members_of(members)),
+                            Err(e) => {
+                                self.health.failed(&e);
+                                app.channels.mirror_abandon(name);
+                            }
+                        }
                     }
                 }
                 Err(e) => {
@@ -246,11 +403,13 @@ impl Clustered {
         }
         let mut occupied = false;
         let mut joined = false;
+        let mut count = None;
         if asked {
             match engine.join(app_id, name.as_str()).await {
                 Ok(j) => {
                     occupied = j.occupied;
                     joined = true;
+                    count = Some(j.subscription_count);
                 }
                 Err(e) => self.health.failed(&e),
             }
@@ -260,9 +419,7 @@ impl Clustered {
         } else {
             self.health.missed();
         }
-        let member_added = verdict.member_added;
-        let verdict = (member.is_none() || member_joined).then_some(verdict);
-        if let Err(e) = app.channels.subscribe_decided(name, joining, verdict) {
+        if let Err(e) = app.channels.subscribe(name, joining) {
             // Undo what Redis was told: the connection is not subscribed after all.
             if let (Some((user, _)), true) = (&member, member_joined) {
                 let _ = engine
@@ -277,8 +434,12 @@ impl Clustered {
         if occupied {
             self.transition(engine, app, name, Change::Occupied).await;
         }
+        if let Some(n) = count {
+            self.count(&link.bus, app, name, n).await;
+        }
         if let (Some((user, info)), true) = (&member, member_added) {
-            // The registry told this node's subscribers; the other nodes hear it over the bus.
+            // The registry told this node's subscribers (through the mirror); the other nodes
+            // hear it over the bus.
             self.transition(engine, app, name, Change::MemberAdded(user))
                 .await;
             let message = BusMessage::MemberAdded {
@@ -342,14 +503,9 @@ impl Clustered {
     /// Sends the held departures whose grace period is over, every [`CLAIM_EVERY`], whichever
     /// node held them.
     async fn send_departures(&self, apps: &Apps) {
-        let mut tick = tokio::time::interval(CLAIM_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = claim_ticks();
         loop {
-            tick.tick().await;
-            if !self.health.is_up() {
-                continue;
-            }
-            let link = self.link();
+            let link = self.next_claim(&mut tick).await;
             loop {
                 let due = match link.engine.due_departures(CLAIM_BATCH).await {
                     Ok(due) => due,
@@ -406,10 +562,11 @@ impl Clustered {
     }
 
     pub(super) async fn unsubscribe(&self, app: &App, name: &ChannelName, socket_id: &SocketId) {
+        // The gate first: a resync must not see the local change before Redis hears of it.
+        let _gate = self.gate.read().await;
         let Some(left) = app.channels.unsubscribe(name, socket_id) else {
             return;
         };
-        let _gate = self.gate.read().await;
         let link = self.link();
         let engine = &link.engine;
         let app_id = app.config.id.as_str();
@@ -435,15 +592,40 @@ impl Clustered {
         }
         match engine.leave(app_id, name.as_str()).await {
             Ok(l) if l.vacated => self.transition(engine, app, name, Change::Vacated).await,
-            Ok(_) => {}
+            Ok(l) => self.count(&link.bus, app, name, l.subscription_count).await,
             Err(e) => self.health.failed(&e),
         }
+    }
+
+    /// The channel's subscription count changed (by this node): its subscribers here and on
+    /// the other nodes get it (`pusher_internal:subscription_count`, throttled by each node as
+    /// on a single one), and this node reports the webhook.
+    async fn count(&self, bus: &Bus, app: &App, name: &ChannelName, n: u64) {
+        if !app.config.subscription_count || name.kind() == ChannelKind::Presence {
+            return;
+        }
+        let n = usize_of(n);
+        if app.channels.count_is(name, n, true) {
+            app.hooks.report(name, Change::Count(n));
+        }
+        let message = BusMessage::Count {
+            app: app.config.id.clone(),
+            channel: name.to_string(),
+            subscription_count: n as u64,
+        };
+        self.announce(bus, &message).await;
     }
 
     /// Without the cluster's answer, this node's subscribers hear of a member whose last
     /// connection here left (they cannot know of its connections elsewhere).
     fn member_left_locally(&self, app: &App, name: &ChannelName, left: &Unsubscribed) {
-        if let Some(user) = &left.member_left_node {
+        let Some(user) = &left.member_left_node else {
+            return;
+        };
+        if app.channels.is_mirrored(name) {
+            app.channels
+                .member_event(name, MemberEvent::Removed(user.clone()), None);
+        } else {
             app.channels
                 .publish(name, &member_removed_frame(name, user), None, None);
         }
@@ -453,7 +635,7 @@ impl Clustered {
     /// nodes' (over the bus) and the webhook hear of it, once.
     async fn member_removed(&self, link: &Link, app: &App, name: &ChannelName, user: &UserId) {
         app.channels
-            .publish(name, &member_removed_frame(name, user), None, None);
+            .member_event(name, MemberEvent::Removed(user.clone()), None);
         self.transition(&link.engine, app, name, Change::MemberRemoved(user))
             .await;
         let bus = &link.bus;
@@ -500,8 +682,8 @@ impl Clustered {
         socket_id: &SocketId,
         watchlist: &[UserId],
     ) {
-        local::sign_out(app, user, socket_id, watchlist);
         let _gate = self.gate.read().await;
+        local::sign_out(app, user, socket_id, watchlist);
         let link = self.link();
         if !self.health.is_up() {
             self.health.missed();
@@ -593,7 +775,7 @@ impl Clustered {
         Ok(closed)
     }
 
-    /// Runs a query if Redis is up; an error marks the outage.
+    /// The link for a query, or `Unavailable` during an outage (without waiting on Redis).
     fn check(&self) -> Result<Arc<Link>, Unavailable> {
         match self.health.is_up() {
             true => Ok(self.link()),
@@ -676,12 +858,134 @@ impl Clustered {
     /// The node's background work, until the task is dropped (after the connections drained
     /// on shutdown, so the heartbeat goes on while they leave): the bus listener (restarted
     /// when the node rejoins with a new id) and the heartbeat, with reaping and recovery.
-    pub async fn run(&self, apps: &Apps, live: &Shutdown) {
+    pub async fn run(&self, apps: &Apps, live: &Shutdown, webhooks: Webhooks) {
+        let (settled_tx, settled) = mpsc::unbounded_channel();
         tokio::join!(
             self.listen(apps),
             self.keep_alive(apps, live),
-            self.send_departures(apps)
+            self.send_departures(apps),
+            self.relay_webhooks(webhooks.emitted, webhooks.worker.clone()),
+            self.claim_webhooks(apps, webhooks.worker, settled_tx),
+            self.settle_webhooks(settled),
         );
+    }
+
+    /// Queues what this node's apps emit in the cluster's webhook queue (Redis). Without Redis,
+    /// events go to this node's worker directly (they are then lost if the node dies).
+    async fn relay_webhooks(
+        &self,
+        mut emitted: mpsc::Receiver<Queued>,
+        worker: mpsc::Sender<Queued>,
+    ) {
+        while let Some(q) = emitted.recv().await {
+            if self.health.is_up() {
+                let queued = QueuedEvent {
+                    id: format!("{:016x}", fastrand::u64(..)),
+                    app: q.app.app_id.clone(),
+                    time_ms: q.time_ms,
+                    event: q.event.clone(),
+                };
+                let text = serde_json::to_string(&queued).unwrap_or_default();
+                match self.link().engine.push_webhook(&text).await {
+                    Ok(()) => continue,
+                    Err(e) => self.health.failed(&e),
+                }
+            }
+            if worker.send(q).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Claims ready webhook events from the cluster's queue for this node's worker, every
+    /// [`CLAIM_EVERY`], as many as the worker's queue has room for.
+    async fn claim_webhooks(
+        &self,
+        apps: &Apps,
+        worker: mpsc::Sender<Queued>,
+        settled: mpsc::UnboundedSender<String>,
+    ) {
+        let mut tick = claim_ticks();
+        loop {
+            let link = self.next_claim(&mut tick).await;
+            loop {
+                let room = worker.capacity().min(CLAIM_BATCH);
+                if room == 0 {
+                    break;
+                }
+                let lease = self.settings.node_timeout;
+                let claimed = match link.engine.claim_webhooks(room, lease).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        self.health.failed(&e);
+                        break;
+                    }
+                };
+                let more = claimed.len() == room;
+                for text in claimed {
+                    let receipt = Receipt::new(text.clone(), settled.clone());
+                    self.leased
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(Arc::downgrade(&receipt));
+                    let Ok(queued) = serde_json::from_str::<QueuedEvent>(&text) else {
+                        tracing::warn!("cluster: a queued webhook that does not parse; dropped");
+                        continue; // the receipt settles it
+                    };
+                    let Some(app) = apps.by_id(&queued.app) else {
+                        continue;
+                    };
+                    let q = app.hooks.claimed(queued.event, queued.time_ms, receipt);
+                    if worker.send(q).await.is_err() {
+                        return;
+                    }
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next claim tick at which Redis answers; the link to claim through.
+    async fn next_claim(&self, tick: &mut tokio::time::Interval) -> Arc<Link> {
+        loop {
+            tick.tick().await;
+            if self.health.is_up() {
+                return self.link();
+            }
+        }
+    }
+
+    /// Renews the leases of the webhook events this node is still delivering.
+    async fn renew_leases(&self, engine: &Engine) {
+        let ids: Vec<String> = {
+            let mut leased = self.leased.lock().unwrap_or_else(PoisonError::into_inner);
+            leased.retain(|r| r.strong_count() > 0);
+            leased
+                .iter()
+                .filter_map(Weak::upgrade)
+                .map(|r| r.id().to_owned())
+                .collect()
+        };
+        if let Err(e) = engine
+            .renew_webhooks(&ids, self.settings.node_timeout)
+            .await
+        {
+            self.health.failed(&e);
+        }
+    }
+
+    /// Removes settled webhook events from the cluster's queue, in batches.
+    async fn settle_webhooks(&self, mut settled: mpsc::UnboundedReceiver<String>) {
+        let mut batch = Vec::new();
+        while settled.recv_many(&mut batch, CLAIM_BATCH).await > 0 {
+            let events = std::mem::take(&mut batch);
+            if let Err(e) = self.link().engine.settle_webhooks(events).await {
+                // Not removed: claimed again when the lease ends (delivered twice).
+                self.health.failed(&e);
+            }
+        }
     }
 
     /// Hands what other nodes publish to this node's registries, in order.
@@ -696,12 +1000,30 @@ impl Clustered {
                 .take();
             match listener {
                 Some(listener) => {
+                    *self
+                        .counts
+                        .bus_waiting
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = listener.waiting();
                     let replaced = async {
                         let _ = generation.changed().await;
                     };
-                    listener
-                        .run(|received| deliver(apps, received), replaced)
-                        .await;
+                    let counts = &self.counts;
+                    let handle = |received: Received| {
+                        match &received {
+                            Received::Message(_) => {
+                                counts.bus_received.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Received::Lost(n) => {
+                                counts.bus_lost.fetch_add(*n, Ordering::Relaxed);
+                            }
+                            Received::Reconnected => {
+                                counts.bus_reconnects.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        deliver(apps, received);
+                    };
+                    listener.run(handle, replaced).await;
                 }
                 None => {
                     if generation.changed().await.is_err() {
@@ -725,6 +1047,7 @@ impl Clustered {
                     if self.health.dirty.swap(false, Ordering::AcqRel) {
                         self.resync(apps).await;
                     }
+                    self.renew_leases(&link.engine).await;
                 }
                 Ok(Beat::Forgotten) => {
                     tracing::warn!(
@@ -751,9 +1074,17 @@ impl Clustered {
             let mut departures = Vec::new();
             match link.engine.reap(|d| departures.push(d)).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(nodes = n, "cluster: reaped dead nodes"),
+                Ok(n) => {
+                    self.counts
+                        .nodes_reaped
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::info!(nodes = n, "cluster: reaped dead nodes");
+                }
                 Err(e) => self.health.failed(&e),
             }
+            self.counts
+                .departures
+                .fetch_add(departures.len() as u64, Ordering::Relaxed);
             for departure in departures {
                 self.depart(&link, apps, departure).await;
             }
@@ -807,11 +1138,20 @@ impl Clustered {
         let result = async {
             let recorded = link.engine.records().await?;
             let snapshot = Snapshot::of(apps, &recorded);
-            link.engine.restore(&snapshot.held()).await
+            link.engine.restore(&snapshot.held()).await?;
+            let connections: Vec<(&str, u64)> = apps
+                .iter()
+                .filter(|app| app.config.max_connections > 0)
+                .map(|app| (app.config.id.as_str(), app.connections().open as u64))
+                .collect();
+            link.engine.restore_connections(&connections).await
         }
         .await;
         match result {
-            Ok(()) => tracing::info!("cluster: this node's state is reasserted"),
+            Ok(()) => {
+                self.counts.resyncs.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("cluster: this node's state is reasserted");
+            }
             Err(e) => self.health.failed(&e),
         }
     }
@@ -828,6 +1168,7 @@ impl Clustered {
         match Link::connect(&self.url, &self.prefix, &self.settings).await {
             Ok((link, listener)) => {
                 tracing::info!(node = %link.engine.node(), "cluster: rejoined");
+                self.counts.rejoins.fetch_add(1, Ordering::Relaxed);
                 *self.link.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(link);
                 *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = Some(listener);
                 self.generation.send_modify(|g| *g += 1);
@@ -1012,15 +1353,24 @@ fn deliver(apps: &Apps, received: Received) {
             let Some((app, name)) = app_channel(apps, &app, &channel) else {
                 return;
             };
-            let info = info.and_then(|i| RawValue::from_string(i).ok());
-            let frame: Frame = ServerMessage::MemberAdded {
-                channel: name.as_str(),
-                user_id: &user,
-                user_info: info.as_deref(),
+            let Ok(user) = UserId::parse(&user, usize::MAX) else {
+                return;
+            };
+            let info = info
+                .and_then(|i| RawValue::from_string(i).ok())
+                .map(Arc::from);
+            app.channels
+                .member_event(&name, MemberEvent::Added(user, info), None);
+        }
+        BusMessage::Count {
+            app,
+            channel,
+            subscription_count,
+        } => {
+            if let Some((app, name)) = app_channel(apps, &app, &channel) {
+                app.channels
+                    .count_is(&name, usize_of(subscription_count), false);
             }
-            .encode()
-            .into();
-            app.channels.publish(&name, &frame, None, None);
         }
         BusMessage::MemberRemoved { app, channel, user } => {
             let Some((app, name)) = app_channel(apps, &app, &channel) else {
@@ -1030,7 +1380,7 @@ fn deliver(apps: &Apps, received: Received) {
                 return;
             };
             app.channels
-                .publish(&name, &member_removed_frame(&name, &user), None, None);
+                .member_event(&name, MemberEvent::Removed(user), None);
         }
         BusMessage::UserEvent {
             app,

@@ -12,8 +12,8 @@
 //! The cluster's futures are boxed, so a single process's (and every idle connection's task)
 //! stays as small as before.
 //!
-//! Each event is encoded here exactly once per channel; delivery is a refcount bump per
-//! subscriber, never an await. This module never touches the transport (`ws`).
+//! Each event is encoded here exactly once per channel on each node (a cluster node encodes
+//! what the bus brings it); delivery is a refcount bump per subscriber, never an await. This module never touches the transport (`ws`).
 
 #[cfg(feature = "redis")]
 pub mod clustered;
@@ -97,6 +97,26 @@ impl Adapter {
             return cluster.is_available();
         }
         true
+    }
+
+    /// Admits one more connection of `app` (its slot on this node is taken already); false when
+    /// the cluster has the app's `max_connections` (a single process counts only its slots).
+    pub async fn open_connection(&self, app: &App) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &self.cluster {
+            return Box::pin(cluster.open_connection(app)).await;
+        }
+        let _ = app;
+        true
+    }
+
+    /// An admitted connection of `app` ended.
+    pub async fn close_connection(&self, app: &App) {
+        #[cfg(feature = "redis")]
+        if let Some(cluster) = &self.cluster {
+            return Box::pin(cluster.close_connection(app)).await;
+        }
+        let _ = app;
     }
 
     /// Adds a connection to a channel; the registry queues `subscription_succeeded` (and the

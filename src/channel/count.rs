@@ -16,22 +16,40 @@ pub(super) struct CountState {
     last_sent: Option<Instant>,
     /// A throttled count waiting for [`CountState::due`].
     pending: Option<usize>,
+    /// Whether the pending count should be reported (a cluster node reports only the counts
+    /// its own subscriptions changed).
+    pending_reported: bool,
 }
 
 impl CountState {
     /// Records a new count; true if it should be sent now.
     pub(super) fn changed(&mut self, n: usize) -> bool {
+        self.changed_reported(n, true)
+    }
+
+    /// [`CountState::changed`], remembering whether a throttled count is to be reported.
+    pub(super) fn changed_reported(&mut self, n: usize, reported: bool) -> bool {
         let now = Instant::now();
         let recent = self
             .last_sent
             .is_some_and(|t| now.duration_since(t) < MIN_GAP);
         if n > THROTTLE_ABOVE && recent {
             self.pending = Some(n);
+            self.pending_reported |= reported;
             return false;
         }
+        self.pending_reported = false;
         self.pending = None;
         self.last_sent = Some(now);
         true
+    }
+
+    /// A pending count whose gap has passed, marked as sent, and whether to report it.
+    pub(super) fn due_reported(&mut self) -> Option<(usize, bool)> {
+        let reported = self.pending_reported;
+        let n = self.due()?;
+        self.pending_reported = false;
+        Some((n, reported))
     }
 
     /// A pending count whose gap has passed, marked as sent.

@@ -10,6 +10,7 @@
 //! lock, so no event can overtake them. Nothing here awaits, knows actix, sockets or HTTP.
 
 mod count;
+mod mirror;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use crate::fanout::{FanOut, Targets};
 use crate::protocol::server::PresenceList;
 use crate::protocol::{ChannelKind, ChannelName, ServerMessage, SocketId, UserId};
 use count::CountState;
+pub use mirror::MemberEvent;
+use mirror::Mirror;
 
 /// How long a channel that is still not cached waits before a `cache_miss` is reported again: a
 /// miss is reported once, then at most once per this period while the cache stays empty, so an
@@ -64,22 +67,12 @@ pub struct Settings {
     /// How long a cache channel's event lives.
     pub cache_ttl: Duration,
     /// This node is one of a cluster: whether a channel is occupied or vacated, and whether a
-    /// presence member is added or removed (with the member limit), is decided by the cluster
-    /// and given to [`Registry::subscribe_decided`]; this registry reports and broadcasts only
-    /// what it is told, and keeps its own counts of local connections for restoring the
-    /// cluster's state.
+    /// presence member is added or removed (with the member limit), is decided by the cluster.
+    /// This registry reports none of those; it follows each presence channel's members on all
+    /// nodes (a mirror, see [`Registry::mirror_begin`] and [`Registry::member_event`]) for what
+    /// its subscribers are told, and keeps its own counts of local connections for restoring
+    /// the cluster's state.
     pub clustered: bool,
-}
-
-/// What the cluster decided about a subscription on a clustered node.
-#[derive(Debug, Clone, Default)]
-pub struct Verdict {
-    /// The connection is the member's first in the cluster: `member_added` goes to the other
-    /// subscribers.
-    pub member_added: bool,
-    /// The channel's members on all nodes, for `subscription_succeeded`; `None` when the
-    /// cluster could not be asked (the local members are listed).
-    pub members: Option<Vec<(UserId, Option<Arc<RawValue>>)>>,
 }
 
 /// All channels of one app.
@@ -109,6 +102,17 @@ struct Channel {
     miss_reported: Option<Instant>,
     /// Throttle state of `subscription_count`.
     count: CountState,
+    /// On a cluster node, a presence channel's members on every node.
+    mirror: Option<Mirror>,
+}
+
+impl Channel {
+    /// Whether the entry holds nothing worth keeping.
+    fn is_idle(&self) -> bool {
+        self.subscribers.is_empty()
+            && self.cache.is_none()
+            && self.mirror.as_ref().is_none_or(|m| m.starting == 0)
+    }
 }
 
 #[derive(Debug)]
@@ -232,16 +236,98 @@ impl Registry {
         name: &ChannelName,
         joining: Joining<'_>,
     ) -> Result<Subscribed, SubscribeError> {
-        self.subscribe_decided(name, joining, None)
+        self.subscribe_decided(name, joining)
     }
 
-    /// [`Registry::subscribe`] on a clustered node, with what the cluster decided (`None` on a
-    /// single node: this registry decides).
-    pub fn subscribe_decided(
+    /// A presence subscription on a cluster node is about to join: true if the channel's mirror
+    /// must be started, with the cluster's member list given to [`Registry::mirror_start`] (or
+    /// [`Registry::mirror_abandon`]) before [`Registry::subscribe`].
+    pub fn mirror_begin(&self, name: &ChannelName) -> bool {
+        let mut entry = self.channels.entry(name.clone()).or_default();
+        match &mut entry.mirror {
+            Some(m) if m.is_live() => false,
+            Some(m) => {
+                m.starting += 1;
+                true
+            }
+            None => {
+                entry.mirror = Some(Mirror::starting());
+                true
+            }
+        }
+    }
+
+    /// The cluster's member list for a mirror begun with [`Registry::mirror_begin`].
+    pub fn mirror_start(&self, name: &ChannelName, list: Vec<(UserId, Option<Arc<RawValue>>)>) {
+        if let Some(m) = self
+            .channels
+            .get_mut(name)
+            .as_mut()
+            .and_then(|e| e.mirror.as_mut())
+        {
+            m.start(list);
+        }
+    }
+
+    /// Whether this node follows the channel's members on every node (a live mirror).
+    pub fn is_mirrored(&self, name: &ChannelName) -> bool {
+        self.channels
+            .get(name)
+            .is_some_and(|e| e.mirror.as_ref().is_some_and(Mirror::is_live))
+    }
+
+    /// The cluster's member list could not be read: the subscription goes on without it.
+    pub fn mirror_abandon(&self, name: &ChannelName) {
+        if let Some(mut entry) = self.channels.get_mut(name) {
+            if entry.mirror.as_mut().is_some_and(Mirror::abandon) {
+                entry.mirror = None;
+            }
+        }
+        self.channels.remove_if(name, |_, ch| ch.is_idle());
+    }
+
+    /// A member change the cluster decided (on this node, another one, or a dead one's
+    /// replay): this node's subscribers of the channel hear of it (but `except`) if it changes
+    /// the members they were told of. Returns whether it did.
+    pub fn member_event(
+        &self,
+        name: &ChannelName,
+        event: MemberEvent,
+        except: Option<&SocketId>,
+    ) -> bool {
+        let Some(mut entry) = self.channels.get_mut(name) else {
+            return false;
+        };
+        let channel = entry.value_mut();
+        let Some(mirror) = &mut channel.mirror else {
+            return false;
+        };
+        if !mirror.apply(&event) {
+            return false;
+        }
+        let frame: Frame = match &event {
+            MemberEvent::Added(id, info) => ServerMessage::MemberAdded {
+                channel: name.as_str(),
+                user_id: id.as_str(),
+                user_info: info.as_deref(),
+            },
+            MemberEvent::Removed(id) => ServerMessage::MemberRemoved {
+                channel: name.as_str(),
+                user_id: id.as_str(),
+            },
+        }
+        .encode()
+        .into();
+        self.broadcast(channel, &frame, except);
+        true
+    }
+
+    /// [`Registry::subscribe`] with the single node's rules or, on a cluster node, the
+    /// mirror's (the member limit was checked by the cluster).
+    fn subscribe_decided(
         &self,
         name: &ChannelName,
         joining: Joining<'_>,
-        verdict: Option<Verdict>,
     ) -> Result<Subscribed, SubscribeError> {
         let clustered = self.settings.clustered;
         let mut entry = self.channels.entry(name.clone()).or_default();
@@ -255,7 +341,13 @@ impl Registry {
             ..Subscribed::default()
         };
         let user_id = joining.member.as_ref().map(|(id, _)| id.clone());
-        let verdict = verdict.unwrap_or_default();
+        let mirrored = clustered && channel.mirror.as_ref().is_some_and(Mirror::is_live);
+        if let (Some((id, info)), true) = (&joining.member, mirrored) {
+            let mirror = channel.mirror.as_mut().expect("mirrored");
+            if mirror.apply(&MemberEvent::Added(id.clone(), info.clone())) {
+                out.member_added = Some(id.clone());
+            }
+        }
         if let Some((id, info)) = joining.member {
             if let Some(member) = channel.members.get_mut(&id) {
                 member.connections += 1;
@@ -273,21 +365,19 @@ impl Registry {
                         connections: 1,
                     },
                 );
-                if !clustered {
+                // A single node decides; so does a cluster node that could not follow the
+                // cluster's members (Redis unreachable): from its own connections.
+                if !mirrored {
                     out.member_added = Some(id);
                 }
             }
         }
-        if clustered {
-            out.occupied = false;
-            if verdict.member_added {
-                out.member_added = user_id.clone();
-            }
-        }
+        out.occupied &= !clustered;
         let subscription = Subscription::new(joining.handle.clone());
-        let succeeded = match (&verdict.members, &user_id) {
-            (Some(members), Some(_)) => {
-                let listed: Vec<(&str, Option<&RawValue>)> = members
+        let succeeded = match (&channel.mirror, &user_id, mirrored) {
+            (Some(mirror), Some(_), true) => {
+                let listed: Vec<(&str, Option<&RawValue>)> = mirror
+                    .members
                     .iter()
                     .map(|(id, info)| (id.as_str(), info.as_deref()))
                     .collect();
@@ -401,6 +491,9 @@ impl Registry {
         }
         if !empty {
             out.count = self.count_changed(name, channel);
+        } else if channel.mirror.as_ref().is_some_and(|m| m.starting == 0) {
+            // Nobody here to tell of the cluster's members any more.
+            channel.mirror = None;
         }
         let report = |change| self.reporter.report(name, change);
         if let Some(id) = &out.member_removed {
@@ -414,9 +507,7 @@ impl Registry {
         }
         drop(entry);
         if empty {
-            self.channels.remove_if(name, |_, ch| {
-                ch.subscribers.is_empty() && ch.cache.is_none()
-            });
+            self.channels.remove_if(name, |_, ch| ch.is_idle());
         }
         Some(out)
     }
@@ -529,13 +620,14 @@ impl Registry {
             {
                 channel.cache = None;
             }
-            if let Some(n) = channel.count.due() {
+            if let Some((n, reported)) = channel.count.due_reported() {
                 self.broadcast_count(name, channel, n);
-                self.reporter.report(name, Change::Count(n));
+                if reported {
+                    self.reporter.report(name, Change::Count(n));
+                }
             }
         }
-        self.channels
-            .retain(|_, ch| !ch.subscribers.is_empty() || ch.cache.is_some());
+        self.channels.retain(|_, ch| !ch.is_idle());
     }
 
     fn broadcast_count(&self, name: &ChannelName, channel: &mut Channel, n: usize) {
@@ -568,7 +660,34 @@ impl Registry {
         n
     }
 
+    /// A clustered node's count: the cluster has `n` subscriptions to the channel now. This
+    /// node's subscribers get it (throttled as on a single node); returns whether it went out
+    /// now, so the node that caused the change reports it (`reported`; a pending one is
+    /// reported when it goes out). A node with no subscriber of the channel sends nothing and
+    /// answers true.
+    pub fn count_is(&self, name: &ChannelName, n: usize, reported: bool) -> bool {
+        if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
+            return false;
+        }
+        let Some(mut entry) = self.channels.get_mut(name) else {
+            return true;
+        };
+        let channel = entry.value_mut();
+        if channel.subscribers.is_empty() {
+            return true;
+        }
+        let now = channel.count.changed_reported(n, reported);
+        if now {
+            self.broadcast_count(name, channel, n);
+        }
+        now
+    }
+
     fn count_changed(&self, name: &ChannelName, channel: &mut Channel) -> Option<usize> {
+        if self.settings.clustered {
+            // The cluster's count comes with what Redis answers: see `count_is`.
+            return None;
+        }
         if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
             return None;
         }

@@ -38,6 +38,8 @@
 //! reach the listener again 120–200 ms after a restarted Redis answers.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use fred::clients::{Client, SubscriberClient};
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
@@ -84,6 +86,15 @@ pub enum BusMessage {
         /// Its `user_info` as JSON text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         info: Option<String>,
+    },
+    /// Tell the channel's local subscribers its subscription count in the cluster.
+    Count {
+        /// The app id.
+        app: String,
+        /// The channel.
+        channel: String,
+        /// Subscriptions on all nodes.
+        subscription_count: u64,
     },
     /// Tell the channel's local subscribers that a presence member left.
     MemberRemoved {
@@ -183,6 +194,8 @@ pub struct Listener {
     resubscriber: JoinHandle<()>,
     /// This node, whose echoes are dropped.
     node: NodeId,
+    /// Messages received and not yet handed to the handler, as of the last one handed.
+    waiting: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -223,11 +236,18 @@ pub async fn connect(engine: &Engine) -> Result<(Bus, Listener), ClusterError> {
         reconnects,
         resubscriber,
         node: engine.node.clone(),
+        waiting: Arc::default(),
     };
     Ok((bus, listener))
 }
 
 impl Listener {
+    /// How many received messages wait for the handler (read by the metrics; updated as each
+    /// message is handed over).
+    pub fn waiting(&self) -> Arc<AtomicU64> {
+        self.waiting.clone()
+    }
+
     /// Hands every message from another node to `handle`, in the order received, until
     /// `shutdown` completes; then closes the subscriber connection.
     pub async fn run(
@@ -241,7 +261,10 @@ impl Listener {
                 biased;
                 () = &mut shutdown => break,
                 message = self.messages.recv() => match message {
-                    Ok(message) => self.deliver(&message, &mut handle),
+                    Ok(message) => {
+                        self.waiting.store(self.messages.len() as u64, Ordering::Relaxed);
+                        self.deliver(&message, &mut handle);
+                    }
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(lost = n, "cluster bus: the listener fell behind");
                         handle(Received::Lost(n));

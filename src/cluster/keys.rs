@@ -13,6 +13,7 @@
 //! | `P:node:N:channels` | set | `A:C` of every channel the node has subscriptions to |
 //! | `P:node:N:members` | hash | `A:C:U` → the node's connections of member `U` in `C` |
 //! | `P:node:N:users` | hash | `A:U` → the node's signed-in connections of `U` |
+//! | `P:node:N:connections` | hash | `A` → the node's connections of the app (apps with `max_connections` only) |
 //! | `P:reaping` | hash | dead node → the node replaying its departures |
 //! | `P:reaped` | zset | dead node → when it was claimed (ms); kept a day, so a node that was partitioned learns it was declared dead |
 //! | `P:app:A:channels` | zset | occupied channels, all score 0 (ordered by name for prefix queries) |
@@ -22,6 +23,7 @@
 //! | `P:app:A:users` | hash | signed-in user → its connections on all nodes |
 //! | `P:app:A:cache:C` | string, expires | a cache channel's last event (JSON: event, data) |
 //! | `P:departures` | zset | held `channel_vacated`/`member_removed` (JSON: app, channel, user) → when their grace period ends (ms, Redis's clock) |
+//! | `P:webhooks` | zset | webhook events (JSON, unique) → when they are ready: queued now, then leased to the node delivering them until they settle |
 //! | `P:node_seq` | integer | the last node number given out (socket ids unique cluster-wide) |
 //!
 //! The bus is the pub/sub channel `P:bus` (one per cluster; see [`super::bus`]).
@@ -134,6 +136,11 @@ impl Keys {
         format!("{}:node:{node}:users", self.prefix)
     }
 
+    /// `P:node:N:connections`.
+    pub fn node_connections(&self, node: &str) -> String {
+        format!("{}:node:{node}:connections", self.prefix)
+    }
+
     /// `P:app:A:channels`.
     pub fn channels(&self, app: &str) -> String {
         format!("{}:app:{}:channels", self.prefix, escape_app(app))
@@ -167,6 +174,11 @@ impl Keys {
     /// `P:departures`.
     pub fn departures(&self) -> String {
         format!("{}:departures", self.prefix)
+    }
+
+    /// `P:webhooks`.
+    pub fn webhooks(&self) -> String {
+        format!("{}:webhooks", self.prefix)
     }
 
     /// `P:node_seq`.

@@ -11,6 +11,8 @@
 //! | [`node`] | node ids, heartbeats, reaping dead nodes exactly once, restoring a node Redis forgot |
 //! | [`bus`] | publish/subscribe of what every node must deliver locally |
 //! | [`cache`] | the last event of each cache channel |
+//! | [`connections`] | the per-app connection limit across nodes |
+//! | [`webhooks`] | the webhook queue: events kept until delivered, leased to the node delivering them |
 //! | [`grace`] | `channel_vacated`/`member_removed` held for the grace period, cancelled by an arrival on any node |
 //!
 //! An [`Engine`] is one node's handle: a Redis connection, the key prefix and this node's id.
@@ -46,11 +48,13 @@
 pub mod bus;
 pub mod cache;
 pub mod channel;
+pub mod connections;
 pub mod grace;
 pub mod keys;
 pub mod node;
 mod scripts;
 pub mod user;
+pub mod webhooks;
 
 /// The Redis harness of the cluster tests (the engine's and the server's, in `tests/`).
 #[doc(hidden)]

@@ -46,6 +46,12 @@ pub(super) struct Scripts {
     pub members: Script,
     pub departure_hold: Script,
     pub departure_claim: Script,
+    pub connection_open: Script,
+    pub connection_close: Script,
+    pub connections_restore: Script,
+    pub webhook_push: Script,
+    pub webhook_claim: Script,
+    pub webhook_renew: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -66,10 +72,16 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     members: script!("members"),
     departure_hold: script!("departure_hold"),
     departure_claim: script!("departure_claim"),
+    connection_open: script!("connection_open"),
+    connection_close: script!("connection_close"),
+    connections_restore: script!("connections_restore"),
+    webhook_push: script!("webhook_push"),
+    webhook_claim: script!("webhook_claim"),
+    webhook_renew: script!("webhook_renew"),
 });
 
 impl Scripts {
-    fn all(&self) -> [&Script; 17] {
+    fn all(&self) -> [&Script; 23] {
         [
             &self.join,
             &self.leave,
@@ -88,6 +100,12 @@ impl Scripts {
             &self.members,
             &self.departure_hold,
             &self.departure_claim,
+            &self.connection_open,
+            &self.connection_close,
+            &self.connections_restore,
+            &self.webhook_push,
+            &self.webhook_claim,
+            &self.webhook_renew,
         ]
     }
 }

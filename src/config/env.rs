@@ -1,5 +1,5 @@
 //! The `HERALD_*` environment variables: one table, [`VARIABLES`], maps each to the key it sets
-//! and the parser for its kind (duration, whole number, boolean, address, text). The values are
+//! and the parser for its kind (duration, whole number, boolean, address, file, text). The values are
 //! parsed strictly, and a value that does not parse is refused naming the variable; ranges and
 //! consistency are left to [`Config::validate`](super::Config::validate), which names the key.
 //!
@@ -8,6 +8,7 @@
 //! table: they add an app rather than set a key.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{AppConfig, Config, ConfigError, LogFormat};
@@ -55,11 +56,14 @@ pub const VARIABLES: &[Variable] = &[
     variable!("HERALD_SOCKET_SEND_BUFFER",      server.socket_send_buffer,      number),
     variable!("HERALD_REQUEST_BODY_TIMEOUT",    server.request_body_timeout,    duration),
     variable!("HERALD_REQUEST_BODY_MIN_RATE",   server.request_body_min_rate,   number),
+    variable!("HERALD_HTTP_SESSION_TIMEOUT",    server.http_session_timeout,    duration),
     variable!("HERALD_CHANNEL_NAME_MAX_LENGTH", server.channel_name_max_length, number),
     variable!("HERALD_WORKERS",                 server.workers,                 number),
     variable!("HERALD_FANOUT_THREADS",          server.fanout_threads,          number),
     variable!("HERALD_LOG",                     server.log,                     text),
     variable!("HERALD_LOG_FORMAT",              server.log_format,              log_format),
+    variable!("HERALD_TLS_CERT",                server.tls_cert,                file),
+    variable!("HERALD_TLS_KEY",                 server.tls_key,                 file),
     variable!("HERALD_WEBHOOK_VACATED_DELAY",   webhooks.vacated_delay,         duration),
     variable!("HERALD_WEBHOOK_TIMEOUT",         webhooks.timeout,               duration),
     variable!("HERALD_WEBHOOK_RETRY_FOR",       webhooks.retry_for,             duration),
@@ -144,6 +148,14 @@ fn address(value: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("expected an IP address, got {value:?}"))
 }
 
+/// A file path, not empty (the file is read at start-up, not here).
+fn file(value: &str) -> Result<Option<PathBuf>, String> {
+    match value {
+        "" => Err("expected a file path, got \"\"".into()),
+        path => Ok(Some(PathBuf::from(path))),
+    }
+}
+
 fn text(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
@@ -184,10 +196,14 @@ mod tests {
                 ("HERALD_HOST", "::1"),
                 ("HERALD_LOG", "herald=debug,info"),
                 ("HERALD_LOG_FORMAT", "json"),
+                ("HERALD_TLS_CERT", "/etc/herald/cert.pem"),
+                ("HERALD_TLS_KEY", "key.pem"),
             ],
         )
         .unwrap();
         assert_eq!(c.server.activity_timeout, Duration::from_secs(90));
+        assert_eq!(c.server.tls_cert, Some("/etc/herald/cert.pem".into()));
+        assert_eq!(c.server.tls_key, Some("key.pem".into()));
         assert_eq!(c.webhooks.batch_window, Duration::from_millis(1500));
         assert_eq!(c.server.outbound_queue, 16);
         assert_eq!(c.server.socket_send_buffer, 0);
@@ -244,6 +260,7 @@ mod tests {
                 "JSON",
                 "expected text or json, got \"JSON\"",
             ),
+            ("HERALD_TLS_CERT", "", "expected a file path, got \"\""),
         ];
         for (name, value, problem) in cases {
             let err = load("", &[(name, value)]).unwrap_err();
@@ -258,6 +275,11 @@ mod tests {
         assert_eq!(err, "server.outbound_queue: must be at least 1");
         let err = load("", &[("HERALD_WEBHOOK_QUEUE", "0")]).unwrap_err();
         assert_eq!(err, "webhooks.queue: must be at least 1");
+        let err = load("", &[("HERALD_TLS_CERT", "cert.pem")]).unwrap_err();
+        assert_eq!(
+            err,
+            "server.tls_key: must be set together with server.tls_cert"
+        );
         let err = load("", &[("HERALD_APP_SECRET", "s")]).unwrap_err();
         assert!(err.starts_with("HERALD_APP_ID: "), "{err}");
     }
@@ -294,10 +316,13 @@ mod tests {
                 ("HERALD_FANOUT_THREADS", "3"),
                 ("HERALD_LOG_FORMAT", "json"),
                 ("HERALD_WEBHOOK_VACATED_DELAY", "0s"),
+                ("HERALD_TLS_CERT", "cert.pem"),
+                ("HERALD_TLS_KEY", "key.pem"),
             ],
         )
         .unwrap();
         let printed = c.to_toml();
+        assert!(printed.contains("tls_cert = \"cert.pem\""), "{printed}");
         assert!(printed.contains("log_format = \"json\""), "{printed}");
         let again = load(&printed, &[]).unwrap();
         assert_eq!(again.to_toml(), printed);
@@ -321,6 +346,8 @@ mod tests {
         }
         // Unset by default, so not in the serialized defaults.
         keys.push("cluster.redis_url".into());
+        keys.push("server.tls_cert".into());
+        keys.push("server.tls_key".into());
         let mut covered: Vec<String> = VARIABLES.iter().map(|v| v.key.to_owned()).collect();
         keys.sort();
         covered.sort();

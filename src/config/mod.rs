@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -82,7 +83,9 @@ pub struct ServerConfig {
     /// for fan-out to catch up, instead of overflowing healthy connections. Default 65536.
     pub fanout_backlog: usize,
     /// A connection with frames waiting that takes none of them for this long is closed with
-    /// 4100, whatever it sends meanwhile. Default 5 s.
+    /// 4100, whatever it sends meanwhile. Also the measure of a brisk reader: one whose pace
+    /// would empty a full `outbound_queue` within this time holds API triggers back while it is
+    /// more than half full. Default 5 s.
     #[serde(with = "humantime_serde")]
     pub slow_consumer_timeout: Duration,
     /// The kernel send buffer of each WebSocket connection (`SO_SNDBUF`), in bytes; Linux
@@ -98,6 +101,10 @@ pub struct ServerConfig {
     /// later, so a large body on a slow link needs only to keep this rate on average. 0 = no
     /// allowance (the body must be complete within `request_body_timeout`). Default 4096.
     pub request_body_min_rate: usize,
+    /// An HTTP fallback session (pusher-js `xhr_streaming`, `xhr_polling`) with no request
+    /// open to receive on for this long is closed: its client has gone. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub http_session_timeout: Duration,
     /// Longest channel name accepted, in characters. Default 200.
     pub channel_name_max_length: usize,
     /// HTTP worker threads; 0 = one per core. Default 0.
@@ -109,6 +116,15 @@ pub struct ServerConfig {
     /// How log lines are written: `text` (human-readable) or `json` (one object per line).
     /// Default `text`; env `HERALD_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// PEM file with the certificate chain (the server's certificate first) for TLS on the main
+    /// listener: `wss://` and `https://`. Set together with `tls_key`. Default none (plain
+    /// `ws://` and `http://`); env `HERALD_TLS_CERT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Default none;
+    /// env `HERALD_TLS_KEY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// How log lines are written (`server.log_format`).
@@ -301,11 +317,14 @@ impl Default for ServerConfig {
             socket_send_buffer: 65_536,
             request_body_timeout: Duration::from_secs(10),
             request_body_min_rate: 4096,
+            http_session_timeout: Duration::from_secs(5),
             channel_name_max_length: 200,
             workers: 0,
             fanout_threads: 0,
             log: "info".into(),
             log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -470,11 +489,32 @@ impl Config {
                 "must be at least 100ms",
             ));
         }
+        if s.http_session_timeout < Duration::from_millis(100) {
+            return Err(invalid(
+                "server.http_session_timeout".into(),
+                "must be at least 100ms",
+            ));
+        }
         if s.channel_name_max_length == 0 {
             return Err(invalid(
                 "server.channel_name_max_length".into(),
                 "must be at least 1",
             ));
+        }
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "server.tls_key".into(),
+                    "must be set together with server.tls_cert",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "server.tls_cert".into(),
+                    "must be set together with server.tls_key",
+                ))
+            }
+            _ => {}
         }
         if self.webhooks.queue == 0 {
             return Err(invalid("webhooks.queue".into(), "must be at least 1"));

@@ -1,17 +1,36 @@
-//! Backpressure bookkeeping: the process-wide [`Backlog`] of queued frames that API triggers
-//! wait on, each connection's [`Share`] of it, and the stall watch over the connections that
-//! have fallen behind. It also counts the publishers that found it full and waited (the
-//! metrics' [`Waits`]).
+//! Backpressure bookkeeping: the process-wide [`Backlog`] that API triggers wait on, each
+//! connection's [`Share`] of it, and the stall watch over the connections that have fallen
+//! behind. It also counts the publishers that found it full and waited (the metrics'
+//! [`Waits`]).
 //!
 //! A connection *falls behind* when its socket refuses bytes and frames stay in its outbox. From
 //! then on the watch ([`Backlog::watch_stalls`]) looks at it every [`WATCH_EVERY`]: a connection
-//! that takes no whole frame off its queue for [`EXCUSED_AFTER`] stops counting in the backlog
-//! (publishers never wait for a reader that is not reading), and one that takes nothing for the
-//! stall timeout is closed with 4100, whatever it sends meanwhile. Only the first half of a
-//! queue counts at all, so one slow but reading connection weighs little; a queue that fills is
-//! closed with 4100 at once. What the backlog measures, then, is the fan-out lanes' work and
-//! the readers that are keeping up, only slower than publishers: the load publishers should
-//! wait for.
+//! that takes no whole frame off its queue for [`EXCUSED_AFTER`] is *excused* (publishers never
+//! wait for a reader that is not reading; one the watch last found brisk, below, is given a
+//! second), and one that takes nothing for the stall timeout is closed with 4100, whatever it
+//! sends meanwhile. A queue that fills is closed with 4100 at once.
+//!
+//! Publishers wait while any of these holds:
+//!
+//! - **the backlog is full**: `fanout_backlog` frames counted, which are the fan-out lanes'
+//!   pending writes and the first half of the queues of connections not excused. This bounds
+//!   the work and memory queued when many connections are a little behind.
+//! - **a pressed reader drains briskly**: a connection not excused is *pressed* while more than
+//!   half of its queue waits, and *brisk* unless, over the last second it has been behind
+//!   ([`BRISK_WINDOWS`] windows of the watch), it took frames at a pace that would not empty a
+//!   full queue within the stall timeout (205 frames a second at the defaults). Publishers are
+//!   held to the pace of such a reader, however few of them there are, beside however many
+//!   excused ones: a healthy reader a little slower than the others is not closed for it.
+//! - **more than a quarter of the connections receiving are pressed** ([`PRESSED_SHARE`]),
+//!   brisk or not: a connection is *receiving* if a frame was queued for it in the last
+//!   [`RECEIVER_PASSES`] passes of the watch. The readers as a whole are not keeping up (the
+//!   machine is saturated, say), so they set the pace however slowly they read.
+//!
+//! A reader that is not brisk and is among the slowest quarter, on purpose or not, holds
+//! nobody: its queue fills and it is closed with 4100, as one that stops reading is closed by
+//! the watch. So a reader that reads slowly on purpose holds publishers only by reading at least
+//! at the brisk pace, or together with over a quarter of those receiving (or, as before, 128 of
+//! them half full at defaults: the backlog's own limit).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -20,14 +39,23 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::pressure::{is_brisk, Pressure, Reader, Readers, RECEIVER_PASSES};
 use super::Inner;
 
 /// How often the stall watch looks at the connections that are behind (at most; a short stall
 /// timeout makes it look more often).
 const WATCH_EVERY: Duration = Duration::from_millis(50);
 /// A connection behind that has taken no frame for this long stops counting in the backlog
-/// until it takes one (at most half the stall timeout).
+/// until it takes one (at most half the stall timeout; [`BRISK_WINDOWS`] times as long, up to
+/// half the stall timeout, if the watch last found it brisk); also the watch's window for
+/// telling whether a reader is brisk.
 const EXCUSED_AFTER: Duration = Duration::from_millis(250);
+/// Whether a reader is brisk is told at the end of each window from its pace over this many
+/// (one second at the defaults), so that one window it was not given the CPU does not count
+/// against it.
+const BRISK_WINDOWS: usize = 4;
+/// Publishers wait while more than one in this many of the connections receiving is pressed.
+const PRESSED_SHARE: usize = 4;
 
 /// How many frames are queued on all connections, and who is behind.
 #[derive(Debug)]
@@ -45,6 +73,8 @@ pub struct Backlog {
     base: Instant,
     /// Connections that fell behind since the watch last looked.
     fell_behind: Mutex<Vec<Behind>>,
+    /// The connections pressed, brisk and receiving, for the publishers' wait.
+    readers: Readers,
 }
 
 /// Publishers that had to wait for room: counted only when the backlog is full, never on the
@@ -84,6 +114,11 @@ pub(super) struct Behind {
     taken: u64,
     /// When ([`Backlog::now_ms`]) it fell behind or last took a frame.
     since_ms: u64,
+    /// Its count of frames taken at the start of each of its last [`BRISK_WINDOWS`] windows,
+    /// and when that was, the latest first (all the same when it fell behind).
+    marks: [(u64, u64); BRISK_WINDOWS],
+    /// The watch found it brisk at the end of its last window (not yet: false).
+    brisk: bool,
 }
 
 impl Backlog {
@@ -98,7 +133,14 @@ impl Backlog {
             room: Notify::new(),
             base: Instant::now(),
             fell_behind: Mutex::new(Vec::new()),
+            readers: Readers::default(),
         })
+    }
+
+    /// The window of the watch (and how long a reader may take no frame before it is
+    /// excused), in milliseconds: [`EXCUSED_AFTER`], at most half the stall timeout.
+    fn window_ms(&self) -> u64 {
+        (EXCUSED_AFTER.as_millis() as u64).min(self.stall.as_millis() as u64 / 2)
     }
 
     /// Milliseconds since the backlog was made, for cheap timestamps.
@@ -114,6 +156,32 @@ impl Backlog {
     /// The number of frames at which publishers wait.
     pub fn limit(&self) -> usize {
         self.high
+    }
+
+    /// The connections pressed now, the brisk ones among them, and those receiving.
+    pub fn pressure(&self) -> Pressure {
+        self.readers.pressure()
+    }
+
+    /// Whether publishers wait now (the module's three reasons).
+    fn full(&self) -> bool {
+        if self.queued() >= self.high {
+            return true;
+        }
+        let Pressure {
+            pressed,
+            brisk,
+            receivers,
+        } = self.pressure();
+        // The count of receivers lags by a pass: never fewer than those pressed.
+        brisk > 0 || (pressed > 0 && PRESSED_SHARE * pressed > receivers.max(pressed))
+    }
+
+    /// Wakes the publishers waiting if there is room now (the pressure eased).
+    fn eased(&self) {
+        if !self.full() {
+            self.room.notify_waiters();
+        }
     }
 
     /// How many publishers wait for room now and have waited so far.
@@ -137,15 +205,15 @@ impl Backlog {
             return;
         }
         let before = self.queued.fetch_sub(n, Ordering::AcqRel);
-        if before >= self.high && before.saturating_sub(n) < self.high {
+        if before >= self.high && before.saturating_sub(n) < self.high && !self.full() {
             self.room.notify_waiters();
         }
     }
 
-    /// Waits until fewer than `high` frames are counted, at most `max_wait`; returns whether
+    /// Waits until the backlog is not [full](Self::full), at most `max_wait`; returns whether
     /// there is room (false: waited out, the caller goes ahead anyway).
     pub async fn wait_for_room(&self, max_wait: Duration) -> bool {
-        if self.queued() < self.high {
+        if !self.full() {
             return true;
         }
         let waits = &self.waits;
@@ -157,7 +225,7 @@ impl Backlog {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.queued() < self.high {
+            if !self.full() {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -173,10 +241,13 @@ impl Backlog {
     /// `conn`, whose count of frames taken is `taken`, has just fallen behind: the watch looks
     /// after it from now on. Called under the connection's outbox lock, once per episode.
     pub(super) fn fell_behind(&self, conn: Weak<Inner>, taken: u64) {
+        let now = self.now_ms();
         let behind = Behind {
             conn,
             taken,
-            since_ms: self.now_ms(),
+            since_ms: now,
+            marks: [(taken, now); BRISK_WINDOWS],
+            brisk: false,
         };
         self.fell_behind
             .lock()
@@ -193,9 +264,13 @@ impl Backlog {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut watched = Vec::new();
+        let mut receivers = [0; RECEIVER_PASSES];
         loop {
             tick.tick().await;
             self.look(&mut watched);
+            if self.readers.count(&mut receivers) {
+                self.eased();
+            }
         }
     }
 
@@ -207,27 +282,40 @@ impl Backlog {
         }
         let now = self.now_ms();
         let stall = self.stall.as_millis() as u64;
-        let excused = (EXCUSED_AFTER.as_millis() as u64).min(stall / 2);
+        let excused = self.window_ms();
+        let brisk_excused = (excused * BRISK_WINDOWS as u64).min(stall / 2).max(excused);
         watched.retain_mut(|behind| {
             let Some(conn) = behind.conn.upgrade() else {
                 return false;
             };
+            let share = &conn.share;
             let stalled = {
                 let mut outbox = conn.lock();
                 if !outbox.is_behind() {
-                    outbox.caught_up();
+                    outbox.caught_up(share);
+                    share.pace(true);
                     return false;
                 }
-                if outbox.taken() != behind.taken {
-                    behind.taken = outbox.taken();
+                let taken = outbox.taken();
+                if taken != behind.taken {
+                    behind.taken = taken;
                     behind.since_ms = now;
-                    outbox.counting = true;
-                    return true;
+                    outbox.count(true, share);
+                }
+                if now.saturating_sub(behind.marks[0].1) >= excused {
+                    let (then_taken, then_ms) = behind.marks[BRISK_WINDOWS - 1];
+                    let span = Duration::from_millis(now - then_ms);
+                    behind.brisk = is_brisk(taken - then_taken, span, conn.capacity, self.stall);
+                    share.pace(behind.brisk);
+                    behind.marks.rotate_right(1);
+                    behind.marks[0] = (taken, now);
                 }
                 let idle = now.saturating_sub(behind.since_ms);
-                if idle >= excused && outbox.counting {
-                    outbox.counting = false;
-                    conn.share.release_all();
+                // A reader found brisk gets longer: one the CPU left behind for a moment is
+                // not overflowed for it.
+                let excuse = if behind.brisk { brisk_excused } else { excused };
+                if idle >= excuse && outbox.counting() {
+                    outbox.count(false, share);
                 }
                 idle >= stall
             };
@@ -248,13 +336,17 @@ pub(super) struct Share {
     backlog: Arc<Backlog>,
     /// Frames of this queue counted in the backlog.
     counted: AtomicUsize,
+    /// This connection as a reader: pressed, brisk, receiving.
+    reader: Reader,
 }
 
 impl Share {
-    pub(super) fn new(backlog: Arc<Backlog>) -> Self {
+    /// The share of a queue of `capacity` frames in `backlog`.
+    pub(super) fn new(backlog: Arc<Backlog>, capacity: usize) -> Self {
         Share {
             backlog,
             counted: AtomicUsize::new(0),
+            reader: Reader::new(capacity),
         }
     }
 
@@ -282,6 +374,26 @@ impl Share {
     /// Stops counting every frame of this queue.
     pub(super) fn release_all(&self) {
         self.backlog.release(self.counted.swap(0, Ordering::AcqRel));
+    }
+
+    /// A frame was queued for this connection while it counts: it is among the receivers.
+    pub(super) fn reached(&self) {
+        self.reader.reached(&self.backlog.readers);
+    }
+
+    /// The queue now holds `len` frames and `counts` (it is not excused and still takes frames).
+    /// Called under the outbox lock after every such change.
+    pub(super) fn settle(&self, len: usize, counts: bool) {
+        if self.reader.settle(len, counts, &self.backlog.readers) {
+            self.backlog.eased();
+        }
+    }
+
+    /// The watch found it brisk, or not; under the outbox lock.
+    fn pace(&self, brisk: bool) {
+        if self.reader.pace(brisk, &self.backlog.readers) {
+            self.backlog.eased();
+        }
     }
 }
 
@@ -348,7 +460,7 @@ mod tests {
             capacity,
             backlog.clone(),
             &traffic,
-            socket,
+            socket.into(),
         );
         (handle, outbound, peer)
     }
@@ -459,5 +571,109 @@ mod tests {
         assert_eq!(backlog.queued(), 1, "it counts again");
         backlog.look(&mut watched);
         assert_eq!(watched.len(), 1, "and is watched again");
+    }
+
+    /// Sends 64 KiB frames until more than half of its queue of `capacity` waits: pressed.
+    fn press(handle: &ConnectionHandle, capacity: usize) {
+        let frame: crate::connection::Frame = "x".repeat(64 * 1024).into();
+        while handle.inner.lock().len() <= capacity / 2 {
+            assert!(handle.send(frame.clone()));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pressed_reader_holds_publishers_while_it_is_brisk() {
+        let backlog = Backlog::new(usize::MAX, Duration::from_secs(5));
+        // Brisk: 256 frames within 5 s, 51.2 a second.
+        let (conn, rx, mut peer) = unread(&backlog, 256).await;
+        // Three others receive and keep up.
+        let others: Vec<_> = (0..3)
+            .map(|_| ConnectionHandle::with_backlog(SocketId::generate(), 256, backlog.clone()))
+            .collect();
+        for (other, _) in &others {
+            assert!(other.send("x".into()));
+        }
+        press(&conn, 256);
+        let (mut watched, mut passes) = (Vec::new(), [0; RECEIVER_PASSES]);
+        backlog.look(&mut watched);
+        backlog.readers.count(&mut passes);
+        let pressure = backlog.pressure();
+        assert_eq!(
+            (pressure.pressed, pressure.brisk, pressure.receivers),
+            (1, 1, 4)
+        );
+        assert!(backlog.full(), "brisk until the watch has seen its pace");
+
+        // A 64 KiB frame or so every 200 ms: far under 51.2 a second.
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_millis(200)).await;
+            read_and_take(&conn, &rx, &mut peer).await;
+            press(&conn, 256);
+            backlog.look(&mut watched);
+        }
+        assert_eq!(backlog.pressure().brisk, 0);
+        assert!(!backlog.full(), "one slow reader in four holds nobody");
+        assert_eq!(
+            is_closed(&conn),
+            None,
+            "it reads: neither excused nor closed"
+        );
+
+        // Then 20 frames or more every 200 ms, for a second: brisk again.
+        for _ in 0..6 {
+            tokio::time::advance(Duration::from_millis(200)).await;
+            for _ in 0..20 {
+                read_and_take(&conn, &rx, &mut peer).await;
+            }
+            press(&conn, 256);
+            backlog.look(&mut watched);
+        }
+        assert_eq!(backlog.pressure().brisk, 1);
+        assert!(
+            backlog.full(),
+            "a brisk reader holds publishers, however few"
+        );
+
+        // It takes nothing more (the CPU left it behind, say): found brisk, it is excused only
+        // after a second, not after 250 ms.
+        for _ in 0..6 {
+            tokio::time::advance(Duration::from_millis(50)).await;
+            backlog.look(&mut watched);
+        }
+        assert_eq!(backlog.pressure().pressed, 1, "300 ms without a frame");
+        assert!(backlog.full());
+        for _ in 0..18 {
+            tokio::time::advance(Duration::from_millis(50)).await;
+            backlog.look(&mut watched);
+        }
+        assert_eq!(backlog.pressure().pressed, 0, "excused after 1.2 s");
+        assert!(!backlog.full());
+    }
+
+    #[tokio::test]
+    async fn over_a_quarter_of_the_receivers_pressed_hold_publishers_brisk_or_not() {
+        let backlog = Backlog::new(usize::MAX, Duration::from_secs(5));
+        let mut conns: Vec<_> = (0..8)
+            .map(|_| ConnectionHandle::with_backlog(SocketId::generate(), 4, backlog.clone()))
+            .collect();
+        for (conn, _) in &conns {
+            assert!(conn.send("x".into()));
+            // As if the watch had found each slow.
+            conn.inner.share.pace(false);
+        }
+        backlog.readers.count(&mut [0; RECEIVER_PASSES]);
+        for (i, (conn, _)) in conns.iter().enumerate().take(3) {
+            // Three of four queued: pressed.
+            assert!(conn.send("y".into()) && conn.send("z".into()));
+            assert_eq!(backlog.full(), i == 2, "{} of 8 pressed", i + 1);
+        }
+        // One drains below half: the publishers waiting are let go.
+        let rx = &mut conns[0].1;
+        let (room, _) = tokio::join!(backlog.wait_for_room(Duration::from_secs(2)), async {
+            tokio::task::yield_now().await;
+            rx.try_recv();
+        });
+        assert!(room);
+        assert_eq!(backlog.waits().waited_out, 0);
     }
 }

@@ -1,17 +1,19 @@
-//! [`ConnectionHandle`]: the shared front of one WebSocket connection — its socket id, its
-//! outbox (a bounded queue of encoded frames and the socket they are written to) and a way to
-//! ask it to close.
+//! [`ConnectionHandle`]: the shared front of one connection — its socket id, its outbox (a
+//! bounded queue of encoded frames and the sink they are written to: a WebSocket's socket, or
+//! the [`Relay`] an HTTP fallback session reads from) and a way to ask it to close.
 //!
 //! Made by `ws`, held by the channel and user registries and the fan-out threads, so delivery
-//! reaches connections without knowing anything about WebSocket sessions. Sending never awaits:
+//! reaches connections without knowing anything about their sessions or transports. Sending never awaits:
 //! a frame queued on an empty outbox is written at once with one non-blocking write, under the
 //! outbox lock, so frames from different threads never interleave and each connection's frames
 //! go out in the order they were queued. What the socket does not take stays queued, and the
 //! connection's session finishes it when the socket is writable again. A full queue — or one
 //! more than half full that has not drained for the stall timeout — marks the connection a slow
 //! consumer, and it is closed with 4100 instead of slowing everyone down. [`Backlog`] counts
-//! what is queued on all connections, for publishers' backpressure; [`Traffic`] adds up an
-//! app's connections' traffic when the metrics ask, from counts each connection keeps itself.
+//! what is queued on all connections and which readers are near full ([`Pressure`]), for
+//! publishers' backpressure; [`Traffic`] adds up an app's connections' traffic when the metrics
+//! ask, from counts each connection keeps itself. [`Socket`] is a WebSocket's transport under
+//! the outbox: plain TCP, or TLS written the same way; [`Relay`] is an HTTP fallback session's.
 //!
 //! The close request is a flag and one waker, not a cancellation token: the session checks it
 //! on every turn of its loop, so it must cost an atomic load, not a lock.
@@ -19,6 +21,9 @@
 mod backlog;
 mod frame;
 mod outbox;
+mod pressure;
+mod relay;
+mod socket;
 mod traffic;
 
 use std::future::poll_fn;
@@ -28,13 +33,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
-use tokio::net::TcpStream;
 
 use backlog::Share;
 pub use backlog::{Backlog, Waits};
 pub use frame::Frame;
-use outbox::Outbox;
 pub use outbox::Wire;
+use outbox::{Outbox, Sink};
+pub use pressure::Pressure;
+pub use relay::{Read, Relay};
+pub use socket::Socket;
 pub use traffic::{CloseCounts, SlowConsumer, Snapshot, Totals, Traffic};
 
 use crate::protocol::{CloseCode, SocketId};
@@ -116,15 +123,39 @@ impl ConnectionHandle {
         Self::build(socket_id, capacity, backlog, traffic, None)
     }
 
-    /// A handle that writes to `socket`, counted in its app's `traffic`.
+    /// A handle that writes to `socket` (plain TCP or TLS), counted in its app's `traffic`.
     pub fn with_socket(
         socket_id: SocketId,
         capacity: usize,
         backlog: Arc<Backlog>,
         traffic: &Arc<Traffic>,
-        socket: TcpStream,
+        socket: Socket,
     ) -> (Self, Outbound) {
-        Self::build(socket_id, capacity, backlog, traffic, Some(socket))
+        Self::build(
+            socket_id,
+            capacity,
+            backlog,
+            traffic,
+            Some(Sink::Socket(socket)),
+        )
+    }
+
+    /// A handle whose frames go to `relay`, for a transport that reads them from there,
+    /// counted in its app's `traffic`.
+    pub fn with_relay(
+        socket_id: SocketId,
+        capacity: usize,
+        backlog: Arc<Backlog>,
+        traffic: &Arc<Traffic>,
+        relay: Arc<Relay>,
+    ) -> (Self, Outbound) {
+        Self::build(
+            socket_id,
+            capacity,
+            backlog,
+            traffic,
+            Some(Sink::Relay(relay)),
+        )
     }
 
     fn build(
@@ -132,11 +163,11 @@ impl ConnectionHandle {
         capacity: usize,
         backlog: Arc<Backlog>,
         traffic: &Arc<Traffic>,
-        socket: Option<TcpStream>,
+        sink: Option<Sink>,
     ) -> (Self, Outbound) {
         let inner = Arc::new_cyclic(|weak| Inner {
-            outbox: Mutex::new(Outbox::new(socket)),
-            share: Share::new(backlog),
+            outbox: Mutex::new(Outbox::new(sink)),
+            share: Share::new(backlog, capacity.max(1)),
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
@@ -183,9 +214,12 @@ impl ConnectionHandle {
         }
         if outbox.is_idle() {
             // Nothing waiting: write it now, and count it in the backlog only if it stays.
-            outbox.push(frame);
+            outbox.push(frame, &inner.share);
+            if outbox.counting() {
+                inner.share.reached();
+            }
             inner.write(&mut outbox);
-            if outbox.len() > 0 && outbox.counting {
+            if outbox.len() > 0 && outbox.counting() {
                 inner.share.counted();
             }
             return true;
@@ -235,9 +269,12 @@ impl ConnectionHandle {
             inner.slow_consumer(SlowConsumer::QueueFull);
             return None;
         }
-        let len = outbox.push(frame);
-        if len <= inner.capacity / 2 && outbox.counting {
-            inner.share.counted();
+        let len = outbox.push(frame, &inner.share);
+        if outbox.counting() {
+            inner.share.reached();
+            if len <= inner.capacity / 2 {
+                inner.share.counted();
+            }
         }
         Some(len)
     }
@@ -340,6 +377,24 @@ impl Inner {
         }
     }
 
+    /// Queues one of the session's own frames (tungstenite's control frames, a transport's
+    /// last `pusher:error`): taken even once the outbox is sealed, after what is queued, and
+    /// over capacity, though a queue past it marks a slow consumer all the same.
+    fn push_own(self: &Arc<Self>, frame: Frame) -> io::Result<()> {
+        let mut outbox = self.lock();
+        if let Some(e) = outbox.failure() {
+            return Err(e);
+        }
+        let len = outbox.push(frame, &self.share);
+        if len > self.capacity {
+            self.slow_consumer(SlowConsumer::QueueFull);
+        }
+        if len == 1 && !outbox.dirty {
+            self.write(&mut outbox);
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Outbox> {
         // Nothing panics while holding it; if something did, the queue is still consistent.
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
@@ -440,10 +495,16 @@ impl Outbound {
         }
     }
 
-    /// Refuses frames from now on, except tungstenite's own (the close frame and the close
-    /// reply), so nothing is written after the close frame.
+    /// Refuses frames from now on, except the session's own (tungstenite's close frame and
+    /// close reply, [`send_last`](Self::send_last)), so nothing is written after the close.
     pub fn seal(&self) {
-        self.inner.lock().seal();
+        self.inner.lock().seal(&self.inner.share);
+    }
+
+    /// Queues the session's last frame (the `pusher:error` before a transport's own close
+    /// signal), sealed or not, after what is queued.
+    pub fn send_last(&self, frame: Frame) -> io::Result<()> {
+        self.inner.push_own(frame)
     }
 
     /// Waits until everything queued is written (closing; the caller bounds the wait).

@@ -1,7 +1,9 @@
-//! [`Outbox`]: a connection's queued frames and its socket, behind the connection's lock, and
-//! [`Wire`], that socket as tungstenite sees it. Writes take as many queued frames as the
-//! socket accepts in one vectored write; frames leave the queue only once fully written, so a
-//! partly written frame is always finished before anything else goes out.
+//! [`Outbox`]: a connection's queued frames and its sink, behind the connection's lock, and
+//! [`Wire`], a WebSocket's socket as tungstenite sees it. The sink is a [`Socket`] (a WebSocket)
+//! or a [`Relay`] (an HTTP fallback session, whose requests read what gathers). Writes take as
+//! many queued frames as the socket accepts in one vectored write; frames leave the queue only
+//! once fully written (with TLS: taken by rustls, see [`Socket`]; a relay takes whole frames),
+//! so a partly written frame is always finished before anything else goes out.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -11,10 +13,9 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use super::backlog::Share;
-use super::{Frame, Inner};
+use super::{Frame, Inner, Relay, Socket};
 
 /// Most frames handed to one vectored write.
 const MAX_SLICES: usize = 64;
@@ -22,14 +23,23 @@ const MAX_SLICES: usize = 64;
 /// an idle connection.
 const KEEP_CAPACITY: usize = 16;
 
-/// The queue and the socket; lives behind [`Inner`]'s lock.
+/// Where a connection's frames go.
+#[derive(Debug)]
+pub(super) enum Sink {
+    /// A WebSocket's connection: frames are written as they are, already framed.
+    Socket(Socket),
+    /// A transport that reads whole frames from a relay (the HTTP fallback).
+    Relay(Arc<Relay>),
+}
+
+/// The queue and the sink; lives behind [`Inner`]'s lock.
 #[derive(Debug)]
 pub(super) struct Outbox {
     frames: VecDeque<Frame>,
     /// Bytes of the first frame already written.
     written: usize,
-    /// `None` once the session has ended, and for handles without a socket (tests).
-    socket: Option<TcpStream>,
+    /// `None` once the session has ended, and for handles without a sink (tests).
+    sink: Option<Sink>,
     /// The session is closing or has ended: frames from others are refused; tungstenite's (the
     /// close frame, the close reply) still go out after what is queued.
     sealed: bool,
@@ -41,8 +51,9 @@ pub(super) struct Outbox {
     taken: u64,
     /// The stall watch looks after this connection (it fell behind and has not caught up).
     pub(super) behind: bool,
-    /// Frames queued now count in the backlog; off while the stall watch excuses the connection.
-    pub(super) counting: bool,
+    /// Frames queued now count in the backlog, and the queue may be pressed; off while the
+    /// stall watch excuses the connection.
+    counting: bool,
     /// Bytes read from the socket (the metrics' count; added under the lock the reader holds).
     pub(super) bytes_in: u64,
     /// Bytes written to the socket (likewise, by whoever writes).
@@ -50,11 +61,11 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn new(socket: Option<TcpStream>) -> Self {
+    pub(super) fn new(sink: Option<Sink>) -> Self {
         Outbox {
             frames: VecDeque::new(),
             written: 0,
-            socket,
+            sink,
             sealed: false,
             dirty: false,
             failed: None,
@@ -69,7 +80,7 @@ impl Outbox {
     /// Open, with a socket and nothing queued or about to be flushed: a frame can be written
     /// at once.
     pub(super) fn is_idle(&self) -> bool {
-        self.frames.is_empty() && !self.dirty && self.taking() && self.socket.is_some()
+        self.frames.is_empty() && !self.dirty && self.taking() && self.sink.is_some()
     }
 
     /// Whether frames are still taken: the session is not closing and the socket has not
@@ -79,8 +90,30 @@ impl Outbox {
     }
 
     /// Takes no more frames but tungstenite's, so nothing follows the close frame.
-    pub(super) fn seal(&mut self) {
+    pub(super) fn seal(&mut self, share: &Share) {
         self.sealed = true;
+        self.settle(share);
+    }
+
+    /// Whether frames queued now count in the backlog (the connection is not excused).
+    pub(super) fn counting(&self) -> bool {
+        self.counting
+    }
+
+    /// The stall watch excuses the connection (`false`: its frames stop counting in the
+    /// backlog) or counts it again (`true`: it took a frame).
+    pub(super) fn count(&mut self, counting: bool, share: &Share) {
+        self.counting = counting;
+        if !counting {
+            share.release_all();
+        }
+        self.settle(share);
+    }
+
+    /// Tells `share` the queue's length and whether it counts: whether it is pressed. After
+    /// every change to either.
+    fn settle(&self, share: &Share) {
+        share.settle(self.frames.len(), self.counting && self.taking());
     }
 
     pub(super) fn len(&self) -> usize {
@@ -94,28 +127,37 @@ impl Outbox {
 
     /// Frames are waiting for a socket that is still open and taking them.
     pub(super) fn is_behind(&self) -> bool {
-        !self.frames.is_empty() && self.taking() && self.socket.is_some()
+        !self.frames.is_empty() && self.taking() && self.sink.is_some()
     }
 
     /// The stall watch lets go of it: it caught up, or it is closing.
-    pub(super) fn caught_up(&mut self) {
+    pub(super) fn caught_up(&mut self, share: &Share) {
         self.behind = false;
         self.counting = true;
+        self.settle(share);
     }
 
     /// Appends a frame; the queue's new length.
-    pub(super) fn push(&mut self, frame: Frame) -> usize {
+    pub(super) fn push(&mut self, frame: Frame, share: &Share) -> usize {
         self.frames.push_back(frame);
+        self.settle(share);
         self.frames.len()
     }
 
-    /// Writes queued frames until the queue is empty (`true`) or the socket would block
-    /// (`false`). Without a socket there is nothing to write to: frames stay (`true`).
+    /// Writes queued frames, and what the transport holds of them, until nothing is left
+    /// (`true`) or the sink would block (`false`). Without a sink there is nothing to write to:
+    /// frames stay (`true`).
     pub(super) fn write(&mut self, share: &Share) -> io::Result<bool> {
+        let written = self.write_frames(share);
+        self.settle(share);
+        written
+    }
+
+    fn write_frames(&mut self, share: &Share) -> io::Result<bool> {
         let Outbox {
             frames,
             written,
-            socket,
+            sink,
             failed,
             taken,
             bytes_out,
@@ -124,8 +166,20 @@ impl Outbox {
         if let Some(kind) = failed {
             return Err((*kind).into());
         }
-        let Some(socket) = socket.as_ref() else {
-            return Ok(true);
+        let socket = match sink {
+            None => return Ok(true),
+            Some(Sink::Socket(socket)) => socket,
+            Some(Sink::Relay(relay)) => {
+                // Whole frames only: `written` stays 0.
+                for _ in 0..relay.offer(frames.iter())? {
+                    if let Some(frame) = frames.pop_front() {
+                        *bytes_out += frame.payload().len() as u64;
+                        *taken += 1;
+                        share.received();
+                    }
+                }
+                return Ok(frames.is_empty());
+            }
         };
         while let Some(front) = frames.front() {
             let sent = if frames.len() == 1 {
@@ -164,13 +218,14 @@ impl Outbox {
         if frames.capacity() > KEEP_CAPACITY {
             *frames = VecDeque::new();
         }
-        Ok(true)
+        socket.flush()
     }
 
-    /// Ready once the socket may take more (or it failed).
+    /// Ready once the sink may take more (or it failed).
     pub(super) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &self.socket {
-            Some(socket) => socket.poll_write_ready(cx),
+        match &self.sink {
+            Some(Sink::Socket(socket)) => socket.poll_write_ready(cx),
+            Some(Sink::Relay(relay)) => relay.poll_room(cx),
             None => Poll::Ready(Ok(())),
         }
     }
@@ -193,19 +248,23 @@ impl Outbox {
             self.frames.pop_back();
             share.received();
         }
+        self.settle(share);
     }
 
     /// The session has ended: take nothing more, let go of the queue and close the socket.
     pub(super) fn close(&mut self, share: &Share) {
         self.sealed = true;
         self.drop_all(share);
-        self.socket = None;
+        if let Some(Sink::Socket(socket)) = self.sink.take() {
+            socket.close();
+        }
     }
 
     fn drop_all(&mut self, share: &Share) {
         self.frames = VecDeque::new();
         self.written = 0;
         share.release_all();
+        self.settle(share);
     }
 
     /// The oldest frame (tests: a handle without a socket).
@@ -214,6 +273,7 @@ impl Outbox {
         let frame = self.frames.pop_front()?;
         self.taken += 1;
         share.received();
+        self.settle(share);
         Some(frame)
     }
 }
@@ -240,24 +300,21 @@ impl AsyncRead for Wire {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut outbox = self.inner.lock();
-        let outbox = &mut *outbox;
+        let inner = &self.inner;
+        let mut outbox = inner.lock();
         // No socket: the session has ended; read as end of stream.
-        let Some(socket) = outbox.socket.as_ref() else {
+        let Some(Sink::Socket(socket)) = outbox.sink.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        loop {
-            ready!(socket.poll_read_ready(cx))?;
-            match socket.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    outbox.bytes_in += n as u64;
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let n = ready!(socket.poll_read(cx, buf.initialize_unfilled()))?;
+        // Reading TLS records may have made some to send (an alert, a key update answered).
+        let answer = socket.wants_write();
+        buf.advance(n);
+        outbox.bytes_in += n as u64;
+        if answer && !outbox.dirty {
+            inner.write(&mut outbox);
         }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -274,7 +331,7 @@ impl AsyncWrite for Wire {
         }
         // Control frames are few and small; they are taken even over capacity, but a client
         // that floods pings without reading is a slow consumer all the same.
-        let len = outbox.push(Frame::raw(Bytes::copy_from_slice(buf)));
+        let len = outbox.push(Frame::raw(Bytes::copy_from_slice(buf)), &inner.share);
         if len > inner.capacity {
             inner.slow_consumer(super::SlowConsumer::QueueFull);
         }

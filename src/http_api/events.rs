@@ -270,8 +270,9 @@ fn parse_info(list: &str) -> Result<Info, ApiError> {
 const BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
 /// Refuses (503) when the cluster cannot be reached, before anything is delivered, so a
-/// publisher's retry does not deliver twice; then lets fan-out catch up when the process-wide
-/// backlog is full, so publishers flat out are slowed down rather than healthy subscribers
+/// publisher's retry does not deliver twice; then lets fan-out and the readers catch up while
+/// the backlog holds publishers (its queued frames, or readers near full: `connection::Backlog`),
+/// so publishers flat out are held to the pace of the readers rather than their queues
 /// overflowing (and being closed with 4100).
 async fn ready_to_publish(state: &State) -> Result<(), ApiError> {
     if !state.adapter.is_available() {
@@ -280,8 +281,12 @@ async fn ready_to_publish(state: &State) -> Result<(), ApiError> {
         ));
     }
     if !state.backlog.wait_for_room(BACKLOG_WAIT).await {
+        let pressure = state.backlog.pressure();
         tracing::debug!(
             queued = state.backlog.queued(),
+            pressed = pressure.pressed,
+            brisk = pressure.brisk,
+            receivers = pressure.receivers,
             "fan-out backlog still full; publishing anyway"
         );
     }

@@ -1,7 +1,8 @@
 //! The Pusher wire protocol, as pure data: what clients send ([`ClientMessage`]), what the
 //! server sends ([`ServerMessage`]), close and error codes ([`codes`]), validated names
-//! ([`SocketId`], [`ChannelName`], [`EventName`]) and the signed member and user payloads
-//! ([`member`]: presence `channel_data`, sign-in `user_data`).
+//! ([`SocketId`], [`ChannelName`], [`EventName`]), the signed member and user payloads
+//! ([`member`]: presence `channel_data`, sign-in `user_data`) and the framing of the HTTP
+//! fallback transports ([`sockjs`]).
 //!
 //! This module owns the protocol's one quirk, the JSON-encoded-string `data` field: it is
 //! decoded in [`client`] and encoded in [`server`], nowhere else. It does no I/O and knows
@@ -13,6 +14,7 @@ pub mod codes;
 pub mod member;
 pub mod names;
 pub mod server;
+pub mod sockjs;
 
 pub use client::{ClientMessage, DecodeError};
 pub use codes::CloseCode;

@@ -8,7 +8,7 @@
 
 pub mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,7 @@ use crate::config::WebhookTarget;
 use crate::protocol::ChannelName;
 
 /// One webhook event, serialized as an element of the body's `events` array.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum WebhookEvent {
     /// A channel got its first subscriber.
@@ -108,6 +108,55 @@ pub struct AppTarget {
     pub stats: Stats,
 }
 
+/// A durable event's receipt: the event stays in the cluster's queue (Redis) until every
+/// delivery of it has *settled* — delivered, given up after `retry_for`, or dropped by policy —
+/// and the last holder lets go; then its id goes to `settled`, and the cluster removes it. A
+/// delivery cut short (the node shutting down, or dying) does not settle, so the event is
+/// claimed again by another node when its lease ends.
+#[derive(Debug)]
+pub struct Receipt {
+    /// The event's id in the queue.
+    id: String,
+    /// Deliveries handed out and not settled yet.
+    unsettled: AtomicUsize,
+    /// Where settled ids go.
+    settled: mpsc::UnboundedSender<String>,
+}
+
+impl Receipt {
+    /// A receipt for the queued event `id`.
+    pub fn new(id: String, settled: mpsc::UnboundedSender<String>) -> Arc<Receipt> {
+        Arc::new(Receipt {
+            id,
+            unsettled: AtomicUsize::new(0),
+            settled,
+        })
+    }
+
+    /// The event's id in the queue.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// One more delivery of the event.
+    fn hand_out(&self) {
+        self.unsettled.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One delivery of the event settled.
+    fn settle(&self) {
+        self.unsettled.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if self.unsettled.load(Ordering::Acquire) == 0 {
+            let _ = self.settled.send(std::mem::take(&mut self.id));
+        }
+    }
+}
+
 /// Why a webhook was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
@@ -190,6 +239,9 @@ pub struct Queued {
     /// Its grace period was served already (a cluster holds departures in Redis): the worker
     /// sends it without holding it again.
     pub graced: bool,
+    /// On a cluster, the event is kept in Redis until every delivery of it has settled; this
+    /// tells Redis when (see [`Receipt`]).
+    pub receipt: Option<Arc<Receipt>>,
 }
 
 /// Counts a dropped webhook and logs it (at the app's 1st, 2nd, 4th, 8th… drop of that kind, so
@@ -253,6 +305,18 @@ impl Hooks {
         self.wants(name) || grace_partner(name).is_some_and(|p| self.wants(p))
     }
 
+    /// An event claimed from the cluster's queue, ready for the worker: its grace period (if
+    /// it had one) is served, and `receipt` tells the cluster when it settled.
+    pub fn claimed(&self, event: WebhookEvent, time_ms: u64, receipt: Arc<Receipt>) -> Queued {
+        Queued {
+            app: self.app.clone(),
+            event,
+            time_ms,
+            graced: true,
+            receipt: Some(receipt),
+        }
+    }
+
     /// Queues a `channel_vacated` / `member_removed` whose grace period is over (held by the
     /// cluster, and not cancelled).
     pub fn report_after_grace(&self, channel: &ChannelName, change: Change<'_>) {
@@ -269,6 +333,7 @@ impl Hooks {
             event,
             time_ms: now_ms(),
             graced,
+            receipt: None,
         };
         if queue.try_send(queued).is_err() {
             count_dropped(&self.app, Dropped::QueueFull);

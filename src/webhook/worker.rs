@@ -15,7 +15,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{now_ms, AppTarget, Dropped, Queued, Stats, WebhookEvent};
+use super::{now_ms, AppTarget, Dropped, Queued, Receipt, Stats, WebhookEvent};
 use crate::config::WebhookConfig;
 
 /// Most webhook requests in flight at once, all apps together.
@@ -95,7 +95,8 @@ impl Grace {
 struct Batch {
     app: Arc<AppTarget>,
     url: String,
-    events: Vec<WebhookEvent>,
+    /// The events, each with its receipt when it is durable (a cluster's).
+    events: Vec<(WebhookEvent, Option<Arc<Receipt>>)>,
     flush_at: Instant,
 }
 
@@ -189,6 +190,9 @@ impl Worker {
             .iter()
             .filter(|t| t.events.iter().any(|e| e == name))
         {
+            if let Some(receipt) = &q.receipt {
+                receipt.hand_out();
+            }
             if target.batch {
                 let key = (q.app.app_id.clone(), target.url.clone());
                 let window = self.config.batch_window;
@@ -198,13 +202,14 @@ impl Worker {
                     events: Vec::new(),
                     flush_at: Instant::now() + window,
                 });
-                batch.events.push(q.event.clone());
+                batch.events.push((q.event.clone(), q.receipt.clone()));
             } else {
                 self.deliver(
                     q.app.clone(),
                     target.url.clone(),
                     vec![q.event.clone()],
                     q.time_ms,
+                    q.receipt.iter().cloned().collect(),
                 );
             }
         }
@@ -221,11 +226,14 @@ impl Worker {
         for key in due {
             if let Some(batch) = self.batches.remove(&key) {
                 for chunk in batch.events.chunks(MAX_BATCH) {
+                    let events = chunk.iter().map(|(e, _)| e.clone()).collect();
+                    let receipts = chunk.iter().filter_map(|(_, r)| r.clone()).collect();
                     self.deliver(
                         batch.app.clone(),
                         batch.url.clone(),
-                        chunk.to_vec(),
+                        events,
                         now_ms(),
+                        receipts,
                     );
                 }
             }
@@ -241,10 +249,13 @@ impl Worker {
         url: String,
         events: Vec<WebhookEvent>,
         time_ms: u64,
+        receipts: Vec<Arc<Receipt>>,
     ) {
         if app.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_PER_APP {
             app.pending.fetch_sub(1, Ordering::AcqRel);
             super::count_dropped(&app, Dropped::TooManyPending);
+            // Dropped by policy: settled, never to be sent again.
+            receipts.iter().for_each(|r| r.settle());
             return;
         }
         let body = serde_json::to_string(&Body {
@@ -263,7 +274,9 @@ impl Worker {
             shutdown: self.shutdown.clone(),
         };
         self.tracker.spawn(async move {
-            delivery.run().await;
+            if delivery.run().await {
+                receipts.iter().for_each(|r| r.settle());
+            }
             delivery.app.pending.fetch_sub(1, Ordering::AcqRel);
         });
     }
@@ -290,7 +303,9 @@ struct Delivery {
 }
 
 impl Delivery {
-    async fn run(&self) {
+    /// Sends and retries; true once settled (delivered, or given up after `retry_for`), false
+    /// when shutdown cut it short.
+    async fn run(&self) -> bool {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         let stats = &self.app.stats;
@@ -298,14 +313,14 @@ impl Delivery {
             let problem = match self.attempt().await {
                 Ok(()) => {
                     Stats::count(&stats.delivered);
-                    return;
+                    return true;
                 }
                 Err(problem) => problem,
             };
             if started.elapsed() + backoff > self.retry_for || self.shutdown.is_cancelled() {
                 Stats::count(&stats.failed);
                 tracing::warn!(app_id = %self.app.app_id, url = %self.url, %problem, "webhook given up");
-                return;
+                return !self.shutdown.is_cancelled();
             }
             tracing::debug!(app_id = %self.app.app_id, url = %self.url, %problem, ?backoff, "webhook will be retried");
             tokio::select! {
@@ -355,6 +370,7 @@ mod tests {
             event,
             time_ms: 0,
             graced: false,
+            receipt: None,
         }
     }
 

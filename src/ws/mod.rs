@@ -1,24 +1,29 @@
-//! The WebSocket transport. actix-http hands every HTTP/1 `Connection: Upgrade` request to
+//! Client connections. actix-http hands every HTTP/1 `Connection: Upgrade` request to
 //! [`upgrade`] together with the raw connection; for `GET /app/{key}` it completes the
 //! WebSocket handshake itself ([`handshake`]), runs the Pusher checks (protocol version, app,
 //! enabled, quota), and then one [`session`] task per connection reads and writes frames on
-//! that socket directly, so no HTTP/1 dispatcher or its buffers stay alive behind a WebSocket.
-//! [`dispatch`] turns client messages into calls on the domain.
+//! that socket directly ([`websocket`]), so no HTTP/1 dispatcher or its buffers stay alive behind
+//! a WebSocket. With TLS on the main listener the connection comes as a TLS stream, handshaken,
+//! and becomes a TLS [`Socket`] (rustls's state and the TCP connection) in the same way.
+//! pusher-js's HTTP fallback transports ([`fallback`]) make the same checks and run the same
+//! session over a relay that their requests read. [`dispatch`] turns client messages into calls
+//! on the domain, whatever the transport.
 //!
-//! This and `http_api` are the only modules that handle requests with actix (`server` wires
-//! them).
+//! This, `http_api` and `ops` are the only modules that handle requests with actix (`server`
+//! wires them).
 
 mod dispatch;
+pub mod fallback;
 pub(crate) mod handshake;
 mod session;
+mod websocket;
 
 use std::sync::Arc;
 
 use actix_codec::Framed;
 use actix_http::{h1, Request};
 use futures_util::SinkExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -26,11 +31,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::app::{App, ConnectionSlot};
 use crate::auth::api::{param, parse_query};
+use crate::connection::Socket;
 use crate::protocol::{codes, CloseCode, ServerMessage};
 use crate::state::State;
-
-/// A refused connection's WebSocket, straight over its TCP connection.
-type Socket = WebSocketStream<TcpStream>;
 
 /// Bytes read from the socket in one go; the buffer grows for a larger frame. Every idle
 /// connection keeps this buffer, and what clients send (subscribe, ping, client events) is a
@@ -40,8 +43,12 @@ const READ_BUFFER: usize = 256;
 /// A refused connection: the code and the message sent before closing.
 type Refusal = (CloseCode, String);
 
-/// Serves one upgrade request: the handshake, the Pusher checks, then the session.
-pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, h1::Codec>) {
+/// Serves one upgrade request: the handshake, the Pusher checks, then the session. `S` is the
+/// connection as actix-http read the request from it: TCP, or TLS over TCP.
+pub async fn upgrade<S>(state: Arc<State>, req: Request, framed: Framed<S, h1::Codec>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Into<Socket>,
+{
     let parts = framed.into_parts();
     let mut io = parts.io;
     let accepted = handshake::accept(&req);
@@ -55,7 +62,7 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
             return;
         }
     };
-    if io.write_all(accepted.response.as_bytes()).await.is_err() {
+    if io.write_all(accepted.response.as_bytes()).await.is_err() || io.flush().await.is_err() {
         return;
     }
     let max = state.server.max_frame_bytes;
@@ -66,12 +73,18 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
     let leftover = parts.read_buf.to_vec();
     drop(parts.read_buf);
     drop(parts.write_buf);
-    match admit(&state, &accepted.key, &accepted.query) {
+    let admitted = match admit(&state, &accepted.key, &accepted.query) {
+        Ok((app, slot)) if state.adapter.open_connection(&app).await => Ok((app, slot)),
+        Ok(_) => Err(over_quota()),
+        Err(refusal) => Err(refusal),
+    };
+    match admitted {
         Ok((app, slot)) => {
-            limit_send_buffer(&io, state.server.socket_send_buffer);
+            let io: Socket = io.into();
+            limit_send_buffer(io.tcp(), state.server.socket_send_buffer);
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
             // allocated for the life of the connection.
-            let session = session::run(state.clone(), app, slot, io, leftover, config);
+            let session = websocket::run(state.clone(), app, slot, io, leftover, config);
             actix_web::rt::spawn(state.shutdown.track(session));
         }
         Err((code, message)) => {
@@ -86,7 +99,7 @@ pub async fn upgrade(state: Arc<State>, req: Request, framed: Framed<TcpStream, 
 
 /// Bounds the kernel's send buffer of a WebSocket connection to `bytes` (0: leave autotuning
 /// on), so that what a client that stops reading can hold in the kernel has a known ceiling.
-fn limit_send_buffer(socket: &TcpStream, bytes: usize) {
+fn limit_send_buffer(socket: &tokio::net::TcpStream, bytes: usize) {
     if bytes == 0 {
         return;
     }
@@ -121,14 +134,21 @@ fn admit(state: &State, key: &str, query: &str) -> Result<(Arc<App>, ConnectionS
     if !app.config.enabled {
         return Err((CloseCode::AppDisabled, "Application disabled".into()));
     }
-    let slot = app
-        .connect()
-        .ok_or_else(|| (CloseCode::OverQuota, "Account over quota".into()))?;
+    let slot = app.connect().ok_or_else(over_quota)?;
     Ok((app.clone(), slot))
 }
 
-/// Sends `pusher:error` and closes with the same code.
-async fn refuse(mut ws: Socket, code: CloseCode, message: String) {
+/// 4004: the app has its `max_connections` (on this node, or in the cluster).
+fn over_quota() -> Refusal {
+    (CloseCode::OverQuota, "Account over quota".into())
+}
+
+/// Sends `pusher:error` and closes with the same code (a refused connection's WebSocket, straight
+/// over its connection).
+async fn refuse<S>(mut ws: WebSocketStream<S>, code: CloseCode, message: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let frame = ServerMessage::Error {
         code: Some(code.code()),
         message: &message,
@@ -150,6 +170,8 @@ fn close_frame(code: CloseCode, message: &str) -> CloseFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::net::TcpStream;
 
     #[tokio::test]
     async fn the_send_buffer_is_bounded_as_configured() {

@@ -53,7 +53,8 @@ impl Response {
 #[derive(Debug, Clone)]
 pub struct Api {
     client: reqwest::Client,
-    addr: SocketAddr,
+    /// `http://addr`, or `https://addr` for a server with TLS.
+    base: String,
     pub app_id: String,
     pub key: String,
     pub secret: String,
@@ -67,10 +68,25 @@ impl Api {
             .expect("reqwest client");
         Api {
             client,
-            addr,
+            base: format!("http://{addr}"),
             app_id: app_id.into(),
             key: key.into(),
             secret: secret.into(),
+        }
+    }
+
+    /// The same calls over `https://`, trusting the certificate `ca_pem` (PEM) as the CA.
+    pub fn over_tls(self, ca_pem: &str) -> Api {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("CA certificate");
+        let client = reqwest::Client::builder()
+            .timeout(WAIT)
+            .add_root_certificate(ca)
+            .build()
+            .expect("reqwest client");
+        Api {
+            client,
+            base: self.base.replacen("http://", "https://", 1),
+            ..self
         }
     }
 
@@ -212,7 +228,7 @@ impl Api {
         body: &str,
         content_type: bool,
     ) -> Response {
-        let url = format!("http://{}{path_and_query}", self.addr);
+        let url = format!("{}{path_and_query}", self.base);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, &url);
         if !body.is_empty() || content_type {

@@ -10,6 +10,7 @@ mod api;
 mod hooks;
 pub mod raw;
 pub mod ws;
+pub mod xhr;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -183,8 +184,10 @@ impl Server {
             listener.set_nonblocking(true).expect("nonblocking");
             listener
         };
+        let tls = herald::tls::load(&config.server).unwrap_or_else(|e| panic!("{e}"));
         let listeners = Listeners {
             main: bind(),
+            tls,
             metrics: config.metrics.enabled.then(bind),
         };
         let addr = listeners.main.local_addr().expect("local addr");

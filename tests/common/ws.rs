@@ -45,9 +45,38 @@ impl Client {
     /// Opens `url` (TCP and the WebSocket handshake) within `within`; reads nothing. The error
     /// says what failed.
     pub async fn connect_url(url: &str, within: Duration) -> Result<Client, String> {
-        let Ok(connected) =
-            tokio::time::timeout(within, tokio_tungstenite::connect_async(url)).await
-        else {
+        Client::opened(url, within, tokio_tungstenite::connect_async(url)).await
+    }
+
+    /// Opens a `wss://` URL trusting the certificate `ca_pem` (PEM) as the CA; reads nothing.
+    pub async fn connect_tls(url: &str, ca_pem: &str) -> Result<Client, String> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config));
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector));
+        Client::opened(url, WAIT, connecting).await
+    }
+
+    /// A client from `connecting` (TCP, TLS if any, the handshake), if it is done within
+    /// `within`.
+    async fn opened<R>(
+        url: &str,
+        within: Duration,
+        connecting: impl std::future::Future<
+            Output = Result<(Ws, R), tokio_tungstenite::tungstenite::Error>,
+        >,
+    ) -> Result<Client, String> {
+        let Ok(connected) = tokio::time::timeout(within, connecting).await else {
             return Err(format!("connecting to {url} timed out"));
         };
         let (ws, _) = connected.map_err(|e| format!("connecting to {url}: {e}"))?;
@@ -139,6 +168,20 @@ impl Client {
                 Some(other) => panic!("expected a text frame, got {other:?}"),
                 None => panic!("no frame within {within:?}"),
             }
+        }
+    }
+
+    /// Reads the events `0..count` published by [`Api::publish_large`](super::Api),
+    /// each within `within`, and asserts they come whole and in order.
+    pub async fn expect_large_events(&mut self, count: usize, within: Duration) {
+        for i in 0..count {
+            let frame = self.recv_json_within(within).await;
+            let data = frame["data"].as_str().unwrap_or_default();
+            assert_eq!(
+                data.split(' ').next(),
+                Some(i.to_string().as_str()),
+                "event {i}"
+            );
         }
     }
 

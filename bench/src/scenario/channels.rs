@@ -2,7 +2,7 @@
 //! up to 10 events for distinct channels. Measures deliveries/s, latency, loss and order.
 
 use super::{delivery_outcome, drain, Ctx};
-use crate::group::{ChannelPlan, GroupSpec};
+use crate::group::{ChannelPlan, GroupSpec, Transport};
 use crate::publish::{self, Plan, RequestBuilder, Window};
 use crate::report::Outcome;
 use crate::wire;
@@ -69,6 +69,7 @@ fn batch_builder(connections: usize, batch: u64) -> RequestBuilder {
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, args: ChannelsArgs) -> Result<Outcome> {
     let spec = GroupSpec {
+        transport: Transport::Ws,
         count: args.connections,
         offset: 0,
         channels: ChannelPlan::PerConnection(PREFIX.to_owned()),

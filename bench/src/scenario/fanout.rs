@@ -4,7 +4,7 @@
 //! node's subscribers.
 
 use super::{delivery_outcome, drain, Ctx};
-use crate::group::{ChannelPlan, GroupReport, GroupSpec};
+use crate::group::{ChannelPlan, GroupReport, GroupSpec, Transport};
 use crate::metrics::Latency;
 use crate::publish::{self, Plan};
 use crate::report::{latency_json, Better, Outcome};
@@ -50,6 +50,9 @@ pub struct FanoutArgs {
     /// A shell command run (and waited for) once publishing and the drain wait are over.
     #[arg(long)]
     pub on_publish_end: Option<String>,
+    /// How subscribers connect: `ws`, or `xhr-streaming` (pusher-js's HTTP fallback, herald only).
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    pub transport: Transport,
 }
 
 /// Runs a hook command through `sh -c`; a hook that cannot run or fails is a warning.
@@ -70,6 +73,7 @@ async fn hook(command: Option<&str>, out: &mut Vec<String>) {
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
     let spec = GroupSpec {
+        transport: args.transport,
         count: args.subscribers,
         offset: 0,
         channels: ChannelPlan::Shared(args.channel.clone()),
@@ -125,6 +129,7 @@ pub async fn run(ctx: &Ctx, args: FanoutArgs) -> Result<Outcome> {
     }
     out.params = json!({
         "subscribers": args.subscribers, "rate": args.rate, "publishers": args.publishers,
+        "transport": args.transport,
         "duration_s": args.duration, "workers": ctx.workers, "drained_s": drained_s,
         "window": args.window, "nodes": ctx.target.nodes(),
     });

@@ -3,7 +3,7 @@
 //! memory per connection (RSS growth of `--server-pid` divided by C).
 
 use super::Ctx;
-use crate::group::{ChannelPlan, GroupSpec};
+use crate::group::{ChannelPlan, GroupSpec, Transport};
 use crate::metrics::{self, Latency};
 use crate::report::{latency_json, Better, Outcome};
 use crate::worker::Subscribers;
@@ -30,6 +30,9 @@ pub struct IdleArgs {
     /// Channel all connections subscribe to.
     #[arg(long, default_value = "bench-idle")]
     pub channel: String,
+    /// How connections are made: `ws`, or `xhr-streaming` (pusher-js's HTTP fallback, herald only).
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    pub transport: Transport,
 }
 
 /// Runs the scenario. `server_pids` (every node's, for a cluster) are needed for the memory
@@ -37,6 +40,7 @@ pub struct IdleArgs {
 pub async fn run(ctx: &Ctx, args: IdleArgs, server_pids: Vec<u32>) -> Result<Outcome> {
     let rss_before = metrics::rss_kib_total(&server_pids);
     let spec = GroupSpec {
+        transport: args.transport,
         count: args.connections,
         offset: 0,
         channels: ChannelPlan::Shared(args.channel.clone()),
@@ -93,6 +97,7 @@ pub async fn run(ctx: &Ctx, args: IdleArgs, server_pids: Vec<u32>) -> Result<Out
     out.worker_cpu_s = group.cpu_s;
     out.params = json!({
         "connections": args.connections, "connect_concurrency": args.connect_concurrency,
+        "transport": args.transport,
         "settle_s": args.settle, "hold_s": args.hold, "workers": ctx.workers,
     });
     out.details = json!({

@@ -9,7 +9,7 @@
 //! the end of the load, and descriptors/threads before the run and after the clients left.
 
 use super::{delivery_outcome, drain, Ctx};
-use crate::group::{ChannelPlan, GroupSpec};
+use crate::group::{ChannelPlan, GroupSpec, Transport};
 use crate::metrics;
 use crate::publish::{self, Plan};
 use crate::report::{Better, Outcome};
@@ -98,6 +98,7 @@ pub async fn run(ctx: &Ctx, args: SoakArgs, server_pid: Option<u32>) -> Result<O
     let baseline = sample(server_pid, 0);
     let channel = "soak-busy".to_owned();
     let spec = GroupSpec {
+        transport: Transport::Ws,
         count: args.subscribers,
         offset: 0,
         channels: ChannelPlan::Shared(channel.clone()),

@@ -6,7 +6,7 @@
 //! server's send queues meanwhile (`/proc/net/tcp`).
 
 use super::{delivery_outcome, drain, Ctx};
-use crate::group::{ChannelPlan, GroupSpec};
+use crate::group::{ChannelPlan, GroupSpec, Transport};
 use crate::publish::{self, Plan};
 use crate::report::{Better, Outcome};
 use crate::wire;
@@ -71,6 +71,7 @@ struct Sample {
 /// Runs the scenario. `server_pid` is needed for the descriptor counts.
 pub async fn run(ctx: &Ctx, args: StalledArgs, server_pid: Option<u32>) -> Result<Outcome> {
     let spec = GroupSpec {
+        transport: Transport::Ws,
         count: args.subscribers,
         offset: 0,
         channels: ChannelPlan::Shared(args.channel.clone()),

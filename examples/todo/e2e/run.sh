@@ -6,6 +6,7 @@
 # headless Debian Chromium through playwright-core (todo.test.mjs). Variants:
 #   ours              our own front-end (always)
 #   ours-legacy       the same, triggering through herald's legacy (2011 gem) endpoint
+#   ours-fallback     the same with the pages' WebSocket failing: pusher-js falls back to HTTP
 #   original          the unmodified 2011 front-end, when TODO_ORIGINAL_FRONTEND points at a
 #                     folder holding pusher/backbone-todo-app's public/ files (else skipped)
 #   original-pusher8  the same with its pusher.js 1.8.3 swapped for pusher-js 8 from npm
@@ -157,7 +158,7 @@ run_variant() {
     return
   }
   log "$name: herald-todo (pid $pid) on $url $*"
-  (cd "$HERE" && TODO_URL="$url" TODO_VARIANT="$name" ARTIFACTS="$ARTIFACTS" CHROMIUM="$CHROMIUM" \
+  (cd "$HERE" && TODO_URL="$url" TODO_VARIANT="$name" TODO_TRANSPORT="${TODO_TRANSPORT:-}" ARTIFACTS="$ARTIFACTS" CHROMIUM="$CHROMIUM" \
     EXPECT_EXCLUSION="$expect" node todo.test.mjs)
   local status=$?
   add_counts "$ARTIFACTS/$name-results.json" "$status"
@@ -171,6 +172,8 @@ run_variant() {
 run_variant ours 1
 # The same through the gem-era endpoint, POST /apps/{id}/channels/{channel}/events.
 run_variant ours-legacy 1 --trigger-api legacy
+# WebSockets blocked in the pages: pusher-js falls back to its HTTP transports, served by herald.
+TODO_TRANSPORT=fallback run_variant ours-fallback 1
 
 if [ -n "${TODO_ORIGINAL_FRONTEND:-}" ]; then
   PUBLIC="$TODO_ORIGINAL_FRONTEND"

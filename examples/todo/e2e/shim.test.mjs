@@ -94,14 +94,15 @@ class ModernPusher {
 }
 ModernPusher.instances = [];
 
-check('pusher-js ≥ 3: new Pusher(key) gets herald settings and a cluster', () => {
+check('pusher-js ≥ 3: new Pusher(key) gets herald settings (HTTP fallbacks included) and a cluster', () => {
   const { global } = load(ModernPusher);
   const pusher = new global.Pusher('511a5abb7486107ce643');
   assert(pusher instanceof ModernPusher, 'not an instance of the real class');
   const o = pusher.options;
   assert(o.wsHost === '127.0.0.1' && o.wsPort === 6123 && o.wssPort === 6123, JSON.stringify(o));
   assert(o.forceTLS === false && o.cluster === 'mt1', JSON.stringify(o));
-  assert(JSON.stringify(o.enabledTransports) === '["ws"]', JSON.stringify(o));
+  assert(o.httpHost === '127.0.0.1' && o.httpPort === 6123 && o.httpsPort === 6123, JSON.stringify(o));
+  assert(JSON.stringify(o.enabledTransports) === '["ws","xhr_streaming","xhr_polling"]', JSON.stringify(o));
 });
 
 check("pusher-js ≥ 3: caller's options win; statics still reachable", () => {

@@ -5,7 +5,9 @@
 //
 // Environment: TODO_URL (backend base URL), TODO_VARIANT (ours | original), ARTIFACTS (folder
 // for screenshots and the results file), CHROMIUM (browser binary), EXPECT_EXCLUSION (0 to only
-// report, not require, exclusion: the 2011 backpusher cannot send a socket id with pusher-js ≥ 1.9).
+// report, not require, exclusion: the 2011 backpusher cannot send a socket id with pusher-js ≥ 1.9),
+// TODO_TRANSPORT (fallback: the pages' WebSocket fails to open, as behind a proxy that blocks
+// it, and pusher-js must fall back by itself to its HTTP transports).
 
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +25,9 @@ const LIVE_WITHIN_MS = 1000;
 const SETTLE_MS = 400;
 const IDLE_MS = Number(process.env.IDLE_MS || 3000);
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const FALLBACK = process.env.TODO_TRANSPORT === 'fallback';
+// pusher-js starts its HTTP transports 5 s after its first WebSocket attempt (without TLS).
+const CONNECT_WITHIN_MS = FALLBACK ? 20000 : 10000;
 const driver = drivers[VARIANT.split('-')[0]];
 if (!driver) throw new Error(`unknown TODO_VARIANT ${VARIANT}`);
 
@@ -79,6 +84,87 @@ function watchFrames(page, label, sockets) {
   return frames;
 }
 
+/**
+ * Run in every page before its scripts when TODO_TRANSPORT=fallback: WebSocket is replaced by
+ * one that never opens (error, then close 1006), and the SockJS lines of pusher-js's receiving
+ * requests (xhr_streaming, xhr) are recorded with the session each belongs to.
+ */
+const FALLBACK_PAGE = () => {
+  const seen = { frames: [], sessions: [], transports: [], websockets: 0 };
+  window.__heraldFallback = seen;
+  class BlockedWebSocket extends EventTarget {
+    constructor(url) {
+      super();
+      seen.websockets += 1;
+      this.url = url;
+      this.readyState = 0;
+      setTimeout(() => {
+        this.readyState = 3;
+        const error = new Event('error');
+        if (this.onerror) this.onerror(error);
+        this.dispatchEvent(error);
+        const close = new CloseEvent('close', { code: 1006, reason: '', wasClean: false });
+        if (this.onclose) this.onclose(close);
+        this.dispatchEvent(close);
+      }, 20);
+    }
+    send() { throw new DOMException('WebSocket is not open', 'InvalidStateError'); }
+    close() {}
+  }
+  Object.assign(BlockedWebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  window.WebSocket = BlockedWebSocket;
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    const m = /\/pusher\/app\/[^/]+\/([^/]+\/[^/]+)\/(xhr_streaming|xhr)\?/.exec(String(url));
+    if (m) {
+      if (!seen.sessions.includes(m[1])) seen.sessions.push(m[1]);
+      if (!seen.transports.includes(m[2])) seen.transports.push(m[2]);
+      let read = 0;
+      const lines = () => {
+        const text = this.responseText || '';
+        for (let end = text.indexOf('\n', read); end !== -1; end = text.indexOf('\n', read)) {
+          const line = text.slice(read, end);
+          read = end + 1;
+          if (line[0] !== 'a') continue;
+          for (const message of JSON.parse(line.slice(1))) {
+            try { seen.frames.push([JSON.parse(message).event, Date.now()]); } catch { /* not JSON */ }
+          }
+        }
+      };
+      this.addEventListener('progress', lines);
+      this.addEventListener('readystatechange', lines);
+    }
+    return open.call(this, method, url, ...rest);
+  };
+};
+
+/**
+ * Remembers every Pusher event a page receives over pusher-js's HTTP transports (as
+ * watchFrames does for WebSocket frames), copying what FALLBACK_PAGE recorded every 50 ms.
+ */
+function watchHttpFrames(page, label, transport, sockets) {
+  page.on('websocket', (ws) => sockets.push({ url: ws.url(), closed: false }));
+  const frames = [];
+  frames.times = [];
+  let taken = 0;
+  const timer = setInterval(async () => {
+    try {
+      const seen = await page.evaluate(() => window.__heraldFallback);
+      if (!seen) return;
+      if (seen.frames.length < taken) taken = 0; // the page was reloaded
+      for (const [event, at] of seen.frames.slice(taken)) {
+        frames.push(event);
+        frames.times.push(at);
+      }
+      taken = seen.frames.length;
+      Object.assign(transport, { sessions: seen.sessions, transports: seen.transports, websockets: seen.websockets });
+    } catch { /* navigating */ }
+  }, 50);
+  frames.stop = () => clearInterval(timer);
+  page.on('pageerror', (err) => errors.push(`${label}: ${err.message}`));
+  return frames;
+}
+
 const errors = [];
 const count = (frames, event) => frames.filter((e) => e === event).length;
 const summary = (items) => JSON.stringify(items);
@@ -109,10 +195,11 @@ async function liveChange(name, { from, to, event, act, expected }) {
       () => `other page shows ${summary(seen)}, expected ${summary(expected)}`,
     );
     const latency = Date.now() - sentAt;
-    const frameAt = (to.frames.times || []).find((t, i) => i >= before.toAll && to.frames[i] === event);
-    const frameLatency = frameAt ? frameAt - sentAt : -1;
     assert(latency <= LIVE_WITHIN_MS, `other page took ${latency} ms (limit ${LIVE_WITHIN_MS} ms)`);
     await sleep(SETTLE_MS);
+    // Read after the pause: over HTTP the page's record is copied every 50 ms.
+    const frameAt = (to.frames.times || []).find((t, i) => i >= before.toAll && to.frames[i] === event);
+    const frameLatency = frameAt ? frameAt - sentAt : -1;
     const own = await driver.readItems(from.page);
     assert(matches(own, expected), `originating page shows ${summary(own)} (duplicate or ghost?), expected ${summary(expected)}`);
     const echoed = count(from.frames, event) - before.from;
@@ -138,6 +225,7 @@ async function main() {
     ],
     viewport: { width: 900, height: 700 },
   });
+  if (FALLBACK) await context.addInitScript(FALLBACK_PAGE);
   try {
     await run(context);
   } finally {
@@ -151,8 +239,10 @@ async function run(context) {
   const b = { page: await context.newPage() };
   a.sockets = [];
   b.sockets = [];
-  a.frames = watchFrames(a.page, 'page A', a.sockets);
-  b.frames = watchFrames(b.page, 'page B', b.sockets);
+  a.http = {};
+  b.http = {};
+  a.frames = FALLBACK ? watchHttpFrames(a.page, 'page A', a.http, a.sockets) : watchFrames(a.page, 'page A', a.sockets);
+  b.frames = FALLBACK ? watchHttpFrames(b.page, 'page B', b.http, b.sockets) : watchFrames(b.page, 'page B', b.sockets);
   let listUrl = '';
 
   await check('GET / creates a list and redirects to its page', async () => {
@@ -166,7 +256,7 @@ async function run(context) {
   await b.page.goto(listUrl);
 
   await check('both pages connect to herald and subscribe to the list channel', async () => {
-    await within(10000, async () =>
+    await within(CONNECT_WITHIN_MS, async () =>
       count(a.frames, 'pusher_internal:subscription_succeeded') > 0 &&
       count(b.frames, 'pusher_internal:subscription_succeeded') > 0,
       () => `frames A=${summary(a.frames)} B=${summary(b.frames)}`);
@@ -209,7 +299,17 @@ async function run(context) {
     expected: [{ text: 'Walk the cat', done: false }],
   });
 
-  await check(`both pages keep their one WebSocket through ${IDLE_MS} ms idle (no reconnects)`, async () => {
+  if (FALLBACK) {
+    await check(`WebSockets blocked: both pages fell back to HTTP and keep one session through ${IDLE_MS} ms idle`, async () => {
+      await sleep(IDLE_MS);
+      for (const [label, p] of [['A', a], ['B', b]]) {
+        assert(p.sockets.length === 0, `page ${label} opened a real WebSocket`);
+        assert(p.http.websockets >= 1, `page ${label} never tried a WebSocket`);
+        assert(p.http.sessions?.length === 1, `page ${label} used sessions ${JSON.stringify(p.http.sessions)}`);
+      }
+      return `transports ${JSON.stringify(a.http.transports)}; ${a.http.websockets} blocked WebSocket attempt(s) on A`;
+    });
+  } else await check(`both pages keep their one WebSocket through ${IDLE_MS} ms idle (no reconnects)`, async () => {
     // run.sh gives herald a short activity timeout, so this spans several liveness rounds; the
     // 2011 pusher.js never answers pusher:ping and must not be dropped for it.
     await sleep(IDLE_MS);
@@ -240,6 +340,8 @@ async function run(context) {
   await check('no JavaScript errors on either page', async () => {
     assert(errors.length === 0, errors.join('; '));
   });
+  a.frames.stop?.();
+  b.frames.stop?.();
 }
 
 try {

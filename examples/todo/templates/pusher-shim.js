@@ -28,8 +28,11 @@
         wsHost: settings.wsHost,
         wsPort: settings.wsPort,
         wssPort: settings.wsPort,
+        httpHost: settings.wsHost,
+        httpPort: settings.wsPort,
+        httpsPort: settings.wsPort,
         forceTLS: settings.forceTLS,
-        enabledTransports: ['ws'],
+        enabledTransports: ['ws', 'xhr_streaming', 'xhr_polling'],
         disableStats: true,
         cluster: 'mt1'
       };

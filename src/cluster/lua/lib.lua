@@ -16,12 +16,14 @@ local function k_alive(node) return P .. ':node:' .. node .. ':alive' end
 local function k_node_channels(node) return P .. ':node:' .. node .. ':channels' end
 local function k_node_members(node) return P .. ':node:' .. node .. ':members' end
 local function k_node_users(node) return P .. ':node:' .. node .. ':users' end
+local function k_node_connections(node) return P .. ':node:' .. node .. ':connections' end
 local function k_channels(app) return P .. ':app:' .. app .. ':channels' end
 local function k_channel(app, ch) return P .. ':app:' .. app .. ':channel:' .. ch end
 local function k_members(app, ch) return P .. ':app:' .. app .. ':members:' .. ch end
 local function k_info(app, ch) return P .. ':app:' .. app .. ':info:' .. ch end
 local function k_users(app) return P .. ':app:' .. app .. ':users' end
 local function k_departures() return P .. ':departures' end
+local function k_webhooks() return P .. ':webhooks' end
 
 local function num(v)
   return tonumber(v or '0') or 0

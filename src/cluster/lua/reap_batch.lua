@@ -63,6 +63,7 @@ if #users > 0 then
   return out
 end
 
-redis.call('DEL', k_alive(dead), k_node_channels(dead), k_node_members(dead), k_node_users(dead))
+redis.call('DEL', k_alive(dead), k_node_channels(dead), k_node_members(dead), k_node_users(dead),
+  k_node_connections(dead))
 redis.call('HDEL', k_reaping(), dead)
 return { 'done' }

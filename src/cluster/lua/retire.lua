@@ -3,7 +3,7 @@
 local node = ARGV[2]
 check_node(node)
 redis.call('SREM', k_nodes(), node)
-redis.call('DEL', k_alive(node))
+redis.call('DEL', k_alive(node), k_node_connections(node))
 local left = redis.call('SCARD', k_node_channels(node))
   + redis.call('HLEN', k_node_members(node))
   + redis.call('HLEN', k_node_users(node))

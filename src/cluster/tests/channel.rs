@@ -365,7 +365,8 @@ async fn the_scripts_use_the_documented_key_layout() {
         "\nreturn { k_nodes(), k_reaping(), k_reaped(), k_alive(ARGV[2]),
           k_node_channels(ARGV[2]), k_node_members(ARGV[2]), k_node_users(ARGV[2]),
           k_channels(ARGV[3]), k_channel(ARGV[3], ARGV[4]), k_members(ARGV[3], ARGV[4]),
-          k_info(ARGV[3], ARGV[4]), k_users(ARGV[3]), k_departures() }"
+          k_info(ARGV[3], ARGV[4]), k_users(ARGV[3]), k_departures(),
+          k_node_connections(ARGV[2]), k_webhooks() }"
     );
     let escaped = escape_app(app).into_owned();
     let from_lua: Vec<String> = a
@@ -391,6 +392,8 @@ async fn the_scripts_use_the_documented_key_layout() {
         keys.member_info(app, channel),
         keys.users(app),
         keys.departures(),
+        keys.node_connections(node),
+        keys.webhooks(),
     ];
     assert_eq!(from_lua, from_rust);
 
@@ -407,6 +410,8 @@ async fn the_scripts_use_the_documented_key_layout() {
     a.hold_departure(&departing, std::time::Duration::from_secs(60))
         .await
         .unwrap();
+    assert!(a.connection_open(app, 10).await.unwrap());
+    a.push_webhook("{}").await.unwrap();
     let created: BTreeSet<String> = all_keys(&a).await.into_iter().collect();
     let documented: BTreeSet<String> = from_rust
         .into_iter()

@@ -160,12 +160,17 @@
     new AppView();
     todos.fetch({ reset: true });
 
+    // herald serves WebSockets and pusher-js's HTTP fallbacks on one host and port: the
+    // fallbacks must point there too (httpHost defaults to sockjs-<cluster>.pusher.com).
     var pusher = new Pusher(settings.key, {
       wsHost: settings.wsHost,
       wsPort: settings.wsPort,
       wssPort: settings.wsPort,
+      httpHost: settings.wsHost,
+      httpPort: settings.wsPort,
+      httpsPort: settings.wsPort,
       forceTLS: settings.forceTLS,
-      enabledTransports: ['ws'],
+      enabledTransports: ['ws', 'xhr_streaming', 'xhr_polling'],
       disableStats: true,
       cluster: 'mt1'
     });
