@@ -48,15 +48,9 @@ export HERALD_BIN="$RUN_DIR/herald"
 BENCH="$RUN_DIR/herald-bench"
 
 {
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
-  echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-  echo "kernel: $(uname -sr)"
-  echo "open files (hard): $(ulimit -Hn)"
-  echo "herald: $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' +uncommitted src changes')"
+  bash "$REPO/bench/machine.sh"
   echo "soketi: $(node -p "require('$PEERS/soketi/node_modules/@soketi/soketi/package.json').version" 2>/dev/null || echo 'not installed') on node $(node --version)"
   echo "sockudo: $("$PEERS/.sockudo/bin/sockudo" --version 2>/dev/null | head -1)"
-  echo "rustc: $(rustc --version)"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 

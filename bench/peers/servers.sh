@@ -4,6 +4,9 @@
 # the server to answer on its port; stop_server stops exactly that PID.
 #
 # Needs: REPO (repository root), RUN_DIR (scratch directory for configs and logs).
+# Optional: SERVER_TAG, a suffix for the config and log file names, so that several servers
+# (a cluster's nodes, see ../cluster.sh) can run at once; SOCKUDO_BIN, another sockudo binary.
+# Variables set on the call (`HERALD_REDIS_URL=… start_herald`) reach the server.
 
 APP_ID=app-id
 APP_KEY=app-key
@@ -32,7 +35,7 @@ wait_port() {
 
 start_herald() {
   SERVER_PORT=$(free_port)
-  local config="$RUN_DIR/herald.toml"
+  local config="$RUN_DIR/herald${SERVER_TAG:-}.toml"
   cat > "$config" <<TOML
 [server]
 host = "127.0.0.1"
@@ -54,7 +57,7 @@ TOML
   # shellcheck disable=SC2086
   HERALD_METRICS_PORT=$metrics_port ${HERALD_WRAP:-} \
     "${HERALD_BIN:-$REPO/target/release/herald}" --config "$config" \
-    > "$RUN_DIR/herald.log" 2>&1 &
+    > "$RUN_DIR/herald${SERVER_TAG:-}.log" 2>&1 &
   SERVER_PID=$!
   wait_port "$SERVER_PORT" "$SERVER_PID"
 }
@@ -108,8 +111,8 @@ start_sockudo() {
       SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES=true \
       SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH=200 \
       SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH=200 \
-      "$PEERS/.sockudo/bin/sockudo"
-  ) > "$RUN_DIR/sockudo.log" 2>&1 &
+      "${SOCKUDO_BIN:-$PEERS/.sockudo/bin/sockudo}"
+  ) > "$RUN_DIR/sockudo${SERVER_TAG:-}.log" 2>&1 &
   SERVER_PID=$!
   wait_port "$SERVER_PORT" "$SERVER_PID"
 }

@@ -114,6 +114,31 @@ impl EventSpans {
     }
 }
 
+/// What the group's subscribers on one node of the target saw. Mergeable across processes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// Connections to this node that subscribed.
+    pub connected: u64,
+    /// Benchmark events they received.
+    pub received: u64,
+    /// Of those, out of order (per subscriber and publisher, as in [`GroupReport`]).
+    pub out_of_order: u64,
+    /// Of those, seen twice by the same subscriber.
+    pub duplicates: u64,
+    /// Their publish → delivery latency.
+    pub latency: Buckets,
+}
+
+impl NodeReport {
+    fn merge(&mut self, other: NodeReport) {
+        self.connected += other.connected;
+        self.received += other.received;
+        self.out_of_order += other.out_of_order;
+        self.duplicates += other.duplicates;
+        self.latency = merge_buckets(&self.latency, &other.latency);
+    }
+}
+
 /// What a group measured. Mergeable across processes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct GroupReport {
@@ -153,6 +178,10 @@ pub struct GroupReport {
     pub event_last: Buckets,
     /// CPU seconds used by the process that ran the group (filled in by workers).
     pub cpu_s: f64,
+    /// The same figures per node of the target (index = node; connection `i` is on node
+    /// `i mod n`); one entry for a single server.
+    #[serde(default)]
+    pub nodes: Vec<NodeReport>,
 }
 
 impl GroupReport {
@@ -183,6 +212,13 @@ impl GroupReport {
         self.last_delivery_us = self.last_delivery_us.max(other.last_delivery_us);
         self.dropped += other.dropped;
         self.cpu_s += other.cpu_s;
+        if self.nodes.len() < other.nodes.len() {
+            self.nodes
+                .resize_with(other.nodes.len(), NodeReport::default);
+        }
+        for (mine, theirs) in self.nodes.iter_mut().zip(other.nodes) {
+            mine.merge(theirs);
+        }
         // Per-event spans cannot be merged across processes; keep the first group's.
         if self.event_first.0.is_empty() {
             self.event_first = other.event_first;
@@ -202,6 +238,8 @@ struct Shared {
     /// Deliveries so far, for progress and drain detection.
     received: AtomicU64,
     connected: AtomicU64,
+    /// Per node of the target.
+    connected_by_node: Vec<AtomicU64>,
     failed: AtomicU64,
     dropped: AtomicU64,
     connect_end_us: AtomicU64,
@@ -252,6 +290,7 @@ impl Group {
         let shared = Arc::new(Shared {
             received: AtomicU64::new(0),
             connected: AtomicU64::new(0),
+            connected_by_node: (0..target.nodes()).map(|_| AtomicU64::new(0)).collect(),
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             connect_end_us: AtomicU64::new(0),
@@ -330,10 +369,29 @@ impl Group {
         };
         let mut latency = Latency::default();
         let mut seen = Seen::default();
+        let nodes = self.shared.connected_by_node.len();
+        let mut node_latency: Vec<Latency> = (0..nodes).map(|_| Latency::default()).collect();
+        let mut node_seen: Vec<Seen> = (0..nodes).map(|_| Seen::default()).collect();
         for total in &totals {
             latency.merge(&total.latency);
             seen.merge(&total.seen);
+            for (n, node) in total.nodes.iter().enumerate().take(nodes) {
+                node_latency[n].merge(&node.latency);
+                node_seen[n].merge(&node.seen);
+            }
         }
+        report.nodes = node_seen
+            .iter()
+            .zip(&node_latency)
+            .zip(&self.shared.connected_by_node)
+            .map(|((seen, latency), connected)| NodeReport {
+                connected: connected.load(Ordering::Relaxed),
+                received: seen.received,
+                out_of_order: seen.out_of_order,
+                duplicates: seen.duplicates,
+                latency: latency.to_buckets(),
+            })
+            .collect();
         report.received = seen.received;
         report.out_of_order = seen.out_of_order;
         report.duplicates = seen.duplicates;
@@ -375,6 +433,7 @@ impl Job {
         match connection.socket.get_ref().as_fd().try_clone_to_owned() {
             Ok(fd) => Some(Subscriber {
                 index: self.index,
+                node: self.index % self.target.nodes(),
                 stream: std::net::TcpStream::from(fd),
                 http: None,
             }),
@@ -396,7 +455,7 @@ impl Job {
             let opened = async {
                 let mut stream = xhr::Stream::open(&target, index).await?;
                 let established = wire::now_us();
-                stream.subscribe(&target, &channel).await?;
+                stream.subscribe(&channel).await?;
                 anyhow::Ok((stream, established))
             };
             self.connected(opened).await?
@@ -404,6 +463,7 @@ impl Job {
         match stream.socket.into_std() {
             Ok(socket) => Some(Subscriber {
                 index,
+                node: index % self.target.nodes(),
                 stream: socket,
                 http: Some(stream.lines),
             }),
@@ -417,7 +477,7 @@ impl Job {
 
     async fn connect(&self, channel: &str) -> Option<Connection> {
         self.connected(async {
-            let mut connection = Connection::open(&self.target).await?;
+            let mut connection = Connection::open(&self.target, self.index).await?;
             let established = wire::now_us();
             connection.subscribe(channel, None, None).await?;
             anyhow::Ok((connection, established))
@@ -442,6 +502,8 @@ impl Job {
                     .subscribe
                     .record(self.index, end.saturating_sub(established));
                 self.shared.connected.fetch_add(1, Ordering::Relaxed);
+                let node = self.index % self.shared.connected_by_node.len();
+                self.shared.connected_by_node[node].fetch_add(1, Ordering::Relaxed);
                 self.shared.connect_end_us.fetch_max(end, Ordering::Relaxed);
                 Some(connection)
             }

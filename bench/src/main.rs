@@ -84,10 +84,11 @@ enum Command {
 /// Where the server is.
 #[derive(Args, Debug, Clone)]
 struct TargetArgs {
-    /// WebSocket base URL, e.g. ws://127.0.0.1:6001.
+    /// WebSocket base URL, e.g. ws://127.0.0.1:6001; for a cluster, each node's,
+    /// comma-separated (connection i of a scenario goes to node i mod n).
     #[arg(long, default_value = "ws://127.0.0.1:6001")]
     ws_url: String,
-    /// HTTP API base URL, e.g. http://127.0.0.1:6001.
+    /// HTTP API base URL, e.g. http://127.0.0.1:6001 (one node of a cluster).
     #[arg(long, default_value = "http://127.0.0.1:6001")]
     api_url: String,
     /// App id.
@@ -117,9 +118,11 @@ impl TargetArgs {
 struct Run<A: Args> {
     #[command(flatten)]
     target: TargetArgs,
-    /// Server process id, for its CPU and memory (RSS from /proc).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Server process id, for its CPU and memory (RSS from /proc); for a cluster, each
+    /// node's, comma-separated (CPU and memory are summed; `stalled` and `soak` watch the
+    /// first).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Label of the server in reports.
     #[arg(long, default_value = "server")]
     server_name: String,
@@ -155,9 +158,9 @@ macro_rules! scenario {
             workers: run.workers.max(1),
         };
         let started_unix_s = wire::now_s();
-        let meter = Meter::start(run.server_pid);
+        let meter = Meter::start(&run.server_pid);
         let $args = run.args.clone();
-        let $pid = run.server_pid;
+        let $pid = run.server_pid.clone();
         let outcome = $body.await?;
         record($name, &run.common(), started_unix_s, &meter, outcome)
     }};
@@ -174,10 +177,10 @@ async fn dispatch(command: Command, per_process: u64) -> Result<()> {
             )
         }
         Command::Stalled(run) => scenario!("stalled", run, per_process, |c, a, p| {
-            scenario::stalled::run(&c, a, p)
+            scenario::stalled::run(&c, a, p.first().copied())
         }),
         Command::Soak(run) => scenario!("soak", run, per_process, |c, a, p| {
-            scenario::soak::run(&c, a, p)
+            scenario::soak::run(&c, a, p.first().copied())
         }),
         Command::Channels(run) => scenario!("channels", run, per_process, |c, a, _p| {
             scenario::channels::run(&c, a)
@@ -260,7 +263,8 @@ fn record(
 }
 
 /// The command line with the program called by its name and paths made relative to the
-/// working directory, so that records do not carry this machine's layout.
+/// working directory (also inside an argument, e.g. a hook's command), so that records do not
+/// carry this machine's layout.
 fn portable_command() -> String {
     let cwd = std::env::current_dir()
         .map(|d| format!("{}/", d.display()))
@@ -270,8 +274,10 @@ fn portable_command() -> String {
         .map(|(i, arg)| {
             if i == 0 {
                 "herald-bench".to_owned()
+            } else if cwd.is_empty() {
+                arg
             } else {
-                arg.strip_prefix(&cwd).map(str::to_owned).unwrap_or(arg)
+                arg.replace(&cwd, "")
             }
         })
         .collect::<Vec<_>>()

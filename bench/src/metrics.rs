@@ -145,6 +145,15 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Resident set size of several processes together (the nodes of a cluster), KiB; `None`
+/// when there are none or one cannot be read.
+pub fn rss_kib_total(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| rss_kib(pid)).sum()
+}
+
 /// CPU use over an interval, as a percentage of one core.
 pub fn cpu_percent(cpu_s: f64, wall_s: f64) -> f64 {
     if wall_s > 0.0 {
@@ -173,5 +182,8 @@ mod tests {
     fn own_cpu_and_memory_are_readable() {
         assert!(cpu_seconds(None).is_some());
         assert!(rss_kib(std::process::id()).unwrap_or(0) > 0);
+        let me = std::process::id();
+        assert!(rss_kib_total(&[me, me]).unwrap_or(0) > 0);
+        assert_eq!(rss_kib_total(&[]), None);
     }
 }

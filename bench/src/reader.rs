@@ -48,6 +48,8 @@ pub trait Sink: Send + Sync + 'static {
 pub struct Subscriber {
     /// The connection's index in the run (for error texts).
     pub index: usize,
+    /// The node of the target it is connected to (see [`crate::target::Target::ws_node`]).
+    pub node: usize,
     /// The socket, already past the WebSocket handshake and the subscription.
     pub stream: TcpStream,
     /// For an `xhr_streaming` subscriber: its response body's decoder, where it left off.
@@ -82,12 +84,23 @@ impl Seen {
     }
 }
 
-/// Totals of a reader thread.
-pub struct ReaderTotals {
+/// What a reader thread's subscribers on one node saw.
+#[derive(Default)]
+pub struct NodeTotals {
     /// Publish → delivery latency.
     pub latency: Latency,
-    /// Counts over its subscribers.
+    /// Counts over those subscribers.
     pub seen: Seen,
+}
+
+/// Totals of a reader thread.
+pub struct ReaderTotals {
+    /// Publish → delivery latency, all its subscribers.
+    pub latency: Latency,
+    /// Counts over all its subscribers.
+    pub seen: Seen,
+    /// The same per node (index = node), each subscriber counted on its own node.
+    pub nodes: Vec<NodeTotals>,
 }
 
 /// Running reader threads.
@@ -139,6 +152,7 @@ impl Readers {
 /// One socket's reading state.
 struct Conn {
     index: usize,
+    node: usize,
     stream: TcpStream,
     /// Bytes of a frame not complete at the end of the last read.
     partial: Vec<u8>,
@@ -157,7 +171,8 @@ struct Reader {
     epoll: Epoll,
     conns: Vec<Conn>,
     sink: Arc<dyn Sink>,
-    latency: Latency,
+    /// Per node (index = node), so that a cluster's nodes can be told apart.
+    latency: Vec<Latency>,
 }
 
 impl Reader {
@@ -167,6 +182,7 @@ impl Reader {
         sink: Arc<dyn Sink>,
     ) -> std::io::Result<Reader> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let nodes = subscribers.iter().map(|s| s.node + 1).max().unwrap_or(1);
         let mut conns = Vec::with_capacity(subscribers.len());
         for (token, subscriber) in subscribers.into_iter().enumerate() {
             subscriber.stream.set_nonblocking(true)?;
@@ -175,6 +191,7 @@ impl Reader {
             epoll.add(&subscriber.stream, interest)?;
             conns.push(Conn {
                 index: subscriber.index,
+                node: subscriber.node,
                 stream: subscriber.stream,
                 partial: Vec::new(),
                 message: Vec::new(),
@@ -188,7 +205,7 @@ impl Reader {
             epoll,
             conns,
             sink,
-            latency: Latency::default(),
+            latency: (0..nodes).map(|_| Latency::default()).collect(),
         })
     }
 
@@ -223,20 +240,21 @@ impl Reader {
         if !conn.open {
             return 0;
         }
+        let latency = &mut self.latency[conn.node];
         let (delivered, drop) = match conn.stream.read(scratch) {
             Ok(0) => (0, Some("connection closed by server (EOF)".to_owned())),
             Ok(n) => {
                 let now = wire::now_us();
                 let parsed = if conn.http.is_some() {
-                    parse_http(conn, &scratch[..n], now, &mut self.latency, &*self.sink)
+                    parse_http(conn, &scratch[..n], now, latency, &*self.sink)
                 } else if conn.partial.is_empty() {
-                    let parsed = parse(conn, &scratch[..n], now, &mut self.latency, &*self.sink);
+                    let parsed = parse(conn, &scratch[..n], now, latency, &*self.sink);
                     conn.partial.extend_from_slice(&scratch[parsed.used..n]);
                     parsed
                 } else {
                     let mut bytes = std::mem::take(&mut conn.partial);
                     bytes.extend_from_slice(&scratch[..n]);
-                    let parsed = parse(conn, &bytes, now, &mut self.latency, &*self.sink);
+                    let parsed = parse(conn, &bytes, now, latency, &*self.sink);
                     bytes.drain(..parsed.used);
                     conn.partial = bytes;
                     parsed
@@ -260,13 +278,27 @@ impl Reader {
     }
 
     fn totals(self) -> ReaderTotals {
-        let mut seen = Seen::default();
+        let mut nodes: Vec<NodeTotals> = self
+            .latency
+            .into_iter()
+            .map(|latency| NodeTotals {
+                latency,
+                seen: Seen::default(),
+            })
+            .collect();
         for conn in &self.conns {
-            seen.merge(&conn.seen);
+            nodes[conn.node].seen.merge(&conn.seen);
+        }
+        let mut latency = Latency::default();
+        let mut seen = Seen::default();
+        for node in &nodes {
+            latency.merge(&node.latency);
+            seen.merge(&node.seen);
         }
         ReaderTotals {
-            latency: self.latency,
+            latency,
             seen,
+            nodes,
         }
     }
 }
@@ -550,15 +582,20 @@ mod tests {
         .into_bytes()
     }
 
-    /// One reader thread on subscriber `index` of a real socket: the readers, the server's
-    /// end of the socket and what the reader reports.
-    fn reading(index: usize, http: Option<Lines>) -> (Readers, TcpStream, Arc<Recorded>) {
+    /// One reader thread on subscriber `index` (on node `node` of the target) of a real socket:
+    /// the readers, the server's end of the socket and what the reader reports.
+    fn reading(
+        index: usize,
+        node: usize,
+        http: Option<Lines>,
+    ) -> (Readers, TcpStream, Arc<Recorded>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         let sink = Arc::new(Recorded::default());
         let subscriber = Subscriber {
             index,
+            node,
             stream: client,
             http,
         };
@@ -580,7 +617,7 @@ mod tests {
     /// duplicate event, then a close frame, over a real socket.
     #[test]
     fn reads_frames_from_a_socket() {
-        let (readers, mut server, sink) = reading(7, None);
+        let (readers, mut server, sink) = reading(7, 1, None);
         let pause = || std::thread::sleep(std::time::Duration::from_millis(30));
         let first = wire::unmasked_frame(true, 1, &event(0, 0));
         server.write_all(&first[..5]).unwrap();
@@ -623,6 +660,10 @@ mod tests {
         assert_eq!(totals[0].seen.received, 4);
         assert_eq!(totals[0].seen.out_of_order, 1);
         assert_eq!(totals[0].seen.duplicates, 1);
+        assert_eq!(totals[0].nodes.len(), 2);
+        assert_eq!(totals[0].nodes[0].seen.received, 0);
+        assert_eq!(totals[0].nodes[1].seen.received, 4);
+        assert_eq!(totals[0].nodes[1].latency.summary().count, 4);
         let drops = sink.drops.lock().unwrap();
         assert_eq!(drops.len(), 1);
         assert!(
@@ -635,7 +676,7 @@ mod tests {
     /// line, a heartbeat, then the `c` frame.
     #[test]
     fn reads_sockjs_lines_from_a_socket() {
-        let (readers, mut server, sink) = reading(3, Some(Lines::default()));
+        let (readers, mut server, sink) = reading(3, 2, Some(Lines::default()));
         let text = |seq| String::from_utf8(event(0, seq)).unwrap();
         let body = format!(
             "a{}\nh\na{}\nc[4100,\"slow\"]\n",
@@ -656,6 +697,10 @@ mod tests {
         let seqs: Vec<u64> = sink.stamps.lock().unwrap().iter().map(|s| s.seq).collect();
         assert_eq!(seqs, [0, 1, 2]);
         assert_eq!(totals[0].seen.received, 3);
+        // Counted on its own node, as a WebSocket subscriber is.
+        assert_eq!(totals[0].nodes.len(), 3);
+        assert_eq!(totals[0].nodes[2].seen.received, 3);
+        assert_eq!(totals[0].nodes[2].latency.summary().count, 3);
         let drops = sink.drops.lock().unwrap();
         assert!(
             drops.len() == 1 && drops[0].contains("connection 3") && drops[0].contains("4100"),

@@ -61,9 +61,13 @@ pub struct Resources {
     pub wall_s: f64,
     /// Generator CPU (this process and its workers), % of one core.
     pub generator_cpu_pct: f64,
-    /// Server CPU, % of one core (when `--server-pid` was given).
+    /// Server CPU, % of one core (when `--server-pid` was given); with several processes
+    /// (a cluster's nodes), their sum.
     pub server_cpu_pct: Option<f64>,
-    /// Server RSS at the start, KiB.
+    /// With several server processes, each one's CPU, % of one core, in `--server-pid` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_cpu_pct_each: Vec<f64>,
+    /// Server RSS at the start, KiB (summed over several processes).
     pub server_rss_start_kib: Option<u64>,
     /// Server RSS at the end, KiB.
     pub server_rss_end_kib: Option<u64>,
@@ -87,21 +91,24 @@ fn loadavg() -> Option<f64> {
 pub struct Meter {
     started: Instant,
     own_cpu: f64,
-    server_pid: Option<u32>,
-    server_cpu: Option<f64>,
+    /// The server's processes (one, or a cluster's nodes), each with its CPU seconds at the
+    /// start (`None` if unreadable).
+    servers: Vec<(u32, Option<f64>)>,
     server_rss: Option<u64>,
     loadavg: Option<f64>,
 }
 
 impl Meter {
-    /// Starts measuring this process and, if given, the server process.
-    pub fn start(server_pid: Option<u32>) -> Self {
+    /// Starts measuring this process and, if given, the server's processes.
+    pub fn start(server_pids: &[u32]) -> Self {
         Self {
             started: Instant::now(),
             own_cpu: metrics::cpu_seconds(None).unwrap_or(0.0),
-            server_pid,
-            server_cpu: server_pid.and_then(|pid| metrics::cpu_seconds(Some(pid))),
-            server_rss: server_pid.and_then(metrics::rss_kib),
+            servers: server_pids
+                .iter()
+                .map(|&pid| (pid, metrics::cpu_seconds(Some(pid))))
+                .collect(),
+            server_rss: metrics::rss_kib_total(server_pids),
             loadavg: loadavg(),
         }
     }
@@ -110,18 +117,24 @@ impl Meter {
     pub fn finish(&self, worker_cpu_s: f64) -> Resources {
         let wall_s = self.started.elapsed().as_secs_f64();
         let own = metrics::cpu_seconds(None).unwrap_or(0.0) - self.own_cpu;
-        let server_cpu = match (self.server_pid, self.server_cpu) {
-            (Some(pid), Some(start)) => {
-                metrics::cpu_seconds(Some(pid)).map(|end| metrics::cpu_percent(end - start, wall_s))
-            }
-            _ => None,
-        };
+        // Each process's share; the sum only if every one was readable.
+        let each: Option<Vec<f64>> = self
+            .servers
+            .iter()
+            .map(|&(pid, start)| {
+                let used = metrics::cpu_seconds(Some(pid))? - start?;
+                Some(metrics::cpu_percent(used, wall_s))
+            })
+            .collect();
+        let each = each.filter(|each| !each.is_empty());
+        let pids: Vec<u32> = self.servers.iter().map(|&(pid, _)| pid).collect();
         Resources {
             wall_s,
             generator_cpu_pct: metrics::cpu_percent(own + worker_cpu_s, wall_s),
-            server_cpu_pct: server_cpu,
+            server_cpu_pct: each.as_ref().map(|each| each.iter().sum()),
+            server_cpu_pct_each: each.filter(|each| each.len() > 1).unwrap_or_default(),
             server_rss_start_kib: self.server_rss,
-            server_rss_end_kib: self.server_pid.and_then(metrics::rss_kib),
+            server_rss_end_kib: metrics::rss_kib_total(&pids),
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -199,6 +212,14 @@ impl RunRecord {
         ));
         if let Some(server) = r.server_cpu_pct {
             text.push_str(&format!(", server CPU {server:.0}%"));
+        }
+        if !r.server_cpu_pct_each.is_empty() {
+            let each: Vec<String> = r
+                .server_cpu_pct_each
+                .iter()
+                .map(|pct| format!("{pct:.0}%"))
+                .collect();
+            text.push_str(&format!(" ({})", each.join(" + ")));
         }
         if let (Some(a), Some(b)) = (r.server_rss_start_kib, r.server_rss_end_kib) {
             text.push_str(&format!(", server RSS {a} -> {b} KiB"));

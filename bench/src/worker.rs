@@ -166,7 +166,7 @@ impl Worker {
             .arg("worker")
             .arg("--spec")
             .arg(serde_json::to_string(spec)?)
-            .args(["--ws-url", &format!("ws://{}", target.ws_authority)])
+            .args(["--ws-url", &target.ws_urls()])
             .args(["--api-url", &format!("http://{}", target.api_authority)])
             .args([
                 "--app-id",

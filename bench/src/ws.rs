@@ -33,16 +33,18 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Opens a connection and waits for `pusher:connection_established`.
-    pub async fn open(target: &Target) -> Result<Self> {
-        let tcp = timeout(STEP_TIMEOUT, TcpStream::connect(target.ws_addr))
+    /// Opens the scenario's connection number `index` (on node `index mod n` of the target)
+    /// and waits for `pusher:connection_established`.
+    pub async fn open(target: &Target, index: usize) -> Result<Self> {
+        let node = target.ws_node(index);
+        let tcp = timeout(STEP_TIMEOUT, TcpStream::connect(node.addr))
             .await
             .context("TCP connect timed out")??;
         tcp.set_nodelay(true)?;
         let (mut socket, _) = timeout(
             STEP_TIMEOUT,
             tokio_tungstenite::client_async_with_config(
-                target.ws_url(),
+                target.ws_url(node),
                 tcp,
                 Some(WebSocketConfig::default().read_buffer_size(READ_BUFFER)),
             ),

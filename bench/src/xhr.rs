@@ -3,9 +3,13 @@
 //! response of SockJS lines), wait for `o` and `pusher:connection_established`, subscribe with an
 //! `xhr_send` request of its own and wait for `pusher_internal:subscription_succeeded` on the
 //! stream. Reading deliveries afterwards is the reader threads' (see `reader`).
+//!
+//! Against several nodes (a cluster), session number `i` is opened on node `i mod n`
+//! ([`Target::ws_node`], as a WebSocket connection would be) and its `xhr_send` requests go to
+//! that same node: a session lives on the node that opened it.
 
 use crate::sockjs::{self, Frame, Lines};
-use crate::target::Target;
+use crate::target::{Target, WsNode};
 use crate::wire;
 use crate::ws::STEP_TIMEOUT;
 use anyhow::{bail, Context, Result};
@@ -23,6 +27,8 @@ pub struct Stream {
     pub socket: TcpStream,
     /// The body decoder, in whatever state the last read left it.
     pub lines: Lines,
+    /// The node the session lives on.
+    node: WsNode,
     /// `/pusher/app/{key}/{server}/{session}`.
     path: String,
     /// Lines decoded and not yet looked at.
@@ -32,20 +38,22 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Opens session number `index`'s stream and waits for `connection_established`.
+    /// Opens session number `index`'s stream (on node `index mod n` of the target) and waits
+    /// for `connection_established`.
     pub async fn open(target: &Target, index: usize) -> Result<Self> {
+        let node = target.ws_node(index).clone();
         let session: String = (0..8)
             .map(|_| char::from_digit(fastrand::u32(0..32), 32).unwrap_or('0'))
             .collect();
         let path = format!("/pusher/app/{}/{}/{session}", target.app.key, index % 1000);
-        let mut socket = timeout(STEP_TIMEOUT, TcpStream::connect(target.ws_addr))
+        let mut socket = timeout(STEP_TIMEOUT, TcpStream::connect(node.addr))
             .await
             .context("TCP connect timed out")??;
         socket.set_nodelay(true)?;
         let request = format!(
             "POST {path}/xhr_streaming?protocol=7&client=herald-bench&version=0.1.0 HTTP/1.1\r\n\
              Host: {}\r\nContent-Length: 0\r\n\r\n",
-            target.ws_authority
+            node.authority
         );
         socket.write_all(request.as_bytes()).await?;
         let (head, rest) = timeout(STEP_TIMEOUT, read_head(&mut socket))
@@ -61,6 +69,7 @@ impl Stream {
         let mut stream = Stream {
             socket,
             lines: Lines::default(),
+            node,
             path,
             pending: VecDeque::new(),
             messages: VecDeque::new(),
@@ -80,10 +89,10 @@ impl Stream {
         Ok(stream)
     }
 
-    /// Subscribes with `xhr_send` and waits for success on the stream.
-    pub async fn subscribe(&mut self, target: &Target, channel: &str) -> Result<()> {
+    /// Subscribes with `xhr_send` (to the session's node) and waits for success on the stream.
+    pub async fn subscribe(&mut self, channel: &str) -> Result<()> {
         let body = serde_json::to_string(&[wire::subscribe_frame(channel, None, None)])?;
-        send(target, &self.path, &body).await?;
+        send(&self.node, &self.path, &body).await?;
         loop {
             let frame = self.next_message().await?;
             match frame.event.as_str() {
@@ -157,15 +166,15 @@ async fn read_head(socket: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>)> {
     }
 }
 
-/// One `xhr_send` request on a connection of its own; expects 204.
-async fn send(target: &Target, path: &str, body: &str) -> Result<()> {
-    let mut socket = timeout(STEP_TIMEOUT, TcpStream::connect(target.ws_addr))
+/// One `xhr_send` request to `node` on a connection of its own; expects 204.
+async fn send(node: &WsNode, path: &str, body: &str) -> Result<()> {
+    let mut socket = timeout(STEP_TIMEOUT, TcpStream::connect(node.addr))
         .await
         .context("TCP connect timed out")??;
     let request = format!(
         "POST {path}/xhr_send HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        target.ws_authority,
+        node.authority,
         body.len()
     );
     socket.write_all(request.as_bytes()).await?;

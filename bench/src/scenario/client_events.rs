@@ -49,11 +49,14 @@ pub async fn run(ctx: &Ctx, args: ClientEventsArgs) -> Result<Outcome> {
     let mut senders = Vec::new();
     for i in 0..args.pairs {
         let channel = format!("private-bench-pair-{i}");
-        let mut receiver = Connection::open(&target)
+        // Receiver and sender are connections 2i and 2i + 1: on a cluster, on different nodes.
+        let mut receiver = Connection::open(&target, 2 * i)
             .await
             .context("receiver connect")?;
         receiver.subscribe_signed(&target, &channel, None).await?;
-        let mut sender = Connection::open(&target).await.context("sender connect")?;
+        let mut sender = Connection::open(&target, 2 * i + 1)
+            .await
+            .context("sender connect")?;
         sender.subscribe_signed(&target, &channel, None).await?;
         receivers.push(tokio::spawn(receive(receiver, stop_rx.clone())));
         senders.push((sender, channel));

@@ -35,9 +35,10 @@ pub struct IdleArgs {
     pub transport: Transport,
 }
 
-/// Runs the scenario. `server_pid` is needed for the memory figure.
-pub async fn run(ctx: &Ctx, args: IdleArgs, server_pid: Option<u32>) -> Result<Outcome> {
-    let rss_before = server_pid.and_then(metrics::rss_kib);
+/// Runs the scenario. `server_pids` (every node's, for a cluster) are needed for the memory
+/// figure.
+pub async fn run(ctx: &Ctx, args: IdleArgs, server_pids: Vec<u32>) -> Result<Outcome> {
+    let rss_before = metrics::rss_kib_total(&server_pids);
     let spec = GroupSpec {
         transport: args.transport,
         count: args.connections,
@@ -50,7 +51,7 @@ pub async fn run(ctx: &Ctx, args: IdleArgs, server_pid: Option<u32>) -> Result<O
     let subscribers =
         Subscribers::start(ctx.target.clone(), spec, ctx.workers, ctx.per_process).await?;
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let rss_held = server_pid.and_then(metrics::rss_kib);
+    let rss_held = metrics::rss_kib_total(&server_pids);
     tokio::time::sleep(Duration::from_secs(args.hold)).await;
     let group = subscribers.finish().await?;
 

@@ -65,7 +65,7 @@ pub async fn run(ctx: &Ctx, args: PresenceArgs) -> Result<Outcome> {
     let (stop, stop_rx) = watch::channel(false);
     let mut observers = Vec::new();
     for i in 0..args.observers {
-        let mut connection = Connection::open(&target)
+        let mut connection = Connection::open(&target, i)
             .await
             .context("observer connect")?;
         let data = member_data(&format!("observer-{i}"));
@@ -164,7 +164,8 @@ async fn churn(
     deadline: Instant,
     requests: Arc<Requests>,
 ) -> Result<u64> {
-    let mut connection = Connection::open(&target).await?;
+    // Churner j is connection observers + j of the scenario.
+    let mut connection = Connection::open(&target, args.observers + j).await?;
     let pause = Duration::from_millis(args.pause_ms);
     let mut cycles = 0u64;
     while Instant::now() < deadline {

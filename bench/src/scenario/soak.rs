@@ -116,14 +116,14 @@ pub async fn run(ctx: &Ctx, args: SoakArgs, server_pid: Option<u32>) -> Result<O
         let (target, stop, churn) = (ctx.target.clone(), stop.clone(), churn.clone());
         tasks.push(tokio::spawn(churner(target, i, stop, churn)));
     }
-    for _ in 0..args.slow_readers {
+    for k in 0..args.slow_readers {
         let (target, stop, churn, channel) = (
             ctx.target.clone(),
             stop.clone(),
             churn.clone(),
             channel.clone(),
         );
-        tasks.push(tokio::spawn(slow_reader(target, channel, stop, churn)));
+        tasks.push(tokio::spawn(slow_reader(target, k, channel, stop, churn)));
     }
     let sampler = {
         let (stop, every) = (stop.clone(), Duration::from_secs(args.sample_every.max(1)));
@@ -232,7 +232,7 @@ async fn churner(target: Arc<Target>, index: usize, stop: Arc<AtomicBool>, churn
     while !stop.load(Ordering::Relaxed) {
         round += 1;
         let result = async {
-            let mut conn = Connection::open(&target).await?;
+            let mut conn = Connection::open(&target, index).await?;
             let public = format!("soak-public-{}", index % 10);
             let private = format!("private-soak-{}", index % 10);
             let presence = format!("presence-soak-{}", index % 5);
@@ -260,12 +260,13 @@ async fn churner(target: Arc<Target>, index: usize, stop: Arc<AtomicBool>, churn
 /// (4100), comes back.
 async fn slow_reader(
     target: Arc<Target>,
+    index: usize,
     channel: String,
     stop: Arc<AtomicBool>,
     churn: Arc<Churn>,
 ) {
     while !stop.load(Ordering::Relaxed) {
-        let Ok(mut conn) = Connection::open(&target).await else {
+        let Ok(mut conn) = Connection::open(&target, index).await else {
             churn.failures.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;

@@ -86,7 +86,8 @@ pub async fn run(ctx: &Ctx, args: StalledArgs, server_pid: Option<u32>) -> Resul
     let stalled = open_stalled(ctx, &args).await?;
     let fds_stalled = server_pid.and_then(open_fds);
 
-    let port = ctx.target.ws_addr.port();
+    // The first node's sockets (with several nodes, only its share is sampled).
+    let port = ctx.target.ws_node(0).addr.port();
     let stop = Arc::new(AtomicBool::new(false));
     let publish_started = Instant::now();
     let sampler = {
@@ -196,12 +197,12 @@ pub async fn run(ctx: &Ctx, args: StalledArgs, server_pid: Option<u32>) -> Resul
 async fn open_stalled(ctx: &Ctx, args: &StalledArgs) -> Result<Vec<Connection>> {
     let permits = Arc::new(Semaphore::new(100));
     let mut tasks = Vec::with_capacity(args.stalled);
-    for _ in 0..args.stalled {
+    for k in 0..args.stalled {
         let (target, channel, permits) =
             (ctx.target.clone(), args.channel.clone(), permits.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await?;
-            let mut conn = Connection::open(&target).await?;
+            let mut conn = Connection::open(&target, k).await?;
             conn.subscribe(&channel, None, None).await?;
             anyhow::Ok(conn)
         }));
