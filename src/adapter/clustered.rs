@@ -458,7 +458,9 @@ impl Clustered {
     /// node claims them, see [`Clustered::send_departures`]), and `channel_occupied` /
     /// `member_added` cancel a held departure of the same channel or member, in which case
     /// neither is sent. Without Redis, this node's worker holds them (its own grace period).
+    /// The console hears of every transition at once (no grace period: it shows what happened).
     async fn transition(&self, engine: &Engine, app: &App, name: &ChannelName, change: Change<'_>) {
+        app.console.report_change(name.as_str(), change);
         let (user, arriving) = match change {
             Change::Occupied => (None, true),
             Change::Vacated => (None, false),
@@ -561,19 +563,24 @@ impl Clustered {
         }
     }
 
-    pub(super) async fn unsubscribe(&self, app: &App, name: &ChannelName, socket_id: &SocketId) {
+    /// Removes the connection from the channel here and in the cluster; what it changed here,
+    /// if it was subscribed.
+    pub(super) async fn unsubscribe(
+        &self,
+        app: &App,
+        name: &ChannelName,
+        socket_id: &SocketId,
+    ) -> Option<Unsubscribed> {
         // The gate first: a resync must not see the local change before Redis hears of it.
         let _gate = self.gate.read().await;
-        let Some(left) = app.channels.unsubscribe(name, socket_id) else {
-            return;
-        };
+        let left = app.channels.unsubscribe(name, socket_id)?;
         let link = self.link();
         let engine = &link.engine;
         let app_id = app.config.id.as_str();
         if !self.health.is_up() {
             self.health.missed();
             self.member_left_locally(app, name, &left);
-            return;
+            return Some(left);
         }
         if let Some(user) = &left.member {
             match engine
@@ -595,6 +602,7 @@ impl Clustered {
             Ok(l) => self.count(&link.bus, app, name, l.subscription_count).await,
             Err(e) => self.health.failed(&e),
         }
+        Some(left)
     }
 
     /// The channel's subscription count changed (by this node): its subscribers here and on

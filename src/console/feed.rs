@@ -1,0 +1,461 @@
+//! One app's console feed: what happened in the app ([`Activity`]), as JSON lines for the
+//! consoles watching it.
+//!
+//! The domain reports to the app's [`Feed`] at the one place where each thing happens; the feed
+//! drops it at once (two relaxed atomic loads, nothing built, nothing allocated) unless a console
+//! watches the app, here ([`Feed::watch`]) or, on a cluster, on another node
+//! ([`Feed::set_watched_elsewhere`], learnt at the heartbeat). Entries go to this node's consoles
+//! through a bounded broadcast (a console that falls behind is told how many it missed) and to
+//! the other nodes through a bounded queue the cluster drains ([`Feed::relay_to`]); neither is
+//! ever waited for. Nothing here knows HTTP, actix or Redis.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::channel::Change;
+
+/// Entries a console may fall behind by before it is told it missed some.
+const BACKLOG: usize = 1024;
+
+/// Longest event data shown, in bytes; longer data is cut (at a character boundary) and
+/// flagged, so one large event does not weigh on the page.
+pub const DATA_SHOWN: usize = 1024;
+
+/// One thing that happened in an app, as a console shows it. Serialized with its `kind`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Activity<'a> {
+    /// A connection was established.
+    ConnectionOpened {
+        /// Its socket id.
+        socket_id: &'a str,
+        /// `ws` or one of the HTTP fallback transports.
+        transport: &'a str,
+    },
+    /// A connection ended.
+    ConnectionClosed {
+        /// Its socket id.
+        socket_id: &'a str,
+        /// The Pusher close code herald sent, if herald closed it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+        /// Why.
+        reason: &'a str,
+    },
+    /// A connection joined a channel.
+    Subscribed {
+        /// The channel.
+        channel: &'a str,
+        /// The connection.
+        socket_id: &'a str,
+        /// Its member id, on presence channels.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
+    },
+    /// A connection left a channel.
+    Unsubscribed {
+        /// The channel.
+        channel: &'a str,
+        /// The connection.
+        socket_id: &'a str,
+        /// Its member id, on presence channels.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
+    },
+    /// A channel got its first subscriber.
+    ChannelOccupied {
+        /// The channel.
+        channel: &'a str,
+    },
+    /// A channel lost its last subscriber.
+    ChannelVacated {
+        /// The channel.
+        channel: &'a str,
+    },
+    /// A user's first connection joined a presence channel.
+    MemberAdded {
+        /// The channel.
+        channel: &'a str,
+        /// The member.
+        user_id: &'a str,
+    },
+    /// A user's last connection left a presence channel.
+    MemberRemoved {
+        /// The channel.
+        channel: &'a str,
+        /// The member.
+        user_id: &'a str,
+    },
+    /// An event triggered through the HTTP API (or the console's Event Creator).
+    ApiEvent {
+        /// The channel.
+        channel: &'a str,
+        /// The event name.
+        event: &'a str,
+        /// The data string (cut to [`DATA_SHOWN`]).
+        #[serde(flatten)]
+        data: Data<'a>,
+        /// The connection left out.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        excluded_socket_id: Option<&'a str>,
+    },
+    /// A client event relayed.
+    ClientEvent {
+        /// The channel.
+        channel: &'a str,
+        /// The event name.
+        event: &'a str,
+        /// The data string (cut to [`DATA_SHOWN`]).
+        #[serde(flatten)]
+        data: Data<'a>,
+        /// The sender.
+        socket_id: &'a str,
+        /// The sender's member id, on presence channels.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
+    },
+    /// A subscriber of a cache channel found nothing cached.
+    CacheMiss {
+        /// The channel.
+        channel: &'a str,
+    },
+    /// One attempt at sending a webhook request.
+    Webhook {
+        /// The events in the request, by name.
+        events: &'a [&'a str],
+        /// The endpoint.
+        url: &'a str,
+        /// The HTTP status answered, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// What went wrong, when no 2xx came.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        /// Attempts before this one.
+        retries: u32,
+        /// `delivered`, `retrying` or `given_up`.
+        outcome: &'a str,
+    },
+    /// A connection closed because it did not read what it was sent (4100).
+    SlowConsumer {
+        /// The connection.
+        socket_id: &'a str,
+        /// Why (queue full, or stalled).
+        reason: &'a str,
+    },
+}
+
+/// Event data as shown: cut to [`DATA_SHOWN`] bytes, and whether it was.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Data<'a> {
+    /// The data, or its first [`DATA_SHOWN`] bytes.
+    pub data: &'a str,
+    /// Set when `data` was cut.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub data_truncated: bool,
+}
+
+impl<'a> Data<'a> {
+    /// `data`, cut if it is longer than [`DATA_SHOWN`].
+    pub fn of(data: &'a str) -> Self {
+        if data.len() <= DATA_SHOWN {
+            return Data {
+                data,
+                data_truncated: false,
+            };
+        }
+        let mut end = DATA_SHOWN;
+        while !data.is_char_boundary(end) {
+            end -= 1;
+        }
+        Data {
+            data: &data[..end],
+            data_truncated: true,
+        }
+    }
+}
+
+impl<'a> Activity<'a> {
+    /// The activity of a channel's change, if a console shows it (counts it does not).
+    pub fn of_change(channel: &'a str, change: Change<'a>) -> Option<Self> {
+        Some(match change {
+            Change::Occupied => Activity::ChannelOccupied { channel },
+            Change::Vacated => Activity::ChannelVacated { channel },
+            Change::MemberAdded(user) => Activity::MemberAdded {
+                channel,
+                user_id: user.as_str(),
+            },
+            Change::MemberRemoved(user) => Activity::MemberRemoved {
+                channel,
+                user_id: user.as_str(),
+            },
+            Change::CacheMiss => Activity::CacheMiss { channel },
+            Change::Count(_) => return None,
+        })
+    }
+}
+
+/// An entry as sent: when, where (on a cluster) and what.
+#[derive(Serialize)]
+struct Entry<'a> {
+    time_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+    #[serde(flatten)]
+    activity: &'a Activity<'a>,
+}
+
+/// An entry for another node's consoles: the app and the entry's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    /// The app id.
+    pub app: Arc<str>,
+    /// The entry, as JSON.
+    pub entry: Arc<str>,
+}
+
+/// One app's console feed. See the module documentation.
+#[derive(Debug)]
+pub struct Feed {
+    /// The app id (for relayed entries).
+    app: Arc<str>,
+    /// Consoles of this node watching the app now.
+    watchers: AtomicUsize,
+    /// On a cluster: a console on another node watches the app (as of the last heartbeat).
+    watched_elsewhere: AtomicBool,
+    /// Entries for this node's consoles.
+    local: broadcast::Sender<Arc<str>>,
+    /// On a cluster: where entries for the other nodes go (set once, at start-up).
+    relay: OnceLock<Relay>,
+    /// Entries the relay queue could not take.
+    relay_dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Relay {
+    node: String,
+    queue: mpsc::Sender<Relayed>,
+}
+
+impl Feed {
+    /// The feed of app `app`, watched by nobody yet.
+    pub fn new(app: &str) -> Self {
+        Feed {
+            app: app.into(),
+            watchers: AtomicUsize::new(0),
+            watched_elsewhere: AtomicBool::new(false),
+            local: broadcast::channel(BACKLOG).0,
+            relay: OnceLock::new(),
+            relay_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether any console (here or on another node) watches the app: the fast path every
+    /// report takes first.
+    #[inline]
+    pub fn is_watched(&self) -> bool {
+        self.watchers.load(Ordering::Relaxed) > 0 || self.watched_elsewhere.load(Ordering::Relaxed)
+    }
+
+    /// Whether a console of this node watches the app.
+    pub fn is_watched_here(&self) -> bool {
+        self.watchers.load(Ordering::Relaxed) > 0
+    }
+
+    /// Reports what happened; nothing is done unless a console watches the app.
+    #[inline]
+    pub fn report(&self, activity: Activity<'_>) {
+        if self.is_watched() {
+            self.send(&activity);
+        }
+    }
+
+    /// Reports a channel's change (a no-op for the changes a console does not show).
+    #[inline]
+    pub fn report_change(&self, channel: &str, change: Change<'_>) {
+        if self.is_watched() {
+            if let Some(activity) = Activity::of_change(channel, change) {
+                self.send(&activity);
+            }
+        }
+    }
+
+    #[cold]
+    fn send(&self, activity: &Activity<'_>) {
+        let relay = self.relay.get();
+        let entry = Entry {
+            time_ms: crate::webhook::now_ms(),
+            node: relay.map(|r| r.node.as_str()),
+            activity,
+        };
+        let Ok(json) = serde_json::to_string(&entry) else {
+            return;
+        };
+        let json: Arc<str> = json.into();
+        if self.watchers.load(Ordering::Relaxed) > 0 {
+            // No receiver left (the last console just went): nothing to do.
+            let _ = self.local.send(json.clone());
+        }
+        if let (Some(relay), true) = (relay, self.watched_elsewhere.load(Ordering::Relaxed)) {
+            let relayed = Relayed {
+                app: self.app.clone(),
+                entry: json,
+            };
+            if relay.queue.try_send(relayed).is_err() {
+                self.relay_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// An entry another node reported, for this node's consoles.
+    pub fn relayed(&self, entry: Arc<str>) {
+        if self.is_watched_here() {
+            let _ = self.local.send(entry);
+        }
+    }
+
+    /// Starts watching: entries from now on, until the [`Watching`] is dropped.
+    pub fn watch(self: &Arc<Self>) -> Watching {
+        let entries = self.local.subscribe();
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Watching {
+            feed: self.clone(),
+            entries,
+        }
+    }
+
+    /// On a cluster node: entries go to `queue` (tagged with `node`) while a console on
+    /// another node watches the app. Set once; later calls are ignored.
+    pub fn relay_to(&self, node: &str, queue: mpsc::Sender<Relayed>) {
+        let _ = self.relay.set(Relay {
+            node: node.to_owned(),
+            queue,
+        });
+    }
+
+    /// What the last heartbeat learnt: whether a console on another node watches the app.
+    pub fn set_watched_elsewhere(&self, watched: bool) {
+        self.watched_elsewhere.store(watched, Ordering::Relaxed);
+    }
+
+    /// Entries dropped because the relay queue was full.
+    pub fn relay_dropped(&self) -> u64 {
+        self.relay_dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// One console watching an app: its entries, and its place in the watcher count.
+#[derive(Debug)]
+pub struct Watching {
+    feed: Arc<Feed>,
+    entries: broadcast::Receiver<Arc<str>>,
+}
+
+/// What a console gets next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// An entry, as JSON.
+    Entry(Arc<str>),
+    /// The console fell behind and missed this many.
+    Missed(u64),
+    /// Nothing waiting now (from [`Watching::try_next`]).
+    Empty,
+}
+
+impl Watching {
+    /// The next entry, waiting for it.
+    pub async fn next(&mut self) -> Next {
+        match self.entries.recv().await {
+            Ok(entry) => Next::Entry(entry),
+            Err(broadcast::error::RecvError::Lagged(n)) => Next::Missed(n),
+            // The feed lives as long as its app, which outlives this (it holds the feed).
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+
+    /// The next entry if one is waiting.
+    pub fn try_next(&mut self) -> Next {
+        match self.entries.try_recv() {
+            Ok(entry) => Next::Entry(entry),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Next::Missed(n),
+            Err(_) => Next::Empty,
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.feed.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn nothing_is_sent_unless_watched_and_entries_carry_their_fields() {
+        let feed = Arc::new(Feed::new("1"));
+        feed.report(Activity::CacheMiss { channel: "cache-a" });
+        assert!(!feed.is_watched());
+        let mut watching = feed.watch();
+        assert!(feed.is_watched());
+        assert_eq!(watching.try_next(), Next::Empty, "nothing from before");
+        feed.report(Activity::ApiEvent {
+            channel: "c",
+            event: "e",
+            data: Data::of("{\"a\":1}"),
+            excluded_socket_id: Some("1.2"),
+        });
+        let Next::Entry(entry) = watching.next().await else {
+            panic!("no entry");
+        };
+        let v: serde_json::Value = serde_json::from_str(&entry).unwrap();
+        assert_eq!(v["kind"], "api_event");
+        assert_eq!(v["channel"], "c");
+        assert_eq!(v["data"], "{\"a\":1}");
+        assert_eq!(v["excluded_socket_id"], "1.2");
+        assert!(v["time_ms"].as_u64().unwrap() > 0);
+        assert!(v.get("data_truncated").is_none() && v.get("node").is_none());
+        drop(watching);
+        assert!(!feed.is_watched());
+    }
+
+    #[tokio::test]
+    async fn a_console_that_falls_behind_is_told_how_many_it_missed() {
+        let feed = Arc::new(Feed::new("1"));
+        let mut watching = feed.watch();
+        for _ in 0..BACKLOG + 10 {
+            feed.report(Activity::CacheMiss { channel: "c" });
+        }
+        assert_eq!(watching.next().await, Next::Missed(10));
+        assert!(matches!(watching.try_next(), Next::Entry(_)));
+    }
+
+    #[test]
+    fn long_data_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(DATA_SHOWN);
+        let cut = Data::of(&long);
+        assert!(cut.data_truncated && cut.data.len() <= DATA_SHOWN && cut.data.len() > 1000);
+        assert!(!Data::of("short").data_truncated);
+    }
+
+    #[tokio::test]
+    async fn entries_go_to_the_relay_only_while_another_node_watches() {
+        let feed = Feed::new("app");
+        let (tx, mut rx) = mpsc::channel(4);
+        feed.relay_to("node-a", tx);
+        feed.report(Activity::CacheMiss { channel: "c" });
+        assert!(rx.try_recv().is_err());
+        feed.set_watched_elsewhere(true);
+        feed.report(Activity::CacheMiss { channel: "c" });
+        let relayed = rx.try_recv().unwrap();
+        assert_eq!(&*relayed.app, "app");
+        let v: serde_json::Value = serde_json::from_str(&relayed.entry).unwrap();
+        assert_eq!(v["node"], "node-a");
+        assert_eq!(v["kind"], "cache_miss");
+    }
+}
