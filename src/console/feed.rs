@@ -32,7 +32,7 @@ pub enum Activity<'a> {
     ConnectionOpened {
         /// Its socket id.
         socket_id: &'a str,
-        /// `ws` or one of the HTTP fallback transports.
+        /// `websocket` or one of the HTTP fallback transports.
         transport: &'a str,
     },
     /// A connection ended.

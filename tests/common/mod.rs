@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 mod api;
+pub mod console;
 mod hooks;
 pub mod raw;
 pub mod ws;
