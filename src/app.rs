@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::channel::{Change, Reporter};
 use crate::config::{AppConfig, Config};
 use crate::connection::Traffic;
 use crate::fanout::FanOut;
-use crate::webhook::{AppTarget, Hooks, Queued};
-use crate::channel::{Change, Reporter};
 use crate::protocol::ChannelName;
+use crate::webhook::{AppTarget, Hooks, Queued};
 use crate::{channel, console, user};
 
 /// One app and its state.

@@ -84,7 +84,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(metrics) => tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?),
         None => tracing::info!("metrics listener off"),
     }
-    let console = listeners.console.as_ref().map(|l| l.local_addr()).transpose()?;
+    let console = listeners
+        .console
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     if let Some(console) = console {
         tracing::warn!(
             "debug console on http://{console}/ (token login; keep it on loopback or behind TLS)"

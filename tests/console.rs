@@ -63,7 +63,10 @@ async fn without_a_session_every_api_route_is_401() {
     let page = anonymous.get("/").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Event Creator"));
-    assert!(page.header("content-security-policy").unwrap().contains("default-src 'self'"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'self'"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,11 +94,17 @@ async fn a_session_cookie_is_http_only_and_same_site_strict_and_ends_at_logout()
     let answer = console.log_in(TOKEN).await;
     let cookie = answer.header("set-cookie").unwrap();
     assert!(cookie.starts_with("herald_console="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let session = console.get("/api/session").await;
     assert_eq!(session.status, 200);
     let apps = session.json()["apps"].clone();
-    assert_eq!(apps, json!([{"id": APP_ID, "key": common::KEY, "enabled": true}]));
+    assert_eq!(
+        apps,
+        json!([{"id": APP_ID, "key": common::KEY, "enabled": true}])
+    );
     // Logging out wants the CSRF token too.
     let mut no_csrf = console.clone();
     no_csrf.csrf = Some("wrong".into());
@@ -115,10 +124,17 @@ async fn the_event_creator_wants_the_csrf_token_and_this_origin() {
     let origin = console.base.clone();
     let csrf = console.csrf.clone().unwrap();
 
-    let no_header = console.send("POST", &path, &body, &[("origin", &origin)]).await;
+    let no_header = console
+        .send("POST", &path, &body, &[("origin", &origin)])
+        .await;
     assert_eq!(no_header.status, 403, "{}", no_header.body);
     let wrong = console
-        .send("POST", &path, &body, &[("origin", &origin), ("x-console-csrf", "0000")])
+        .send(
+            "POST",
+            &path,
+            &body,
+            &[("origin", &origin), ("x-console-csrf", "0000")],
+        )
         .await;
     assert_eq!(wrong.status, 403);
     let other_site = console
@@ -133,7 +149,9 @@ async fn the_event_creator_wants_the_csrf_token_and_this_origin() {
     assert_eq!(other_site.json()["error"], "cross-origin request refused");
     client.expect_no_frame(Duration::from_millis(300)).await;
 
-    let sent = console.trigger(APP_ID, "news", "headline", r#"{"title":"hi"}"#).await;
+    let sent = console
+        .trigger(APP_ID, "news", "headline", r#"{"title":"hi"}"#)
+        .await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     assert_eq!(sent.json(), json!({}));
     let frame = client.recv_json().await;
@@ -152,10 +170,16 @@ async fn the_event_creator_answers_as_the_rest_api_does() {
     let console = Console::logged_in(&server).await;
     let too_large = console.trigger(APP_ID, "c", "e", &"x".repeat(101)).await;
     assert_eq!(too_large.status, 413, "{}", too_large.body);
-    assert!(too_large.json()["error"].as_str().unwrap().contains("exceeds the allowed maximum"));
+    assert!(too_large.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("exceeds the allowed maximum"));
     let reserved = console.trigger(APP_ID, "c", "pusher:x", "{}").await;
     assert_eq!(reserved.status, 400);
-    assert!(reserved.json()["error"].as_str().unwrap().contains("reserved"));
+    assert!(reserved.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("reserved"));
     let bad_channel = console.trigger(APP_ID, "bad channel", "e", "{}").await;
     assert_eq!(bad_channel.status, 400);
     let unknown = console.trigger("no-such-app", "c", "e", "{}").await;
@@ -167,7 +191,10 @@ async fn the_event_creator_answers_as_the_rest_api_does() {
                 .to_string(),
         )
         .await;
-    assert_eq!(with_info.json(), json!({"channels": {"presence-x": {"user_count": 0}}}));
+    assert_eq!(
+        with_info.json(),
+        json!({"channels": {"presence-x": {"user_count": 0}}})
+    );
 }
 
 /// Reads the feed until an entry of `kind` whose `field` is `value`.
@@ -188,7 +215,13 @@ async fn every_kind_of_activity_appears_in_the_feed_with_its_fields() {
     // A connection opens and joins a public channel: opened, occupied, subscribed.
     let mut alice = server.client().await;
     let alice_id = alice.socket_id.clone();
-    let opened = expect(&mut feed, "connection_opened", "socket_id", &json!(alice_id)).await;
+    let opened = expect(
+        &mut feed,
+        "connection_opened",
+        "socket_id",
+        &json!(alice_id),
+    )
+    .await;
     assert_eq!(opened["transport"], "websocket");
     assert!(opened["time_ms"].as_u64().unwrap() > 1_600_000_000_000);
     alice.join("news").await;
@@ -205,7 +238,10 @@ async fn every_kind_of_activity_appears_in_the_feed_with_its_fields() {
     assert_eq!(retrying["status"], 500);
     assert_eq!(retrying["retries"], 0);
     assert_eq!(retrying["outcome"], "retrying");
-    let delivered = feed.until("webhook", Duration::from_secs(5), |_| true).await.0;
+    let delivered = feed
+        .until("webhook", Duration::from_secs(5), |_| true)
+        .await
+        .0;
     assert_eq!(delivered["status"], 200);
     assert_eq!(delivered["retries"], 1);
     assert_eq!(delivered["outcome"], "delivered");
@@ -213,11 +249,15 @@ async fn every_kind_of_activity_appears_in_the_feed_with_its_fields() {
     // Presence: subscribed with the user id, member added.
     let mut bob = server.client().await;
     let bob_id = bob.socket_id.clone();
-    bob.join_presence("presence-room", r#"{"user_id":"bob"}"#).await;
+    bob.join_presence("presence-room", r#"{"user_id":"bob"}"#)
+        .await;
     // The channel's changes are reported as the registry makes them, before the adapter
     // reports the subscription.
     let added = feed.next_of("member_added").await;
-    assert_eq!((&added["channel"], &added["user_id"]), (&json!("presence-room"), &json!("bob")));
+    assert_eq!(
+        (&added["channel"], &added["user_id"]),
+        (&json!("presence-room"), &json!("bob"))
+    );
     let joined = expect(&mut feed, "subscribed", "channel", &json!("presence-room")).await;
     assert_eq!(joined["user_id"], "bob");
     assert_eq!(joined["socket_id"], json!(bob_id));
@@ -229,9 +269,11 @@ async fn every_kind_of_activity_appears_in_the_feed_with_its_fields() {
 
     // An API event, excluding a socket.
     let api = server.api();
-    api.trigger(json!({"name": "flash", "channels": ["news"], "data": "{\"n\":1}", "socket_id": bob_id}))
-        .await
-        .ok();
+    api.trigger(
+        json!({"name": "flash", "channels": ["news"], "data": "{\"n\":1}", "socket_id": bob_id}),
+    )
+    .await
+    .ok();
     let event = feed.next_of("api_event").await;
     assert_eq!(event["channel"], "news");
     assert_eq!(event["event"], "flash");
@@ -252,9 +294,21 @@ async fn every_kind_of_activity_appears_in_the_feed_with_its_fields() {
     bob.unsubscribe("presence-room").await;
     let removed = feed.next_of("member_removed").await;
     assert_eq!(removed["user_id"], "bob");
-    let vacated = expect(&mut feed, "channel_vacated", "channel", &json!("presence-room")).await;
+    let vacated = expect(
+        &mut feed,
+        "channel_vacated",
+        "channel",
+        &json!("presence-room"),
+    )
+    .await;
     assert_eq!(vacated["channel"], "presence-room");
-    let left = expect(&mut feed, "unsubscribed", "channel", &json!("presence-room")).await;
+    let left = expect(
+        &mut feed,
+        "unsubscribed",
+        "channel",
+        &json!("presence-room"),
+    )
+    .await;
     assert_eq!(left["user_id"], "bob");
     bob.close().await;
     let closed = expect(&mut feed, "connection_closed", "socket_id", &json!(bob_id)).await;
@@ -300,7 +354,8 @@ async fn the_channels_view_lists_counts_and_members() {
     a.join("news").await;
     let mut b = server.client().await;
     b.join("news").await;
-    b.join_presence("presence-room", r#"{"user_id":"u1"}"#).await;
+    b.join_presence("presence-room", r#"{"user_id":"u1"}"#)
+        .await;
     let answer = console.get(&format!("/api/apps/{APP_ID}/channels")).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(
@@ -327,11 +382,17 @@ async fn the_secret_is_in_no_answer() {
     answers.push(console.log_in(TOKEN).await);
     let mut feed = console.watch(APP_ID).await;
     let mut client = server.client().await;
-    client.join_presence("presence-x", r#"{"user_id":"1"}"#).await;
+    client
+        .join_presence("presence-x", r#"{"user_id":"1"}"#)
+        .await;
     answers.push(console.get("/api/session").await);
     answers.push(console.get(&format!("/api/apps/{APP_ID}/channels")).await);
     answers.push(console.trigger(APP_ID, "presence-x", "e", "{}").await);
-    answers.push(console.trigger(APP_ID, "presence-x", "pusher:e", "{}").await);
+    answers.push(
+        console
+            .trigger(APP_ID, "presence-x", "pusher:e", "{}")
+            .await,
+    );
     feed.next_of("api_event").await;
     for answer in &answers {
         assert!(!answer.body.contains(SECRET), "{}", answer.body);

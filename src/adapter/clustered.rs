@@ -59,6 +59,8 @@ use tokio::sync::mpsc;
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
 /// Most departures claimed in one round trip.
 const CLAIM_BATCH: usize = 100;
+/// Console entries waiting to be relayed to the other nodes; past this they are dropped.
+const CONSOLE_RELAY_QUEUE: usize = 4096;
 
 /// The webhook plumbing of a cluster node: what the apps emit comes in, what is claimed from
 /// the cluster's queue goes to the worker.
@@ -875,7 +877,44 @@ impl Clustered {
             self.relay_webhooks(webhooks.emitted, webhooks.worker.clone()),
             self.claim_webhooks(apps, webhooks.worker, settled_tx),
             self.settle_webhooks(settled),
+            self.relay_console(apps),
         );
+    }
+
+    /// Publishes on the bus what this node's apps report for consoles on other nodes (the feed
+    /// queues it only while one watches, see [`Clustered::console_beat`]); what cannot be sent
+    /// is dropped: a console is shown what the cluster can spare.
+    async fn relay_console(&self, apps: &Apps) {
+        let (tx, mut relayed) = mpsc::channel(CONSOLE_RELAY_QUEUE);
+        let node = self.link().engine.node().to_string();
+        for app in apps.iter() {
+            app.console.relay_to(&node, tx.clone());
+        }
+        drop(tx);
+        while let Some(r) = relayed.recv().await {
+            let message = BusMessage::Console {
+                app: r.app.to_string(),
+                entry: r.entry.to_string(),
+            };
+            if let Err(e) = self.link().bus.publish(&message).await {
+                tracing::debug!(error = %e, "cluster: a console entry was not relayed");
+            }
+        }
+    }
+
+    /// Tells the cluster which apps this node's consoles watch, and each app's feed whether a
+    /// console on another node watches it (so it relays its entries), at every heartbeat.
+    async fn console_beat(&self, engine: &Engine, apps: &Apps) {
+        let lasting = self.settings.heartbeat_interval * 3;
+        for app in apps.iter() {
+            let here = app.console.is_watched_here();
+            match engine.console_beat(&app.config.id, here, lasting).await {
+                Ok(elsewhere) => app.console.set_watched_elsewhere(elsewhere),
+                Err(e) => {
+                    tracing::debug!(error = %e, app_id = %app.config.id, "cluster: console beat")
+                }
+            }
+        }
     }
 
     /// Queues what this node's apps emit in the cluster's webhook queue (Redis). Without Redis,
@@ -1056,6 +1095,7 @@ impl Clustered {
                         self.resync(apps).await;
                     }
                     self.renew_leases(&link.engine).await;
+                    self.console_beat(&link.engine, apps).await;
                 }
                 Ok(Beat::Forgotten) => {
                     tracing::warn!(
@@ -1420,6 +1460,11 @@ fn deliver(apps: &Apps, received: Received) {
                 return;
             };
             app.users.notify(&user, online);
+        }
+        BusMessage::Console { app, entry } => {
+            if let Some(app) = apps.by_id(&app) {
+                app.console.relayed(entry.into());
+            }
         }
     }
 }

@@ -23,9 +23,9 @@ pub mod clustered;
 mod local;
 
 use crate::app::App;
-use crate::console::Activity;
 use crate::channel::{ChannelInfo, Joining, SubscribeError};
 use crate::connection::{ConnectionHandle, Frame};
+use crate::console::Activity;
 use crate::protocol::{ChannelName, SocketId, UserId};
 
 /// One event on one channel.

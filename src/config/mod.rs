@@ -594,7 +594,9 @@ impl Config {
         }
         let c = &self.console;
         let clash = |port: u16, host: IpAddr| {
-            c.port != 0 && c.port == port && (c.host == host || c.host.is_unspecified() || host.is_unspecified())
+            c.port != 0
+                && c.port == port
+                && (c.host == host || c.host.is_unspecified() || host.is_unspecified())
         };
         if c.enabled && (clash(s.port, s.host) || (m.enabled && clash(m.port, m.host))) {
             return Err(invalid(

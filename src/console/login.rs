@@ -129,7 +129,10 @@ fn note_failure(failures: &mut HashMap<IpAddr, (u32, Instant)>, from: IpAddr, no
     if !failures.contains_key(&from) && failures.len() >= MAX_TRACKED {
         failures.retain(|_, (_, since)| *since + FAILURE_WINDOW > now);
         if failures.len() >= MAX_TRACKED {
-            let oldest = failures.iter().min_by_key(|(_, (_, s))| *s).map(|(ip, _)| *ip);
+            let oldest = failures
+                .iter()
+                .min_by_key(|(_, (_, s))| *s)
+                .map(|(ip, _)| *ip);
             if let Some(oldest) = oldest {
                 failures.remove(&oldest);
             }

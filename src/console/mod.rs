@@ -154,10 +154,9 @@ async fn style() -> HttpResponse {
 }
 
 fn no_store(mut response: HttpResponse) -> HttpResponse {
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -207,9 +206,9 @@ async fn log_out(req: HttpRequest, gate: web::Data<Gate>) -> Result<HttpResponse
 /// The request's session, from its cookie.
 fn logged_in(req: &HttpRequest, gate: &Gate) -> Result<(String, Session), ConsoleError> {
     let id = session_cookie(req).ok_or(ConsoleError::Unauthorized("log in first"))?;
-    let session = gate
-        .session(&id)
-        .ok_or(ConsoleError::Unauthorized("the session is over; log in again"))?;
+    let session = gate.session(&id).ok_or(ConsoleError::Unauthorized(
+        "the session is over; log in again",
+    ))?;
     Ok((id, session))
 }
 
@@ -244,7 +243,10 @@ fn same_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
     };
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
     let origin = origin.to_str().ok();
     let matches = match (origin, host) {
         (Some(origin), Some(host)) => {
@@ -329,7 +331,11 @@ async fn channels(
         });
         if name.kind() == ChannelKind::Presence {
             let members = state.adapter.members(app, &name).await?;
-            let shown: Vec<&str> = members.iter().take(MAX_MEMBERS).map(|m| m.as_str()).collect();
+            let shown: Vec<&str> = members
+                .iter()
+                .take(MAX_MEMBERS)
+                .map(|m| m.as_str())
+                .collect();
             channel["user_count"] = members.len().into();
             channel["members"] = shown.into();
         }

@@ -78,7 +78,9 @@ pub async fn trigger_body(state: &State, app: &App, body: &[u8]) -> Result<Value
     ready_to_publish(state).await?;
     publish(state, app, &valid).await?;
     Ok(match valid.info {
-        Some(info) => json!({ "channels": channel_infos(state, app, &valid.channels, info).await? }),
+        Some(info) => {
+            json!({ "channels": channel_infos(state, app, &valid.channels, info).await? })
+        }
         None => json!({}),
     })
 }

@@ -154,7 +154,10 @@ impl Console {
         }
         let response = request.send().await.expect("feed request");
         assert_eq!(response.status().as_u16(), 200);
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(content_type, "text/event-stream");
         let mut feed = ConsoleFeed {
             response,
