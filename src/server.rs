@@ -348,20 +348,10 @@ impl SideServer {
 fn serve_metrics(sources: Sources, listener: TcpListener) -> std::io::Result<SideServer> {
     let state = web::Data::from(sources.state.clone());
     let metrics = web::Data::new(Metrics::new(sources));
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
+    serve_side(listener, move |cfg| {
+        cfg.app_data(state.clone())
             .app_data(metrics.clone())
-            .configure(ops::configure)
-            .default_service(web::to(http_api::not_found))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    Ok(SideServer {
-        handle: server.handle(),
-        serving: tokio::spawn(server),
+            .configure(ops::configure);
     })
 }
 
@@ -377,11 +367,20 @@ fn serve_console(
     let token = c.token.as_deref().unwrap_or_default();
     let gate = Arc::new(crate::console::login::Gate::new(token, c.session_ttl));
     let state = web::Data::from(state);
+    serve_side(listener, move |cfg| {
+        cfg.app_data(state.clone());
+        crate::console::configure(cfg, gate.clone());
+    })
+}
+
+/// Serves `routes` (and 404 for the rest) on a listener of its own with one worker thread.
+fn serve_side(
+    listener: TcpListener,
+    routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<SideServer> {
     let server = actix_web::HttpServer::new(move || {
-        let gate = gate.clone();
         actix_web::App::new()
-            .app_data(state.clone())
-            .configure(|cfg| crate::console::configure(cfg, gate))
+            .configure(routes.clone())
             .default_service(web::to(http_api::not_found))
     })
     .workers(1)

@@ -882,8 +882,9 @@ impl Clustered {
     }
 
     /// Publishes on the bus what this node's apps report for consoles on other nodes (the feed
-    /// queues it only while one watches, see [`Clustered::console_beat`]); what cannot be sent
-    /// is dropped: a console is shown what the cluster can spare.
+    /// queues it only while one watches, see [`Clustered::console_beat`], and at most
+    /// `console::feed::RATE` entries a second per app); what cannot be sent is dropped: a
+    /// console is shown what the cluster can spare.
     async fn relay_console(&self, apps: &Apps) {
         let (tx, mut relayed) = mpsc::channel(CONSOLE_RELAY_QUEUE);
         let node = self.link().engine.node().to_string();
@@ -892,13 +893,17 @@ impl Clustered {
         }
         drop(tx);
         while let Some(r) = relayed.recv().await {
-            let message = BusMessage::Console {
-                app: r.app.to_string(),
-                entry: r.entry.to_string(),
-            };
-            if let Err(e) = self.link().bus.publish(&message).await {
-                tracing::debug!(error = %e, "cluster: a console entry was not relayed");
-            }
+            self.relay_entry(&r.app, r.entry.to_string()).await;
+        }
+    }
+
+    async fn relay_entry(&self, app: &str, entry: String) {
+        let message = BusMessage::Console {
+            app: app.to_owned(),
+            entry,
+        };
+        if let Err(e) = self.link().bus.publish(&message).await {
+            tracing::debug!(error = %e, "cluster: a console entry was not relayed");
         }
     }
 

@@ -7,7 +7,8 @@
 //! ([`Feed::set_watched_elsewhere`], learnt at the heartbeat). Entries go to this node's consoles
 //! through a bounded broadcast (a console that falls behind is told how many it missed) and to
 //! the other nodes through a bounded queue the cluster drains ([`Feed::relay_to`]); neither is
-//! ever waited for. Nothing here knows HTTP, actix or Redis.
+//! ever waited for. At most [`RATE`] entries a second are built; the rest are only counted,
+//! and a `skipped` entry says how many. Nothing here knows HTTP, actix or Redis.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -232,7 +233,18 @@ pub struct Feed {
     relay: OnceLock<Relay>,
     /// Entries the relay queue could not take.
     relay_dropped: AtomicU64,
+    /// The current one-second window of the sampling (Unix ms of its start).
+    window: AtomicU64,
+    /// Entries built in it.
+    built: AtomicU64,
+    /// Entries left out in it (over [`RATE`]); reported when the next window starts.
+    sampled: AtomicU64,
 }
+
+/// Entries an app's feed builds per second; the rest are counted, never built (a console is
+/// not sent more, see `console::stream`), so that watching an app at a high event rate costs
+/// the server little.
+pub const RATE: u64 = 500;
 
 #[derive(Debug)]
 struct Relay {
@@ -250,6 +262,9 @@ impl Feed {
             local: broadcast::channel(BACKLOG).0,
             relay: OnceLock::new(),
             relay_dropped: AtomicU64::new(0),
+            window: AtomicU64::new(0),
+            built: AtomicU64::new(0),
+            sampled: AtomicU64::new(0),
         }
     }
 
@@ -285,16 +300,50 @@ impl Feed {
 
     #[cold]
     fn send(&self, activity: &Activity<'_>) {
+        let now = crate::webhook::now_ms();
         let relay = self.relay.get();
+        let node = relay.map(|r| r.node.as_str());
+        if !self.admit(now, node) {
+            return;
+        }
         let entry = Entry {
-            time_ms: crate::webhook::now_ms(),
-            node: relay.map(|r| r.node.as_str()),
+            time_ms: now,
+            node,
             activity,
         };
         let Ok(json) = serde_json::to_string(&entry) else {
             return;
         };
-        let json: Arc<str> = json.into();
+        self.deliver(json.into());
+    }
+
+    /// Whether one more entry fits in this second's [`RATE`]; at a new second, first sends a
+    /// `skipped` entry for what the last one left out.
+    fn admit(&self, now: u64, node: Option<&str>) -> bool {
+        let start = self.window.load(Ordering::Relaxed);
+        if now.saturating_sub(start) >= 1000
+            && self
+                .window
+                .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.built.store(0, Ordering::Relaxed);
+            let left_out = self.sampled.swap(0, Ordering::Relaxed);
+            if left_out > 0 {
+                let entry = super::stream::skipped_entry(left_out, "sampled", node);
+                self.deliver(entry.into());
+            }
+        }
+        if self.built.fetch_add(1, Ordering::Relaxed) < RATE {
+            return true;
+        }
+        self.sampled.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Hands a built entry to this node's consoles and, if one watches elsewhere, the relay.
+    fn deliver(&self, json: Arc<str>) {
+        let relay = self.relay.get();
         if self.watchers.load(Ordering::Relaxed) > 0 {
             // No receiver left (the last console just went): nothing to do.
             let _ = self.local.send(json.clone());
@@ -428,10 +477,36 @@ mod tests {
     async fn a_console_that_falls_behind_is_told_how_many_it_missed() {
         let feed = Arc::new(Feed::new("1"));
         let mut watching = feed.watch();
-        for _ in 0..BACKLOG + 10 {
+        for i in 0..BACKLOG + 10 {
+            if i as u64 % RATE == 0 {
+                // A new second each time, so the rate lets them all through.
+                feed.window.store(0, Ordering::Relaxed);
+            }
             feed.report(Activity::CacheMiss { channel: "c" });
         }
         assert_eq!(watching.next().await, Next::Missed(10));
+        assert!(matches!(watching.try_next(), Next::Entry(_)));
+    }
+
+    #[tokio::test]
+    async fn over_the_rate_entries_are_counted_not_built() {
+        let feed = Arc::new(Feed::new("1"));
+        let mut watching = feed.watch();
+        for _ in 0..RATE + 7 {
+            feed.report(Activity::CacheMiss { channel: "c" });
+        }
+        for _ in 0..RATE {
+            assert!(matches!(watching.try_next(), Next::Entry(_)));
+        }
+        assert_eq!(watching.try_next(), Next::Empty);
+        // A new second: the count first.
+        feed.window.store(0, Ordering::Relaxed);
+        feed.report(Activity::CacheMiss { channel: "c" });
+        let Next::Entry(skipped) = watching.try_next() else {
+            panic!("no skipped entry");
+        };
+        let v: serde_json::Value = serde_json::from_str(&skipped).unwrap();
+        assert_eq!((&v["kind"], &v["count"]), (&"skipped".into(), &7.into()));
         assert!(matches!(watching.try_next(), Next::Entry(_)));
     }
 

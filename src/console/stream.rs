@@ -11,8 +11,10 @@ use tokio::time::{timeout_at, Instant};
 
 use super::feed::{Next, Watching};
 
-/// Entries sent per second to one console; the rest are counted, not sent.
-pub const RATE: u32 = 500;
+/// Entries sent per second to one console; the rest are counted, not sent. Each app's feed
+/// builds no more than this on a node ([`super::feed::RATE`]); on a cluster, a console also gets
+/// the other nodes' entries, and this bounds their sum.
+pub const RATE: u32 = super::feed::RATE as u32;
 /// Most entries in one chunk.
 const BATCH: usize = 128;
 /// A comment is sent when nothing else was for this long, so proxies keep the stream open and a
@@ -112,13 +114,21 @@ fn data(out: &mut String, json: &str) {
 /// A `skipped` entry: `why` is `sampled` (over [`RATE`]) or `behind` (the feed's backlog
 /// overflowed).
 fn skipped(out: &mut String, count: u64, why: &str) {
-    let entry = serde_json::json!({
+    data(out, &skipped_entry(count, why, None));
+}
+
+/// A `skipped` entry's JSON (with the node that left them out, on a cluster).
+pub fn skipped_entry(count: u64, why: &str, node: Option<&str>) -> String {
+    let mut entry = serde_json::json!({
         "kind": "skipped",
         "time_ms": crate::webhook::now_ms(),
         "count": count,
         "why": why,
     });
-    data(out, &entry.to_string());
+    if let Some(node) = node {
+        entry["node"] = node.into();
+    }
+    entry.to_string()
 }
 
 #[cfg(test)]
@@ -128,7 +138,7 @@ mod tests {
     use futures_util::StreamExt;
 
     use super::*;
-    use crate::console::feed::{Activity, Feed};
+    use crate::console::feed::Feed;
 
     #[tokio::test(start_paused = true)]
     async fn over_the_rate_entries_are_counted_and_reported() {
@@ -137,8 +147,9 @@ mod tests {
         tokio::pin!(stream);
         let hello = stream.next().await.unwrap().unwrap();
         assert!(hello.starts_with(b"retry:"));
+        // Entries relayed from other nodes: each node's feed keeps to the rate, not their sum.
         for _ in 0..RATE + 100 {
-            feed.report(Activity::CacheMiss { channel: "c" });
+            feed.relayed(r#"{"kind":"cache_miss","channel":"c"}"#.into());
         }
         let mut text = String::new();
         while !text.contains("\"skipped\"") {

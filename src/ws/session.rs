@@ -110,11 +110,12 @@ pub(super) async fn run<T: Transport>(
         if let Exit::Close(code, _) = &exit {
             state.closes.count(*code);
         }
-        report_exit(&app, conn.handle().socket_id().as_str(), &exit);
         // Whatever happens next, nothing is written after the close.
         outbound.seal();
         drop(watched);
         Box::pin(conn.disconnect()).await;
+        // After its channels: the log reads unsubscribed, vacated, then closed.
+        report_exit(&app, conn.handle().socket_id().as_str(), &exit);
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
         // than the rest of the session, and it would otherwise sit inline in every idle
         // connection's task for its whole life (boxing it cut the task from 2,648 to 2,376 bytes).
