@@ -1,5 +1,6 @@
-//! A console's live log as Server-Sent Events: what one [`Watching`] yields, batched into chunks,
-//! with at most [`RATE`] entries a second per console. What it leaves out is never silent: a
+//! A console's live log as Server-Sent Events: what one [`Watching`] yields, gathered into a
+//! chunk for [`GATHER`] after each first entry, with at most [`RATE`] entries a second per
+//! console. What it leaves out is never silent: a
 //! `skipped` entry says how many were sampled out (over the rate) or missed (the console fell
 //! behind the feed), so a page stays responsive at any event rate and says so.
 
@@ -16,7 +17,10 @@ use super::feed::{Next, Watching};
 /// the other nodes' entries, and this bounds their sum.
 pub const RATE: u32 = super::feed::RATE as u32;
 /// Most entries in one chunk.
-const BATCH: usize = 128;
+const BATCH: usize = 256;
+/// How long entries are gathered into one chunk after the first: a few chunks a second rather
+/// than one per entry, which is what a console costs the server while it watches a busy app.
+const GATHER: Duration = Duration::from_millis(100);
 /// A comment is sent when nothing else was for this long, so proxies keep the stream open and a
 /// closed page is noticed.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -58,7 +62,10 @@ impl Sampler {
                 _ => self.window + Duration::from_secs(1),
             };
             match timeout_at(wait_until, self.watching.next()).await {
-                Ok(next) => self.take(next, &mut out),
+                Ok(next) => {
+                    self.take(next, &mut out);
+                    tokio::time::sleep(GATHER).await;
+                }
                 Err(_) => {
                     self.roll(Instant::now(), &mut out);
                     if out.is_empty() {
