@@ -320,6 +320,17 @@ impl Feed {
     /// Whether one more entry fits in this second's [`RATE`]; at a new second, first sends a
     /// `skipped` entry for what the last one left out.
     fn admit(&self, now: u64, node: Option<&str>) -> bool {
+        self.roll(now, node);
+        if self.built.fetch_add(1, Ordering::Relaxed) < RATE {
+            return true;
+        }
+        self.sampled.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Starts a new second of the sampling if the current one is over, sending a `skipped`
+    /// entry for what it left out.
+    fn roll(&self, now: u64, node: Option<&str>) {
         let start = self.window.load(Ordering::Relaxed);
         if now.saturating_sub(start) >= 1000
             && self
@@ -334,11 +345,15 @@ impl Feed {
                 self.deliver(entry.into());
             }
         }
-        if self.built.fetch_add(1, Ordering::Relaxed) < RATE {
-            return true;
+    }
+
+    /// Reports what the last second left out, if it is over (called by watching consoles while
+    /// the app is quiet, so a burst's count is not held until the next event).
+    pub fn flush(&self) {
+        if self.sampled.load(Ordering::Relaxed) > 0 {
+            let node = self.relay.get().map(|r| r.node.as_str());
+            self.roll(crate::webhook::now_ms(), node);
         }
-        self.sampled.fetch_add(1, Ordering::Relaxed);
-        false
     }
 
     /// Hands a built entry to this node's consoles and, if one watches elsewhere, the relay.
@@ -423,6 +438,11 @@ impl Watching {
             // The feed lives as long as its app, which outlives this (it holds the feed).
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
+    }
+
+    /// Has the feed report what its last second of sampling left out, if that is over.
+    pub fn flush(&self) {
+        self.feed.flush();
     }
 
     /// The next entry if one is waiting.

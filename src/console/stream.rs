@@ -32,6 +32,7 @@ pub fn events(watching: Watching) -> impl Stream<Item = Result<Bytes, std::conve
         window: Instant::now(),
         sent: 0,
         sampled: 0,
+        written: Instant::now(),
     };
     let hello = Bytes::from_static(b"retry: 2000\n: watching\n\n");
     let first = stream::once(async move { Ok(hello) });
@@ -49,26 +50,27 @@ struct Sampler {
     sent: u32,
     /// Entries left out in it.
     sampled: u64,
+    /// When a chunk was last sent (for the keep-alive).
+    written: Instant,
 }
 
 impl Sampler {
     /// The next chunk: what is waiting (at least one entry, or a `skipped` note, or a
-    /// keep-alive comment).
+    /// keep-alive comment). Wakes at least every second, so what the feed or this stream left
+    /// out during a burst is reported even if the app goes quiet.
     async fn next_chunk(&mut self) -> Bytes {
         let mut out = String::new();
         loop {
-            let wait_until = match self.sampled {
-                0 => Instant::now() + KEEPALIVE,
-                _ => self.window + Duration::from_secs(1),
-            };
+            let wait_until = Instant::now() + Duration::from_secs(1);
             match timeout_at(wait_until, self.watching.next()).await {
                 Ok(next) => {
                     self.take(next, &mut out);
                     tokio::time::sleep(GATHER).await;
                 }
                 Err(_) => {
+                    self.watching.flush();
                     self.roll(Instant::now(), &mut out);
-                    if out.is_empty() {
+                    if out.is_empty() && self.written.elapsed() >= KEEPALIVE {
                         out.push_str(": keepalive\n\n");
                     }
                 }
@@ -80,6 +82,7 @@ impl Sampler {
                 }
             }
             if !out.is_empty() {
+                self.written = Instant::now();
                 return out.into();
             }
         }

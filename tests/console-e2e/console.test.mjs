@@ -141,6 +141,8 @@ async function run(context) {
     return `socket ${socketId}`;
   });
 
+  // The operator looks at the console; the client page works in the background.
+  await consolePage.bringToFront();
   await check('its connection and subscription are in the log within 1 s', async () => {
     const waited = await within(LIVE_WITHIN_MS, async () =>
       (await hasRow(consolePage, 'connection_opened', socketId)) &&

@@ -117,8 +117,16 @@ function watch(appId) {
   channelTimer = setInterval(() => { if (!document.hidden) loadChannels(appId); }, CHANNELS_EVERY);
 }
 
-// Drawing: a batch per animation frame, newest on top.
+// Drawing: a batch per animation frame, newest on top (and every 250 ms from a timer, for a
+// tab the browser gives no frames, e.g. one in the background).
 function frame() {
+  draw();
+  requestAnimationFrame(frame);
+}
+requestAnimationFrame(frame);
+setInterval(draw, 250);
+
+function draw() {
   if (!paused && pending.length) {
     const batch = pending.splice(0, PER_FRAME);
     const fragment = document.createDocumentFragment();
@@ -132,9 +140,7 @@ function frame() {
   if (dropped.behind) parts.push(dropped.behind + ' missed (the feed ran ahead)');
   if (dropped.page) parts.push(dropped.page + ' coalesced by the page (arriving faster than drawn)');
   $('skipped').textContent = parts.length ? 'Not shown: ' + parts.join('; ') + '.' : '';
-  requestAnimationFrame(frame);
 }
-requestAnimationFrame(frame);
 
 function row(entry) {
   const tr = document.createElement('tr');
