@@ -2,6 +2,7 @@
 //! `[console]`), that shows one app's activity live, its occupied channels, and sends it test
 //! events.
 //!
+//! - [`activity`]: the kinds of things a console shows, with their fields.
 //! - [`feed`]: what happened in an app, reported by the domain where it happens, sent to the
 //!   consoles watching it (a no-op when none does). The domain depends on it; it depends on
 //!   nothing of the edges.
@@ -27,6 +28,7 @@
 //! token in `X-Console-Csrf` and, if the browser sends one, an `Origin` of this very host, so no
 //! other site can make a logged-in browser trigger an event.
 
+pub mod activity;
 pub mod feed;
 pub mod login;
 pub mod stream;
