@@ -142,6 +142,8 @@ struct Health {
     dirty: AtomicBool,
     /// Times Redis became unreachable.
     outages: AtomicU64,
+    /// When Redis last became reachable again.
+    recovered: Mutex<Option<Instant>>,
 }
 
 /// What a cluster node counts, for the metrics ([`Clustered::stats`]).
@@ -217,8 +219,20 @@ impl Health {
     /// Redis answered the heartbeat.
     fn answered(&self) {
         if !self.up.swap(true, Ordering::AcqRel) {
+            *self
+                .recovered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             tracing::info!("cluster: Redis is reachable again");
         }
+    }
+
+    /// Whether Redis came back after `then` (a failure from before is of the outage that ended).
+    fn recovered_since(&self, then: Instant) -> bool {
+        self.recovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|recovered| recovered > then)
     }
 }
 
@@ -274,6 +288,7 @@ impl Clustered {
                 up: AtomicBool::new(true),
                 dirty: AtomicBool::new(false),
                 outages: AtomicU64::new(0),
+                recovered: Mutex::new(None),
             },
             counts: Counts::default(),
             vacated_delay: webhooks.vacated_delay,
@@ -746,8 +761,10 @@ impl Clustered {
         };
         // Not waiting for Redis (`Bus::post`): a batch that failed since is reported by the
         // next post, and the outage answers 503 from then on.
-        if let Some(e) = link.bus.take_failure() {
-            return Err(self.failed(e));
+        if let Some(failed) = link.bus.take_failure() {
+            if !self.health.recovered_since(failed.sent) {
+                return Err(self.failed(failed.error));
+            }
         }
         link.bus.post(&message).await.map_err(|e| self.failed(e))?;
         if cache {
@@ -1098,9 +1115,14 @@ impl Clustered {
         loop {
             tick.tick().await;
             let link = self.link();
-            // A posted batch that failed since the last beat and no trigger reported yet.
-            if let Some(e) = link.bus.take_failure() {
-                self.health.failed(&e);
+            // A posted batch that failed since the last beat and no trigger reported: its
+            // messages are lost (logged); the beat itself says whether Redis is down.
+            if let Some(failed) = link.bus.take_failure() {
+                tracing::warn!(
+                    error = %failed.error,
+                    lost = failed.lost,
+                    "cluster: events were not published to the other nodes"
+                );
             }
             match link.engine.beat().await {
                 Ok(Beat::Alive) => {

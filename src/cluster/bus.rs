@@ -38,9 +38,11 @@
 //! [`Bus::publish`] waits for Redis's reply to its batch; [`Bus::post`] (the API's events)
 //! only for room in the queue ([`QUEUE`] messages), so a trigger is answered without a round
 //! trip to Redis and without a hand-off back to its task. A posted batch that fails is not
-//! retried (pub/sub keeps nothing either): the failure waits in the bus until the next post
-//! takes it ([`Bus::take_failure`]), which reports the outage. Order is kept: the task takes
-//! messages in the order they were handed over and sends batches in that order.
+//! retried (pub/sub keeps nothing either): the failure waits in the bus until taken
+//! ([`Bus::take_failure`]: the next trigger, which reports the outage, or the heartbeat), and
+//! until then posted messages are dropped rather than sent late, after the outage, to nodes
+//! whose clients have moved on. Order is kept: the task takes messages in the order they were
+//! handed over and sends batches in that order.
 //!
 //! # Order
 //!
@@ -65,6 +67,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::node::{NodeId, NODE_ID_LEN};
 use super::{redis_error, ClusterError, Engine};
@@ -244,11 +247,23 @@ struct Outgoing {
     sent: Option<oneshot::Sender<Result<u64, ClusterError>>>,
 }
 
-/// The last failure of a posted batch: a flag read on every post, the error behind it.
+/// The last failure of a posted batch: a flag read on every post, the error behind it and when
+/// that batch was sent.
 #[derive(Debug, Default)]
 struct Failure {
     any: AtomicBool,
-    error: Mutex<Option<ClusterError>>,
+    error: Mutex<Option<Failed>>,
+}
+
+/// A posted batch's `PUBLISH` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// Why.
+    pub error: ClusterError,
+    /// When the batch was sent (a failure of a batch sent before Redis came back is old news).
+    pub sent: Instant,
+    /// Posted messages lost: the batch's, and those dropped until the failure was taken.
+    pub lost: u64,
 }
 
 impl Bus {
@@ -276,18 +291,24 @@ impl Bus {
         self.publisher.send(outgoing).await.map_err(|_| closed())
     }
 
-    /// The failure of a posted batch since the last call, if any (each is reported once).
-    pub fn take_failure(&self) -> Option<ClusterError> {
+    /// Whether a posted batch failed and no one took the failure yet.
+    pub fn failure_pending(&self) -> bool {
+        self.failure.any.load(Ordering::Acquire)
+    }
+
+    /// The failure of a posted batch since the last call, if any (each is reported once);
+    /// posted messages go out again from then on.
+    pub fn take_failure(&self) -> Option<Failed> {
         if !self.failure.any.load(Ordering::Acquire) {
             return None;
         }
-        let mut error = self
+        let mut failed = self
             .failure
             .error
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.failure.any.store(false, Ordering::Release);
-        error.take()
+        failed.take()
     }
 }
 
@@ -296,7 +317,8 @@ fn closed() -> ClusterError {
 }
 
 /// The publishing task: sends what the [`Bus`] hands it, one `PUBLISH` at a time, each
-/// carrying everything that waited (up to [`BATCH_BYTES`]). Ends when every [`Bus`] is gone.
+/// carrying everything that waited (up to [`BATCH_BYTES`]); while a posted batch's failure is
+/// not taken, drops posted messages. Ends when every [`Bus`] is gone.
 async fn send_batches(
     client: Client,
     channel: String,
@@ -305,26 +327,67 @@ async fn send_batches(
     failure: Arc<Failure>,
 ) {
     let mut waiting = Vec::new();
+    let mut payload: Option<Payload> = None;
+    let mut posted = 0u64;
     while let Some(first) = queue.recv().await {
-        let mut payload = Payload::new(&node, &first.line);
-        let mut posted = first.sent.is_none();
-        waiting.extend(first.sent);
-        while !payload.is_full() {
-            let Ok(next) = queue.try_recv() else { break };
-            payload.push(&next.line);
-            posted |= next.sent.is_none();
-            waiting.extend(next.sent);
+        let mut dropped = 0u64;
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            if outgoing.sent.is_none() && failure.any.load(Ordering::Acquire) {
+                dropped += 1;
+            } else {
+                posted += u64::from(outgoing.sent.is_none());
+                match &mut payload {
+                    Some(payload) => payload.push(&outgoing.line),
+                    None => payload = Some(Payload::new(&node, &outgoing.line)),
+                }
+                waiting.extend(outgoing.sent);
+            }
+            if payload.as_ref().is_some_and(Payload::is_full) {
+                break;
+            }
+            next = queue.try_recv().ok();
         }
+        if dropped > 0 {
+            failure.count_dropped(dropped);
+        }
+        let Some(batch) = payload.take() else {
+            continue;
+        };
+        let sent = Instant::now();
         let outcome = client
-            .publish::<u64, _, _>(channel.as_str(), payload.0)
+            .publish::<u64, _, _>(channel.as_str(), batch.0)
             .await
             .map_err(redis_error);
-        if let (Err(e), true) = (&outcome, posted) {
-            *failure.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
-            failure.any.store(true, Ordering::Release);
+        if let (Err(error), true) = (&outcome, posted > 0) {
+            failure.record(Failed {
+                error: error.clone(),
+                sent,
+                lost: posted,
+            });
         }
+        posted = 0;
         for sent in waiting.drain(..) {
             let _ = sent.send(outcome.clone());
+        }
+    }
+}
+
+impl Failure {
+    fn record(&self, failed: Failed) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        let lost = slot.as_ref().map_or(0, |f| f.lost);
+        *slot = Some(Failed {
+            lost: lost + failed.lost,
+            ..failed
+        });
+        self.any.store(true, Ordering::Release);
+    }
+
+    fn count_dropped(&self, dropped: u64) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(failed) = slot.as_mut() {
+            failed.lost += dropped;
         }
     }
 }

@@ -329,8 +329,9 @@ async fn a_listener_that_falls_behind_is_told_how_many_messages_it_lost() {
     task.abort();
 }
 
-/// Posted messages (not waiting for Redis) go out in order with awaited ones; a posted batch
-/// that fails is reported once, by the next `take_failure`.
+/// Posted messages (not waiting for Redis) go out in order with awaited ones. A posted batch
+/// that fails is reported once, by the next `take_failure`; posted messages are dropped until
+/// then (counted as lost), not sent late; after it, they go out again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_messages_keep_their_order_and_a_failed_batch_is_reported_once() {
     let mut redis = RedisServer::start();
@@ -355,19 +356,53 @@ async fn posted_messages_keep_their_order_and_a_failed_batch_is_reported_once() 
     redis.stop();
     bus_a.post(&event(100)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
+    while !bus_a.failure_pending() {
+        assert!(
+            Instant::now() < deadline,
+            "the failed post was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Redis is back, but the failure is not taken yet: these are dropped, not sent late.
+    redis.restart();
+    let (_bus_c, mut tap_c) = open(&engine(&redis).await).await;
+    for n in 101..105 {
+        bus_a.post(&event(n)).await.unwrap();
+    }
     let failure = loop {
+        // The drop is counted once the task has taken the posts; take after all four.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         if let Some(failure) = bus_a.take_failure() {
             break failure;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the failed post was not reported"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(
-        matches!(failure, ClusterError::Unavailable(_)),
+        matches!(failure.error, ClusterError::Unavailable(_)),
         "{failure:?}"
     );
+    assert_eq!(
+        failure.lost, 5,
+        "the failed batch's one and the four dropped"
+    );
     assert_eq!(bus_a.take_failure(), None, "reported once");
+    // Posting works again once the failure was taken.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 200;
+    loop {
+        bus_a.post(&event(n)).await.unwrap();
+        match tap_c.next_message(Duration::from_millis(200)).await {
+            Some(got) => {
+                assert!(
+                    !(101..105).any(|dropped| got == event(dropped)),
+                    "a dropped post was sent: {got:?}"
+                );
+                if got == event(n) {
+                    break;
+                }
+            }
+            None => assert!(Instant::now() < deadline, "posting did not resume"),
+        }
+        bus_a.take_failure();
+        n += 1;
+    }
 }
