@@ -4,7 +4,6 @@
 //! the RFC 6455 code alone for a client that broke the WebSocket rules (1002, 1007, 1009;
 //! [`failure`] maps tungstenite's read errors to them).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,21 +14,24 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::close_frame;
-use super::session::{self, last_words, Exit, Inbound, Transport, FINISH_TIMEOUT};
-use crate::app::{App, ConnectionSlot};
+use super::session::{last_words, Exit, Inbound, Transport, FINISH_TIMEOUT};
+use crate::app::App;
 use crate::connection::{ConnectionHandle, Outbound, Socket, Wire};
 use crate::protocol::{CloseCode, SocketId};
 use crate::state::State;
 
-/// Runs a WebSocket connection until it ends. `leftover` is what was read past the handshake.
-pub(super) async fn run(
-    state: Arc<State>,
-    app: Arc<App>,
-    slot: ConnectionSlot,
+/// Sets up a WebSocket connection's session: its two ends, over `socket`, and its transport.
+/// `leftover` is what was read past the handshake. Done before the session's task is spawned
+/// ([`session::run`](super::session::run)), so that nothing of it (the socket, the
+/// configuration, the future that builds the WebSocket) is kept in that task for the
+/// connection's life.
+pub(super) async fn open(
+    state: &State,
+    app: &App,
     socket: Socket,
     leftover: Vec<u8>,
     config: WebSocketConfig,
-) {
+) -> ((ConnectionHandle, Outbound), WebSocket) {
     let (handle, outbound) = ConnectionHandle::with_socket(
         SocketId::generate(),
         state.server.outbound_queue,
@@ -47,11 +49,11 @@ pub(super) async fn run(
         last_seen: Instant::now(),
         ping_sent: None,
     };
-    session::run(state, app, slot, (handle, outbound), transport).await;
+    ((handle, outbound), transport)
 }
 
 /// A WebSocket and its liveness state.
-struct WebSocket {
+pub(super) struct WebSocket {
     ws: WebSocketStream<Wire>,
     activity_timeout: Duration,
     pong_timeout: Duration,
