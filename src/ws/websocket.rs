@@ -75,31 +75,15 @@ impl Transport for WebSocket {
         let inbound = self.ws.next().await;
         self.last_seen = Instant::now();
         self.ping_sent = None;
-        match inbound {
-            None => Inbound::End(Exit::Gone),
-            // tungstenite has queued the answer: the same code, or 1002 for a code a close
-            // frame may not carry (RFC 6455 §7.4).
-            Some(Ok(Message::Close(_))) => Inbound::End(Exit::PeerClosed),
-            Some(Err(e)) => Inbound::End(match failure(&e) {
-                Some((code, message)) => {
-                    tracing::debug!(error = %e, code = code.code(), "client broke the protocol");
-                    Exit::Close(code, message)
-                }
-                None => {
-                    tracing::debug!(error = %e, "websocket error");
-                    Exit::Gone
-                }
-            }),
-            Some(Ok(Message::Text(text))) => Inbound::Text(text),
-            Some(Ok(Message::Binary(_))) => {
-                Inbound::Unreadable("Binary frames are not supported; send JSON text frames")
-            }
-            // tungstenite queued the pong; send it now.
-            Some(Ok(Message::Ping(_))) => match self.ws.flush().await {
-                Ok(()) => Inbound::Nothing,
-                Err(_) => Inbound::End(Exit::Gone),
-            },
-            Some(Ok(Message::Pong(_) | Message::Frame(_))) => Inbound::Nothing,
+        // Read apart from the wait below, so that the message (136 bytes) is not kept across it in
+        // the select! of every idle connection's task.
+        if let Some(inbound) = read(inbound) {
+            return inbound;
+        }
+        // A ping: tungstenite queued the pong; send it now.
+        match self.ws.flush().await {
+            Ok(()) => Inbound::Nothing,
+            Err(_) => Inbound::End(Exit::Gone),
         }
     }
 
@@ -162,6 +146,32 @@ impl WebSocket {
         // tungstenite's flush does not wait for the socket; this does.
         let _ = outbound.drained().await;
     }
+}
+
+/// What the session makes of what tungstenite read; `None` for a ping, whose pong is to be sent.
+fn read(inbound: Option<Result<Message, WsError>>) -> Option<Inbound<Utf8Bytes>> {
+    Some(match inbound {
+        None => Inbound::End(Exit::Gone),
+        // tungstenite has queued the answer: the same code, or 1002 for a code a close frame may
+        // not carry (RFC 6455 §7.4).
+        Some(Ok(Message::Close(_))) => Inbound::End(Exit::PeerClosed),
+        Some(Err(e)) => Inbound::End(match failure(&e) {
+            Some((code, message)) => {
+                tracing::debug!(error = %e, code = code.code(), "client broke the protocol");
+                Exit::Close(code, message)
+            }
+            None => {
+                tracing::debug!(error = %e, "websocket error");
+                Exit::Gone
+            }
+        }),
+        Some(Ok(Message::Text(text))) => Inbound::Text(text),
+        Some(Ok(Message::Binary(_))) => {
+            Inbound::Unreadable("Binary frames are not supported; send JSON text frames")
+        }
+        Some(Ok(Message::Ping(_))) => return None,
+        Some(Ok(Message::Pong(_) | Message::Frame(_))) => Inbound::Nothing,
+    })
 }
 
 /// What a read error means (RFC 6455 §7.1.7, "fail the WebSocket connection"): the close code and
