@@ -61,6 +61,8 @@ suite() {
 suite "protocol-tests/run.sh" protocol-tests/run.sh PT_CLUSTER=0
 suite "PT_CLUSTER=1 protocol-tests/run.sh" protocol-tests/run.sh PT_CLUSTER=1
 suite "examples/todo/e2e/run.sh" examples/todo/e2e/run.sh
+# The debug console in headless Chromium, with a pusher-js page and the Node SDK (~15 s).
+suite "tests/console-e2e/run.sh" tests/console-e2e/run.sh
 
 echo
 if [ "$failed" -gt 0 ]; then

@@ -1,7 +1,7 @@
 //! Apps: each [`App`] is its configuration (credentials, switches, limits) plus the state it
-//! owns (channels, signed-in users, webhook front, connection count, and the counts the metrics
-//! report per app); [`Apps`] finds them by id and by key. Apps are fixed at start-up, so the
-//! lookup maps need no lock.
+//! owns (channels, signed-in users, webhook front, console feed, connection count, and the
+//! counts the metrics report per app); [`Apps`] finds them by id and by key. Apps are fixed at
+//! start-up, so the lookup maps need no lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::channel::{Change, Reporter};
 use crate::config::{AppConfig, Config};
 use crate::connection::Traffic;
 use crate::fanout::FanOut;
+use crate::protocol::ChannelName;
 use crate::webhook::{AppTarget, Hooks, Queued};
-use crate::{channel, user};
+use crate::{channel, console, user};
 
 /// One app and its state.
 #[derive(Debug)]
@@ -32,6 +34,8 @@ pub struct App {
     pub traffic: Arc<Traffic>,
     /// The app's REST API calls (counted by `http_api`, read by the metrics).
     pub api: ApiCalls,
+    /// What the debug console shows of the app (a no-op unless a console watches it).
+    pub console: Arc<console::Feed>,
     /// Open connections, for `max_connections`.
     connections: AtomicUsize,
     /// Connections admitted since start.
@@ -118,6 +122,7 @@ impl App {
             cache_ttl: config.cache_ttl,
             clustered,
         };
+        let console = Arc::new(console::Feed::new(&config.id));
         let target = AppTarget {
             app_id: config.id.clone(),
             key: config.key.clone(),
@@ -125,10 +130,16 @@ impl App {
             targets: config.webhooks.clone(),
             pending: Default::default(),
             stats: Default::default(),
+            console: console.clone(),
         };
         let hooks = Hooks::new(target, webhooks);
+        let reports = Arc::new(Reports {
+            hooks: hooks.clone(),
+            console: console.clone(),
+        });
         App {
-            channels: channel::Registry::new(settings, fan_out, Arc::new(hooks.clone())),
+            channels: channel::Registry::new(settings, fan_out, reports),
+            console,
             users: user::Registry::new(clustered),
             hooks,
             traffic: Traffic::new(),
@@ -161,6 +172,20 @@ impl App {
             opened: self.opened.load(Ordering::Relaxed),
             closed: self.closed.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Where an app's channels report their changes: its console feed, then its webhooks.
+#[derive(Debug)]
+struct Reports {
+    hooks: Hooks,
+    console: Arc<console::Feed>,
+}
+
+impl Reporter for Reports {
+    fn report(&self, channel: &ChannelName, change: Change<'_>) {
+        self.console.report_change(channel.as_str(), change);
+        self.hooks.report(channel, change);
     }
 }
 

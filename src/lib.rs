@@ -20,6 +20,7 @@
 //! | [`http_api`] | the signed REST API |
 //! | [`metrics`] | the Prometheus registry, every metric's name and labels, read at scrape time |
 //! | [`ops`] | `/metrics`, `/up`, `/ready` |
+//! | [`console`] | the debug console: each app's activity feed (`console::feed`, reported by the domain), its login and sessions, its page and routes on a listener of its own |
 //! | [`state`], [`shutdown`], [`server`] | shared state and readiness, the shutdown signal, the wiring (listeners) |
 //! | [`tls`] | TLS on the main listener: the certificate and key files, the handshake of each connection |
 //! | [`probe`] | `herald --health`: asks the herald configured like this process for `/ready` (container health checks) |
@@ -34,9 +35,11 @@
 //! but `config`; only `server` uses it.
 //! `cluster` knows the domain's vocabulary but none of its state, and nothing of the edges;
 //! `adapter::clustered` is where it meets the registries.
-//! Only `ws`, `http_api` and `ops` handle requests with actix (and `server`, which wires them);
-//! nothing imports them but `server`, and the hidden `fuzzing` module, which re-exports their
-//! pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
+//! `console::feed` depends on nothing of ours but `channel`'s vocabulary; the domain reports to
+//! it. Only `ws`, `http_api`, `ops` and `console` handle requests with actix (and `server`,
+//! which wires them); nothing imports them but `server` (and `console`, which triggers events
+//! through `http_api`'s own path, so the Event Creator is the REST trigger), and the hidden
+//! `fuzzing` module, which re-exports their pure parsers for the fuzz targets in `fuzz/`. Only `config` reads the environment. `logging`
 //! depends on nothing of ours but `config` (for `LogFormat`) and only the binary uses it; so does
 //! `probe`, a client of `/ready`. Counts are kept by what they count, as
 //! plain numbers; `metrics` reads them and nothing imports it but `server` and `ops`.
@@ -51,6 +54,7 @@ pub mod channel;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;

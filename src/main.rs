@@ -84,12 +84,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(metrics) => tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?),
         None => tracing::info!("metrics listener off"),
     }
+    let console = listeners
+        .console
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
+    if let Some(console) = console {
+        tracing::warn!(
+            "debug console on http://{console}/ (token login; keep it on loopback or behind TLS)"
+        );
+    }
     let scheme = listeners.scheme();
     let shutdown = Shutdown::new();
     tokio::spawn(shutdown.clone().on_signals());
     let serving = || {
         tracing::info!("herald listening on {scheme}://{bound}");
         println!("herald listening on {scheme}://{bound}");
+        if let Some(console) = console {
+            println!("herald console on http://{console}/");
+        }
     };
     herald::server::run_announced(listeners, config, shutdown, serving).await?;
     tracing::info!("stopped");

@@ -49,11 +49,14 @@ pub struct Listeners {
     pub tls: Option<Tls>,
     /// `/metrics`, `/up` and `/ready`; `None` when the metrics listener is off.
     pub metrics: Option<TcpListener>,
+    /// The debug console; `None` when it is off (the default).
+    pub console: Option<TcpListener>,
 }
 
 impl Listeners {
-    /// Loads the TLS certificate, if one is configured, then binds the main listener and,
-    /// unless `metrics.enabled` is false, the metrics listener, at their configured addresses;
+    /// Loads the TLS certificate, if one is configured, then binds the main listener,
+    /// unless `metrics.enabled` is false the metrics listener, and if `console.enabled` the
+    /// console's, at their configured addresses;
     /// non-blocking, as [`run`] wants them. A bad certificate or key file is an `InvalidInput`
     /// error naming the file, before anything is bound.
     pub fn bind(config: &Config) -> std::io::Result<Listeners> {
@@ -65,7 +68,17 @@ impl Listeners {
             true => Some(bind(SocketAddr::new(m.host, m.port))?),
             false => None,
         };
-        Ok(Listeners { main, tls, metrics })
+        let c = &config.console;
+        let console = match c.enabled {
+            true => Some(bind(SocketAddr::new(c.host, c.port))?),
+            false => None,
+        };
+        Ok(Listeners {
+            main,
+            tls,
+            metrics,
+            console,
+        })
     }
 
     /// The main listener's URL scheme: `https` with TLS, else `http`.
@@ -146,6 +159,10 @@ pub async fn run_announced(
         .metrics
         .map(|listener| serve_metrics(sources, listener))
         .transpose()?;
+    let console = listeners
+        .console
+        .map(|listener| serve_console(state.clone(), &config, listener))
+        .transpose()?;
     let server = http_server(state.clone(), listeners.main, listeners.tls, &config)?;
     serving();
     let handle = server.handle();
@@ -168,6 +185,9 @@ pub async fn run_announced(
     stall_watch.abort();
     let _ = worker.await;
     let served = serving.await;
+    if let Some(console) = console {
+        console.stop().await;
+    }
     if let Some(metrics) = metrics {
         metrics.stop().await;
     }
@@ -304,19 +324,20 @@ where
         .finish(map_config(api, |_| AppConfig::default()))
 }
 
-/// The metrics listener's server, running.
-struct MetricsServer {
+/// A server of its own listener (metrics, console), running.
+struct SideServer {
     handle: actix_server::ServerHandle,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-impl MetricsServer {
-    /// Stops it, not gracefully: scrapers keep idle connections open, which would hold a
-    /// graceful stop for its whole timeout, and nothing is lost by cutting a scrape short.
+impl SideServer {
+    /// Stops it, not gracefully: scrapers keep idle connections open and consoles hold their
+    /// live logs open, which would hold a graceful stop for its whole timeout, and nothing is
+    /// lost by cutting them short.
     async fn stop(self) {
         self.handle.stop(false).await;
         if let Ok(Err(e)) = self.serving.await {
-            tracing::warn!(error = %e, "metrics listener");
+            tracing::warn!(error = %e, "side listener (metrics or console)");
         }
     }
 }
@@ -324,21 +345,49 @@ impl MetricsServer {
 /// Starts the metrics server: `/metrics`, `/up` and `/ready` on their own listener, with a
 /// worker thread of their own, so that scrapes and health checks are answered while the main
 /// listener is paused or busy.
-fn serve_metrics(sources: Sources, listener: TcpListener) -> std::io::Result<MetricsServer> {
+fn serve_metrics(sources: Sources, listener: TcpListener) -> std::io::Result<SideServer> {
     let state = web::Data::from(sources.state.clone());
     let metrics = web::Data::new(Metrics::new(sources));
+    serve_side(listener, move |cfg| {
+        cfg.app_data(state.clone())
+            .app_data(metrics.clone())
+            .configure(ops::configure);
+    })
+}
+
+/// Starts the debug console on its own listener, with a worker thread of its own (its live
+/// logs are long requests that must not take the main listener's workers).
+fn serve_console(
+    state: Arc<State>,
+    config: &Config,
+    listener: TcpListener,
+) -> std::io::Result<SideServer> {
+    let c = &config.console;
+    // `Config::validate` refuses an enabled console without a token.
+    let token = c.token.as_deref().unwrap_or_default();
+    let gate = Arc::new(crate::console::login::Gate::new(token, c.session_ttl));
+    let state = web::Data::from(state);
+    serve_side(listener, move |cfg| {
+        cfg.app_data(state.clone());
+        crate::console::configure(cfg, gate.clone());
+    })
+}
+
+/// Serves `routes` (and 404 for the rest) on a listener of its own with one worker thread.
+fn serve_side(
+    listener: TcpListener,
+    routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<SideServer> {
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
-            .app_data(state.clone())
-            .app_data(metrics.clone())
-            .configure(ops::configure)
+            .configure(routes.clone())
             .default_service(web::to(http_api::not_found))
     })
     .workers(1)
     .disable_signals()
     .listen(listener)?
     .run();
-    Ok(MetricsServer {
+    Ok(SideServer {
         handle: server.handle(),
         serving: tokio::spawn(server),
     })

@@ -965,3 +965,91 @@ async fn an_unreachable_redis_stops_start_up_naming_the_setting() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_on_one_node_shows_what_happens_on_another_once() {
+    use common::console::{Console, TOKEN};
+    let redis = RedisServer::start();
+    let setup = node(&redis)
+        .console("enabled", "true")
+        .console("token", &format!("\"{TOKEN}\""));
+    let nodes = start_nodes(setup, 2).await;
+    let console = Console::logged_in(&nodes[0]).await;
+    let mut feed = console.watch(APP_ID).await;
+
+    // Node A's own activity carries its node id.
+    let mut here = nodes[0].client().await;
+    here.join("news").await;
+    let mine = feed.next_of("connection_opened").await;
+    let node_a = mine["node"]
+        .as_str()
+        .expect("a node id on a cluster")
+        .to_owned();
+
+    // Node B learns at its heartbeat that a console on A watches the app.
+    let api_b = nodes[1].api();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "node B never relayed to A's console"
+        );
+        api_b.publish("probe", "e", "1").await;
+        if let Some(entry) = feed.next_within(Duration::from_millis(200)).await {
+            if entry["kind"] == "api_event" && entry["channel"] == "probe" {
+                assert_ne!(entry["node"], json!(node_a));
+                break;
+            }
+        }
+    }
+
+    let mut there = nodes[1].client().await;
+    let there_id = there.socket_id.clone();
+    there.join("news").await;
+    let opened = feed
+        .until("connection_opened", WAIT, |e| {
+            e["socket_id"] == json!(there_id)
+        })
+        .await
+        .0;
+    let node_b = opened["node"].as_str().unwrap().to_owned();
+    assert_ne!(node_b, node_a);
+    let subscribed = feed
+        .until("subscribed", WAIT, |e| e["socket_id"] == json!(there_id))
+        .await
+        .0;
+    assert_eq!(
+        (&subscribed["channel"], &subscribed["node"]),
+        (&json!("news"), &json!(node_b))
+    );
+
+    // An API event on B, delivered by both nodes, is reported once, by B.
+    api_b.publish("news", "flash", "{\"n\":1}").await;
+    assert_eq!(here.recv_json().await["event"], "flash");
+    assert_eq!(there.recv_json().await["event"], "flash");
+    let event = feed
+        .until("api_event", WAIT, |e| e["event"] == "flash")
+        .await
+        .0;
+    assert_eq!(event["node"], json!(node_b));
+    while let Some(entry) = feed.next_within(Duration::from_millis(500)).await {
+        assert!(
+            !(entry["kind"] == "api_event" && entry["event"] == "flash"),
+            "reported twice: {entry}"
+        );
+    }
+
+    // Its channels view is the cluster's.
+    let channels = console
+        .get(&format!("/api/apps/{APP_ID}/channels"))
+        .await
+        .json();
+    let news = channels["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "news")
+        .cloned()
+        .unwrap();
+    assert_eq!(news["subscription_count"], 2);
+}

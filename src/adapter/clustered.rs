@@ -60,6 +60,8 @@ use tokio::sync::mpsc;
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
 /// Most departures claimed in one round trip.
 const CLAIM_BATCH: usize = 100;
+/// Console entries waiting to be relayed to the other nodes; past this they are dropped.
+const CONSOLE_RELAY_QUEUE: usize = 4096;
 
 /// The webhook plumbing of a cluster node: what the apps emit comes in, what is claimed from
 /// the cluster's queue goes to the worker.
@@ -459,7 +461,9 @@ impl Clustered {
     /// node claims them, see [`Clustered::send_departures`]), and `channel_occupied` /
     /// `member_added` cancel a held departure of the same channel or member, in which case
     /// neither is sent. Without Redis, this node's worker holds them (its own grace period).
+    /// The console hears of every transition at once (no grace period: it shows what happened).
     async fn transition(&self, engine: &Engine, app: &App, name: &ChannelName, change: Change<'_>) {
+        app.console.report_change(name.as_str(), change);
         let (user, arriving) = match change {
             Change::Occupied => (None, true),
             Change::Vacated => (None, false),
@@ -562,19 +566,24 @@ impl Clustered {
         }
     }
 
-    pub(super) async fn unsubscribe(&self, app: &App, name: &ChannelName, socket_id: &SocketId) {
+    /// Removes the connection from the channel here and in the cluster; what it changed here,
+    /// if it was subscribed.
+    pub(super) async fn unsubscribe(
+        &self,
+        app: &App,
+        name: &ChannelName,
+        socket_id: &SocketId,
+    ) -> Option<Unsubscribed> {
         // The gate first: a resync must not see the local change before Redis hears of it.
         let _gate = self.gate.read().await;
-        let Some(left) = app.channels.unsubscribe(name, socket_id) else {
-            return;
-        };
+        let left = app.channels.unsubscribe(name, socket_id)?;
         let link = self.link();
         let engine = &link.engine;
         let app_id = app.config.id.as_str();
         if !self.health.is_up() {
             self.health.missed();
             self.member_left_locally(app, name, &left);
-            return;
+            return Some(left);
         }
         if let Some(user) = &left.member {
             match engine
@@ -596,6 +605,7 @@ impl Clustered {
             Ok(l) => self.count(&link.bus, app, name, l.subscription_count).await,
             Err(e) => self.health.failed(&e),
         }
+        Some(left)
     }
 
     /// The channel's subscription count changed (by this node): its subscribers here and on
@@ -870,7 +880,51 @@ impl Clustered {
             self.relay_webhooks(webhooks.emitted, webhooks.worker.clone()),
             self.claim_webhooks(apps, webhooks.worker, settled_tx),
             self.settle_webhooks(settled),
+            self.relay_console(apps),
         );
+    }
+
+    /// Publishes on the bus what this node's apps report for consoles on other nodes (the feed
+    /// queues it only while one watches, see [`Clustered::console_beat`], and at most
+    /// `console::feed::RATE` entries a second per app); what cannot be sent is dropped: a
+    /// console is shown what the cluster can spare.
+    async fn relay_console(&self, apps: &Apps) {
+        let (tx, mut relayed) = mpsc::channel(CONSOLE_RELAY_QUEUE);
+        let node = self.link().engine.node().to_string();
+        for app in apps.iter() {
+            app.console.relay_to(&node, tx.clone());
+        }
+        drop(tx);
+        while let Some(r) = relayed.recv().await {
+            self.relay_entry(&r.app, r.entry.to_string()).await;
+        }
+    }
+
+    async fn relay_entry(&self, app: &str, entry: String) {
+        let message = BusMessage::Console {
+            app: app.to_owned(),
+            entry,
+        };
+        // Posted, not awaited: entries go out in the bus's batches, without a round trip each
+        // (a failed batch is reported by the next trigger or heartbeat).
+        if let Err(e) = self.link().bus.post(&message).await {
+            tracing::debug!(error = %e, "cluster: a console entry was not relayed");
+        }
+    }
+
+    /// Tells the cluster which apps this node's consoles watch, and each app's feed whether a
+    /// console on another node watches it (so it relays its entries), at every heartbeat.
+    async fn console_beat(&self, engine: &Engine, apps: &Apps) {
+        let lasting = self.settings.heartbeat_interval * 3;
+        for app in apps.iter() {
+            let here = app.console.is_watched_here();
+            match engine.console_beat(&app.config.id, here, lasting).await {
+                Ok(elsewhere) => app.console.set_watched_elsewhere(elsewhere),
+                Err(e) => {
+                    tracing::debug!(error = %e, app_id = %app.config.id, "cluster: console beat")
+                }
+            }
+        }
     }
 
     /// Queues what this node's apps emit in the cluster's webhook queue (Redis). Without Redis,
@@ -1055,6 +1109,7 @@ impl Clustered {
                         self.resync(apps).await;
                     }
                     self.renew_leases(&link.engine).await;
+                    self.console_beat(&link.engine, apps).await;
                 }
                 Ok(Beat::Forgotten) => {
                     tracing::warn!(
@@ -1419,6 +1474,11 @@ fn deliver(apps: &Apps, received: Received) {
                 return;
             };
             app.users.notify(&user, online);
+        }
+        BusMessage::Console { app, entry } => {
+            if let Some(app) = apps.by_id(&app) {
+                app.console.relayed(entry.into());
+            }
         }
     }
 }

@@ -9,6 +9,9 @@
 //! other nodes go through Redis. The edges do not know which one they talk to; on a cluster,
 //! what needs Redis can fail with [`Unavailable`], which the HTTP API answers with 503.
 //!
+//! Subscriptions that succeed and connections that leave a channel are reported to the app's
+//! console feed here, whichever adapter answered.
+//!
 //! The cluster's futures are boxed, so a single process's (and every idle connection's task)
 //! stays as small as before.
 //!
@@ -22,6 +25,7 @@ mod local;
 use crate::app::App;
 use crate::channel::{ChannelInfo, Joining, SubscribeError};
 use crate::connection::{ConnectionHandle, Frame};
+use crate::console::Activity;
 use crate::protocol::{ChannelName, SocketId, UserId};
 
 /// One event on one channel.
@@ -127,20 +131,41 @@ impl Adapter {
         channel: &ChannelName,
         joining: Joining<'_>,
     ) -> Result<(), SubscribeError> {
+        let socket_id = joining.handle.socket_id().clone();
+        let user_id = joining.member.as_ref().map(|(user, _)| user.clone());
         #[cfg(feature = "redis")]
-        if let Some(cluster) = &self.cluster {
-            return Box::pin(cluster.subscribe(app, channel, joining)).await;
+        let subscribed = match &self.cluster {
+            Some(cluster) => Box::pin(cluster.subscribe(app, channel, joining)).await,
+            None => app.channels.subscribe(channel, joining).map(drop),
+        };
+        #[cfg(not(feature = "redis"))]
+        let subscribed = app.channels.subscribe(channel, joining).map(drop);
+        if subscribed.is_ok() {
+            app.console.report(Activity::Subscribed {
+                channel: channel.as_str(),
+                socket_id: socket_id.as_str(),
+                user_id: user_id.as_ref().map(UserId::as_str),
+            });
         }
-        app.channels.subscribe(channel, joining).map(drop)
+        subscribed
     }
 
     /// Removes a connection from a channel (nothing if it was not subscribed).
     pub async fn unsubscribe(&self, app: &App, channel: &ChannelName, socket_id: &SocketId) {
         #[cfg(feature = "redis")]
-        if let Some(cluster) = &self.cluster {
-            return Box::pin(cluster.unsubscribe(app, channel, socket_id)).await;
+        let left = match &self.cluster {
+            Some(cluster) => Box::pin(cluster.unsubscribe(app, channel, socket_id)).await,
+            None => app.channels.unsubscribe(channel, socket_id),
+        };
+        #[cfg(not(feature = "redis"))]
+        let left = app.channels.unsubscribe(channel, socket_id);
+        if let Some(left) = left {
+            app.console.report(Activity::Unsubscribed {
+                channel: channel.as_str(),
+                socket_id: socket_id.as_str(),
+                user_id: left.member.as_ref().map(UserId::as_str),
+            });
         }
-        app.channels.unsubscribe(channel, socket_id);
     }
 
     /// Registers a signed-in connection; watchlist events as the app is configured.

@@ -1,5 +1,6 @@
 //! The cluster bus: what one node publishes for every node to deliver locally — an event on a
-//! channel, an event to a user, terminate a user's connections, a watchlist change.
+//! channel, an event to a user, terminate a user's connections, a watchlist change, an entry of
+//! a watched app's debug console feed.
 //!
 //! # One Redis channel per cluster
 //!
@@ -23,6 +24,7 @@
 //! 3f2a9c0d1b4e5f60 {"user_event":{"app":"1","user":"u1","event":"e","data":"x"}}
 //! 3f2a9c0d1b4e5f60 {"terminate_user":{"app":"1","user":"u1"}}
 //! 3f2a9c0d1b4e5f60 {"watchlist":{"app":"1","user":"u1","online":true}}
+//! 3f2a9c0d1b4e5f60 {"console":{"app":"1","entry":"{\"time_ms\":1,\"node\":\"3f2a9c0d1b4e5f60\",\"kind\":\"cache_miss\",\"channel\":\"cache-a\"}"}}
 //! ```
 //!
 //! `except`, `user_id` and `info` are left out when absent, `cache` when false.
@@ -147,6 +149,14 @@ pub enum BusMessage {
         user: String,
         /// Online (true) or offline.
         online: bool,
+    },
+    /// Show an entry of the app's debug console feed to this node's consoles (sent only while
+    /// a console on another node watches the app, see `cluster::console`).
+    Console {
+        /// The app id.
+        app: String,
+        /// The entry, as JSON.
+        entry: String,
     },
 }
 

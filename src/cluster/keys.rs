@@ -176,6 +176,11 @@ impl Keys {
         format!("{}:departures", self.prefix)
     }
 
+    /// `P:app:A:consoles`: the nodes whose debug consoles watch app `A`.
+    pub fn consoles(&self, app: &str) -> String {
+        format!("{}:app:{}:consoles", self.prefix, escape_app(app))
+    }
+
     /// `P:webhooks`.
     pub fn webhooks(&self) -> String {
         format!("{}:webhooks", self.prefix)

@@ -49,6 +49,7 @@ pub mod bus;
 pub mod cache;
 pub mod channel;
 pub mod connections;
+pub mod console;
 pub mod grace;
 pub mod keys;
 pub mod node;

@@ -40,7 +40,8 @@ macro_rules! variable {
 
 /// Every variable but the app's. `[server]` keys are `HERALD_<KEY>`, `[webhooks]` keys
 /// `HERALD_WEBHOOK_<KEY>`, `[metrics]` keys `HERALD_METRICS_<KEY>` (and `enabled` is
-/// `HERALD_METRICS`), `[cluster]` keys `HERALD_CLUSTER_<KEY>` (and `redis_url` is
+/// `HERALD_METRICS`), `[console]` keys `HERALD_CONSOLE_<KEY>` (and `enabled` is `HERALD_CONSOLE`),
+/// `[cluster]` keys `HERALD_CLUSTER_<KEY>` (and `redis_url` is
 /// `HERALD_REDIS_URL`, the name soketi's and sockudo's users know).
 #[rustfmt::skip] // One line a variable, as a table.
 pub const VARIABLES: &[Variable] = &[
@@ -72,6 +73,11 @@ pub const VARIABLES: &[Variable] = &[
     variable!("HERALD_METRICS",                 metrics.enabled,                boolean),
     variable!("HERALD_METRICS_HOST",            metrics.host,                   address),
     variable!("HERALD_METRICS_PORT",            metrics.port,                   number),
+    variable!("HERALD_CONSOLE",                 console.enabled,                boolean),
+    variable!("HERALD_CONSOLE_HOST",            console.host,                   address),
+    variable!("HERALD_CONSOLE_PORT",            console.port,                   number),
+    variable!("HERALD_CONSOLE_TOKEN",           console.token,                  some_text),
+    variable!("HERALD_CONSOLE_SESSION_TTL",     console.session_ttl,            duration),
     variable!("HERALD_REDIS_URL",               cluster.redis_url,              some_text),
     variable!("HERALD_CLUSTER_KEY_PREFIX",      cluster.key_prefix,             text),
     variable!("HERALD_CLUSTER_HEARTBEAT_INTERVAL", cluster.heartbeat_interval,  duration),
@@ -333,19 +339,20 @@ mod tests {
         assert_eq!(again.server.log_format, LogFormat::Json);
     }
 
-    /// Every key of `[server]`, `[webhooks]` and `[metrics]` has a variable named by the rule,
+    /// Every key of `[server]`, `[webhooks]`, `[metrics]`, `[console]` and `[cluster]` has a variable named by the rule,
     /// and the README's table lists each one with its key.
     #[test]
     fn every_setting_has_a_variable_named_by_the_rule() {
         let defaults = toml::Value::try_from(Config::default()).unwrap();
         let mut keys = Vec::new();
-        for section in ["server", "webhooks", "metrics", "cluster"] {
+        for section in ["server", "webhooks", "metrics", "console", "cluster"] {
             for field in defaults[section].as_table().unwrap().keys() {
                 keys.push(format!("{section}.{field}"));
             }
         }
         // Unset by default, so not in the serialized defaults.
         keys.push("cluster.redis_url".into());
+        keys.push("console.token".into());
         keys.push("server.tls_cert".into());
         keys.push("server.tls_key".into());
         let mut covered: Vec<String> = VARIABLES.iter().map(|v| v.key.to_owned()).collect();
@@ -360,6 +367,8 @@ mod tests {
                 ("webhooks", _) => format!("HERALD_WEBHOOK_{}", field.to_uppercase()),
                 ("metrics", "enabled") => "HERALD_METRICS".to_owned(),
                 ("metrics", _) => format!("HERALD_METRICS_{}", field.to_uppercase()),
+                ("console", "enabled") => "HERALD_CONSOLE".to_owned(),
+                ("console", _) => format!("HERALD_CONSOLE_{}", field.to_uppercase()),
                 ("cluster", "redis_url") => "HERALD_REDIS_URL".to_owned(),
                 _ => format!("HERALD_CLUSTER_{}", field.to_uppercase()),
             };

@@ -50,6 +50,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Running as one node of a cluster on Redis (off unless `redis_url` is set).
     pub cluster: ClusterConfig,
+    /// The debug console (off unless `enabled`).
+    pub console: ConsoleConfig,
     /// The apps this server hosts.
     pub apps: Vec<AppConfig>,
     /// Set when no app was configured and the development app was created.
@@ -163,6 +165,69 @@ impl Default for MetricsConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 9601,
         }
+    }
+}
+
+/// The debug console: a page that shows an app's activity live and sends it test events, on a
+/// listener of its own, behind a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Whether to open the console listener. Default false; env `HERALD_CONSOLE`
+    /// (`true`/`false`).
+    pub enabled: bool,
+    /// Address to listen on. Default `127.0.0.1` (reach it through an SSH tunnel or a TLS proxy
+    /// rather than opening it); env `HERALD_CONSOLE_HOST`.
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one. Default 9602; env `HERALD_CONSOLE_PORT`.
+    pub port: u16,
+    /// What an operator types to log in: at least [`CONSOLE_TOKEN_MIN`] characters, required
+    /// when the console is enabled. Default none; env `HERALD_CONSOLE_TOKEN`.
+    pub token: Option<String>,
+    /// How long a login lasts. Default 8 h; env `HERALD_CONSOLE_SESSION_TTL`.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+/// The shortest console token accepted.
+pub const CONSOLE_TOKEN_MIN: usize = 16;
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: false,
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 9602,
+            token: None,
+            session_ttl: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The token is set and long enough, when the console is on.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            key: key.into(),
+            problem,
+        };
+        if !self.enabled {
+            return Ok(());
+        }
+        let length = self.token.as_deref().map_or(0, |t| t.chars().count());
+        if length < CONSOLE_TOKEN_MIN {
+            return Err(invalid(
+                "console.token",
+                format!(
+                    "required when console.enabled is true: at least {CONSOLE_TOKEN_MIN} \
+                     characters (env HERALD_CONSOLE_TOKEN)"
+                ),
+            ));
+        }
+        if self.session_ttl < Duration::from_secs(60) {
+            return Err(invalid("console.session_ttl", "must be at least 1m".into()));
+        }
+        Ok(())
     }
 }
 
@@ -527,6 +592,19 @@ impl Config {
                 "must differ from server.port (or set metrics.enabled = false)",
             ));
         }
+        let c = &self.console;
+        let clash = |port: u16, host: IpAddr| {
+            c.port != 0
+                && c.port == port
+                && (c.host == host || c.host.is_unspecified() || host.is_unspecified())
+        };
+        if c.enabled && (clash(s.port, s.host) || (m.enabled && clash(m.port, m.host))) {
+            return Err(invalid(
+                "console.port".into(),
+                "must differ from server.port and metrics.port",
+            ));
+        }
+        c.validate()?;
         self.cluster.validate()?;
         let mut ids = HashSet::new();
         let mut keys = HashSet::new();

@@ -15,6 +15,7 @@ use super::{ok_json, ApiError};
 use crate::adapter::Publication;
 use crate::app::App;
 use crate::auth::api::param;
+use crate::console::{Activity, Data};
 use crate::protocol::{ChannelKind, ChannelName, EventName, SocketId};
 use crate::state::State;
 
@@ -66,15 +67,22 @@ pub(super) async fn trigger(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let signed = authenticate(&req, &body, &state, Some(&path))?;
-    let valid = check_event(&signed.app, &body)?;
-    ready_to_publish(&state).await?;
-    publish(&state, &signed.app, &valid).await?;
-    Ok(ok_json(match valid.info {
+    Ok(ok_json(trigger_body(&state, &signed.app, &body).await?))
+}
+
+/// Checks the body of `/events` for `app` and publishes it: the answer's JSON (`{}`, or the
+/// channels' counts asked for with `info`). The REST endpoint and the debug console's Event
+/// Creator both trigger through here.
+pub async fn trigger_body(state: &State, app: &App, body: &[u8]) -> Result<Value, ApiError> {
+    let valid = check_event(app, body)?;
+    ready_to_publish(state).await?;
+    publish(state, app, &valid).await?;
+    Ok(match valid.info {
         Some(info) => {
-            json!({ "channels": channel_infos(&state, &signed.app, &valid.channels, info).await? })
+            json!({ "channels": channel_infos(state, app, &valid.channels, info).await? })
         }
         None => json!({}),
-    }))
+    })
 }
 
 pub(super) async fn batch(
@@ -293,6 +301,8 @@ async fn ready_to_publish(state: &State) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Publishes a checked event to each of its channels; each delivery is reported to the app's
+/// console feed here, once, by the node the request came to.
 async fn publish(state: &State, app: &App, event: &Valid) -> Result<(), ApiError> {
     for channel in &event.channels {
         let publication = Publication {
@@ -304,6 +314,12 @@ async fn publish(state: &State, app: &App, event: &Valid) -> Result<(), ApiError
             cacheable: true,
         };
         state.adapter.publish(app, publication).await?;
+        app.console.report(Activity::ApiEvent {
+            channel: channel.as_str(),
+            event: event.name.as_str(),
+            data: Data::of(&event.data),
+            excluded_socket_id: event.socket_id.as_ref().map(SocketId::as_str),
+        });
     }
     Ok(())
 }

@@ -106,6 +106,8 @@ pub struct AppTarget {
     pub pending: std::sync::atomic::AtomicUsize,
     /// What became of this app's webhooks.
     pub stats: Stats,
+    /// The app's console feed: each attempt is reported there.
+    pub console: Arc<crate::console::Feed>,
 }
 
 /// A durable event's receipt: the event stays in the cluster's queue (Redis) until every
@@ -440,6 +442,7 @@ mod tests {
             targets: vec![target],
             pending: Default::default(),
             stats: Default::default(),
+            console: Arc::new(crate::console::Feed::new("1")),
         };
         let hooks = Hooks::new(app, tx);
         hooks.emit(WebhookEvent::CacheMiss {

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{now_ms, AppTarget, Dropped, Queued, Receipt, Stats, WebhookEvent};
 use crate::config::WebhookConfig;
+use crate::console::Activity;
 
 /// Most webhook requests in flight at once, all apps together.
 const MAX_IN_FLIGHT: usize = 64;
@@ -267,6 +268,7 @@ impl Worker {
             client: self.client.clone(),
             url,
             signature: crate::auth::webhook_signature(&app.secret, body.as_bytes()),
+            events: events.iter().map(WebhookEvent::name).collect(),
             app,
             body,
             retry_for: self.config.retry_for,
@@ -296,6 +298,8 @@ struct Delivery {
     url: String,
     body: String,
     signature: String,
+    /// The names of the events in `body`, for the console.
+    events: Vec<&'static str>,
     retry_for: Duration,
     /// Bounds the requests in flight across all apps; held for one attempt only.
     permits: Arc<Semaphore>,
@@ -309,31 +313,41 @@ impl Delivery {
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         let stats = &self.app.stats;
+        let mut retries = 0;
         loop {
             let problem = match self.attempt().await {
-                Ok(()) => {
+                Ok(status) => {
                     Stats::count(&stats.delivered);
+                    self.report(Some(status), None, retries, "delivered");
                     return true;
                 }
                 Err(problem) => problem,
             };
             if started.elapsed() + backoff > self.retry_for || self.shutdown.is_cancelled() {
                 Stats::count(&stats.failed);
-                tracing::warn!(app_id = %self.app.app_id, url = %self.url, %problem, "webhook given up");
+                self.report(problem.0, Some(&problem.1), retries, "given_up");
+                tracing::warn!(app_id = %self.app.app_id, url = %self.url, problem = %problem.1, "webhook given up");
                 return !self.shutdown.is_cancelled();
             }
-            tracing::debug!(app_id = %self.app.app_id, url = %self.url, %problem, ?backoff, "webhook will be retried");
+            self.report(problem.0, Some(&problem.1), retries, "retrying");
+            tracing::debug!(app_id = %self.app.app_id, url = %self.url, problem = %problem.1, ?backoff, "webhook will be retried");
             tokio::select! {
                 _ = sleep(backoff) => {}
                 _ = self.shutdown.cancelled() => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
             Stats::count(&stats.retried);
+            retries += 1;
         }
     }
 
-    async fn attempt(&self) -> Result<(), String> {
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+    /// One attempt: the 2xx status answered, or the status (if any) and what went wrong.
+    async fn attempt(&self) -> Result<u16, (Option<u16>, String)> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| (None, e.to_string()))?;
         let response = self
             .client
             .post(&self.url)
@@ -343,12 +357,25 @@ impl Delivery {
             .body(self.body.clone())
             .send()
             .await
-            .map_err(|e| e.to_string())?;
-        if response.status().is_success() {
-            Ok(())
+            .map_err(|e| (None, e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(status.as_u16())
         } else {
-            Err(format!("status {}", response.status()))
+            Err((Some(status.as_u16()), format!("status {status}")))
         }
+    }
+
+    /// Tells the app's console of an attempt.
+    fn report(&self, status: Option<u16>, error: Option<&str>, retries: u32, outcome: &str) {
+        self.app.console.report(Activity::Webhook {
+            events: &self.events,
+            url: &self.url,
+            status,
+            error,
+            retries,
+            outcome,
+        });
     }
 }
 
@@ -364,6 +391,7 @@ mod tests {
             targets: vec![],
             pending: Default::default(),
             stats: Default::default(),
+            console: Arc::new(crate::console::Feed::new("1")),
         });
         Queued {
             app,

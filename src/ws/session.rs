@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::dispatch::Connection;
 use crate::app::{App, ConnectionSlot};
 use crate::connection::{ConnectionHandle, Outbound};
+use crate::console::Activity;
 use crate::protocol::{CloseCode, ServerMessage};
 use crate::state::State;
 
@@ -104,6 +105,10 @@ pub(super) fn run<T: Transport>(
         }
         .encode();
         handle.send(established.into());
+        app.console.report(Activity::ConnectionOpened {
+            socket_id: handle.socket_id().as_str(),
+            transport: T::NAME,
+        });
         let watched = state.shutdown.watch(&handle);
         let mut conn = Connection::new(app.clone(), state.adapter.clone(), handle);
         tracing::debug!(transport = T::NAME, "connected");
@@ -115,6 +120,8 @@ pub(super) fn run<T: Transport>(
         outbound.seal();
         drop(watched);
         Box::pin(conn.disconnect()).await;
+        // After its channels: the log reads unsubscribed, vacated, then closed.
+        report_exit(&app, conn.handle().socket_id().as_str(), &exit);
         // Boxed: closing needs a larger future (a timeout around flushing and a close frame)
         // than the rest of the session, and it would otherwise sit inline in every idle
         // connection's task for its whole life (boxing it cut the task from 2,648 to 2,376 bytes).
@@ -126,6 +133,28 @@ pub(super) fn run<T: Transport>(
         tracing::debug!("disconnected");
     }
     .instrument(span)
+}
+
+/// Tells the app's console how the connection ended (and that it was a slow consumer, if it
+/// was closed as one).
+fn report_exit(app: &App, socket_id: &str, exit: &Exit) {
+    if !app.console.is_watched() {
+        return;
+    }
+    let (code, reason) = match exit {
+        Exit::Gone => (None, "connection lost"),
+        Exit::PeerClosed => (None, "closed by the client"),
+        Exit::Close(code, reason) => (Some(*code), reason.as_str()),
+    };
+    if code == Some(CloseCode::OverCapacity) {
+        app.console
+            .report(Activity::SlowConsumer { socket_id, reason });
+    }
+    app.console.report(Activity::ConnectionClosed {
+        socket_id,
+        code: code.map(CloseCode::code),
+        reason,
+    });
 }
 
 /// The loop; returns how the session ended.

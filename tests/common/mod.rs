@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 mod api;
+pub mod console;
 mod hooks;
 pub mod raw;
 pub mod ws;
@@ -41,6 +42,7 @@ pub struct Setup {
     server: BTreeMap<String, String>,
     webhooks: BTreeMap<String, String>,
     metrics: BTreeMap<String, String>,
+    console: BTreeMap<String, String>,
     cluster: BTreeMap<String, String>,
     app: BTreeMap<String, String>,
     hooks: Vec<String>,
@@ -77,6 +79,7 @@ impl Setup {
                 ("retry_for", "\"10s\""),
             ]),
             metrics: BTreeMap::new(),
+            console: BTreeMap::new(),
             cluster: BTreeMap::new(),
             app: map(&[
                 ("id", "\"test-id\""),
@@ -103,6 +106,13 @@ impl Setup {
     /// Sets `[metrics] key = value` (the listener itself is always bound on 127.0.0.1:0).
     pub fn metrics(mut self, key: &str, value: &str) -> Self {
         self.metrics.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `[console] key = value` (the listener itself is bound on 127.0.0.1:0 when
+    /// `enabled = true`).
+    pub fn console(mut self, key: &str, value: &str) -> Self {
+        self.console.insert(key.into(), value.into());
         self
     }
 
@@ -145,6 +155,9 @@ impl Setup {
         if !self.metrics.is_empty() {
             out.push_str(&table("[metrics]", &self.metrics));
         }
+        if !self.console.is_empty() {
+            out.push_str(&table("[console]", &self.console));
+        }
         if !self.cluster.is_empty() {
             out.push_str(&table("[cluster]", &self.cluster));
         }
@@ -168,6 +181,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The metrics listener's address; `None` when `[metrics] enabled = false`.
     pub metrics_addr: Option<SocketAddr>,
+    /// The console listener's address; `None` unless `[console] enabled = true`.
+    pub console_addr: Option<SocketAddr>,
     pub shutdown: Shutdown,
     pub config: Config,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -189,6 +204,7 @@ impl Server {
             main: bind(),
             tls,
             metrics: config.metrics.enabled.then(bind),
+            console: config.console.enabled.then(bind),
         };
         let addr = listeners.main.local_addr().expect("local addr");
         let metrics_addr = listeners
@@ -196,6 +212,10 @@ impl Server {
             .as_ref()
             .map(|l| l.local_addr().expect("addr"));
         let shutdown = Shutdown::new();
+        let console_addr = listeners
+            .console
+            .as_ref()
+            .map(|l| l.local_addr().expect("addr"));
         let task = tokio::spawn(herald::server::run(
             listeners,
             config.clone(),
@@ -204,6 +224,7 @@ impl Server {
         Server {
             addr,
             metrics_addr,
+            console_addr,
             shutdown,
             config,
             task: Some(task),
@@ -222,6 +243,12 @@ impl Server {
     /// `path` on the metrics listener.
     pub fn metrics_url(&self, path: &str) -> String {
         let addr = self.metrics_addr.expect("the metrics listener is off");
+        format!("http://{addr}{path}")
+    }
+
+    /// `path` on the console listener.
+    pub fn console_url(&self, path: &str) -> String {
+        let addr = self.console_addr.expect("the console is off");
         format!("http://{addr}{path}")
     }
 

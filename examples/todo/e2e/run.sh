@@ -86,17 +86,9 @@ stop() {
 }
 
 # --- what we need -------------------------------------------------------------------------
-if [ ! -x "$CHROMIUM" ]; then
-  log "no $CHROMIUM: installing Debian's chromium with apt-get"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) ||
-    abort "could not install chromium"
-  CHROMIUM=/usr/bin/chromium
-fi
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  log "no node/npm: installing Debian's nodejs and npm with apt-get"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) ||
-    abort "could not install nodejs and npm"
-fi
+# shellcheck source=../../../scripts/browser-deps.sh
+source "$ROOT/scripts/browser-deps.sh"
+need_browser || abort "could not install chromium or node"
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in e2e/"
 (cd "$TODO_DIR/frontend" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in frontend/"
 (cd "$ROOT" && cargo build --release -p todo-example) || abort "cargo build -p todo-example"

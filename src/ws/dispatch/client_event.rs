@@ -1,6 +1,6 @@
 //! Client events: the hosted rules (prefix, app switch, channel type, subscription, size), the
-//! per-connection rate limit (4301, connection kept), relay to the other subscribers and the
-//! `client_event` webhook.
+//! per-connection rate limit (4301, connection kept), relay to the other subscribers, the
+//! console feed and the `client_event` webhook.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::Connection;
 use crate::adapter::Publication;
+use crate::console::{Activity, Data};
 use crate::protocol::{codes, ChannelKind, ChannelName, EventName, UserId};
 use crate::webhook::WebhookEvent;
 
@@ -25,6 +26,13 @@ impl Connection {
                 };
                 // On a cluster node during an outage, it reached this node's subscribers only.
                 let _ = self.adapter.publish(&self.app, publication).await;
+                self.app.console.report(Activity::ClientEvent {
+                    channel: name.as_str(),
+                    event,
+                    data: Data::of(&data),
+                    socket_id: self.handle.socket_id().as_str(),
+                    user_id: user_id.as_ref().map(UserId::as_str),
+                });
                 self.app.hooks.emit(WebhookEvent::ClientEvent {
                     channel: name.to_string(),
                     event: event.to_owned(),
