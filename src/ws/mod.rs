@@ -82,9 +82,10 @@ where
         Ok((app, slot)) => {
             let io: Socket = io.into();
             limit_send_buffer(io.tcp(), state.server.socket_send_buffer);
+            let (ends, transport) = websocket::open(&state, &app, io, leftover, config).await;
             // A task of its own, so nothing of the HTTP/1 dispatcher or of the handshake stays
             // allocated for the life of the connection.
-            let session = websocket::run(state.clone(), app, slot, io, leftover, config);
+            let session = session::run(state.clone(), app, slot, ends, transport);
             actix_web::rt::spawn(state.shutdown.track(session));
         }
         Err((code, message)) => {

@@ -4,7 +4,6 @@
 //! the RFC 6455 code alone for a client that broke the WebSocket rules (1002, 1007, 1009;
 //! [`failure`] maps tungstenite's read errors to them).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,21 +14,24 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::close_frame;
-use super::session::{self, last_words, Exit, Inbound, Transport, FINISH_TIMEOUT};
-use crate::app::{App, ConnectionSlot};
+use super::session::{last_words, Exit, Inbound, Transport, FINISH_TIMEOUT};
+use crate::app::App;
 use crate::connection::{ConnectionHandle, Outbound, Socket, Wire};
 use crate::protocol::{CloseCode, SocketId};
 use crate::state::State;
 
-/// Runs a WebSocket connection until it ends. `leftover` is what was read past the handshake.
-pub(super) async fn run(
-    state: Arc<State>,
-    app: Arc<App>,
-    slot: ConnectionSlot,
+/// Sets up a WebSocket connection's session: its two ends, over `socket`, and its transport.
+/// `leftover` is what was read past the handshake. Done before the session's task is spawned
+/// ([`session::run`](super::session::run)), so that nothing of it (the socket, the
+/// configuration, the future that builds the WebSocket) is kept in that task for the
+/// connection's life.
+pub(super) async fn open(
+    state: &State,
+    app: &App,
     socket: Socket,
     leftover: Vec<u8>,
     config: WebSocketConfig,
-) {
+) -> ((ConnectionHandle, Outbound), WebSocket) {
     let (handle, outbound) = ConnectionHandle::with_socket(
         SocketId::generate(),
         state.server.outbound_queue,
@@ -47,11 +49,11 @@ pub(super) async fn run(
         last_seen: Instant::now(),
         ping_sent: None,
     };
-    session::run(state, app, slot, (handle, outbound), transport).await;
+    ((handle, outbound), transport)
 }
 
 /// A WebSocket and its liveness state.
-struct WebSocket {
+pub(super) struct WebSocket {
     ws: WebSocketStream<Wire>,
     activity_timeout: Duration,
     pong_timeout: Duration,
@@ -73,31 +75,15 @@ impl Transport for WebSocket {
         let inbound = self.ws.next().await;
         self.last_seen = Instant::now();
         self.ping_sent = None;
-        match inbound {
-            None => Inbound::End(Exit::Gone),
-            // tungstenite has queued the answer: the same code, or 1002 for a code a close
-            // frame may not carry (RFC 6455 §7.4).
-            Some(Ok(Message::Close(_))) => Inbound::End(Exit::PeerClosed),
-            Some(Err(e)) => Inbound::End(match failure(&e) {
-                Some((code, message)) => {
-                    tracing::debug!(error = %e, code = code.code(), "client broke the protocol");
-                    Exit::Close(code, message)
-                }
-                None => {
-                    tracing::debug!(error = %e, "websocket error");
-                    Exit::Gone
-                }
-            }),
-            Some(Ok(Message::Text(text))) => Inbound::Text(text),
-            Some(Ok(Message::Binary(_))) => {
-                Inbound::Unreadable("Binary frames are not supported; send JSON text frames")
-            }
-            // tungstenite queued the pong; send it now.
-            Some(Ok(Message::Ping(_))) => match self.ws.flush().await {
-                Ok(()) => Inbound::Nothing,
-                Err(_) => Inbound::End(Exit::Gone),
-            },
-            Some(Ok(Message::Pong(_) | Message::Frame(_))) => Inbound::Nothing,
+        // Read apart from the wait below, so that the message (136 bytes) is not kept across it in
+        // the select! of every idle connection's task.
+        if let Some(inbound) = read(inbound) {
+            return inbound;
+        }
+        // A ping: tungstenite queued the pong; send it now.
+        match self.ws.flush().await {
+            Ok(()) => Inbound::Nothing,
+            Err(_) => Inbound::End(Exit::Gone),
         }
     }
 
@@ -160,6 +146,32 @@ impl WebSocket {
         // tungstenite's flush does not wait for the socket; this does.
         let _ = outbound.drained().await;
     }
+}
+
+/// What the session makes of what tungstenite read; `None` for a ping, whose pong is to be sent.
+fn read(inbound: Option<Result<Message, WsError>>) -> Option<Inbound<Utf8Bytes>> {
+    Some(match inbound {
+        None => Inbound::End(Exit::Gone),
+        // tungstenite has queued the answer: the same code, or 1002 for a code a close frame may
+        // not carry (RFC 6455 §7.4).
+        Some(Ok(Message::Close(_))) => Inbound::End(Exit::PeerClosed),
+        Some(Err(e)) => Inbound::End(match failure(&e) {
+            Some((code, message)) => {
+                tracing::debug!(error = %e, code = code.code(), "client broke the protocol");
+                Exit::Close(code, message)
+            }
+            None => {
+                tracing::debug!(error = %e, "websocket error");
+                Exit::Gone
+            }
+        }),
+        Some(Ok(Message::Text(text))) => Inbound::Text(text),
+        Some(Ok(Message::Binary(_))) => {
+            Inbound::Unreadable("Binary frames are not supported; send JSON text frames")
+        }
+        Some(Ok(Message::Ping(_))) => return None,
+        Some(Ok(Message::Pong(_) | Message::Frame(_))) => Inbound::Nothing,
+    })
 }
 
 /// What a read error means (RFC 6455 §7.1.7, "fail the WebSocket connection"): the close code and
