@@ -8,13 +8,12 @@
 // Environment: CONSOLE_URL, HERALD_URL, APP_ID, APP_KEY, APP_SECRET, CONSOLE_TOKEN, ARTIFACTS
 // (screenshots and the results file), CHROMIUM (browser binary).
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 import Pusher from 'pusher';
+import { assert, checks, within as poll, withBrowser } from '../../scripts/e2e/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const CONSOLE_URL = process.env.CONSOLE_URL;
@@ -28,32 +27,8 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const LIVE_WITHIN_MS = 1000;
 const CHANNEL = 'e2e-news';
 
-const results = [];
-async function check(name, fn) {
-  const started = Date.now();
-  try {
-    const note = await fn();
-    results.push({ name, ok: true });
-    console.log(`ok   - ${name} (${Date.now() - started} ms)${note ? ` — ${note}` : ''}`);
-  } catch (err) {
-    results.push({ name, ok: false, error: String(err?.message || err) });
-    console.log(`FAIL - ${name}: ${err?.message || err}`);
-  }
-}
-
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-/** Polls `probe` until it returns true; returns elapsed ms or throws after `timeout`. */
-async function within(timeout, probe, describe) {
-  const start = Date.now();
-  for (;;) {
-    if ((await probe()) === true) return Date.now() - start;
-    if (Date.now() - start > timeout) throw new Error(`not within ${timeout} ms: ${describe()}`);
-    await sleep(10);
-  }
-}
+const { check, failed, finish } = checks();
+const within = (timeout, probe, describe) => poll(timeout, probe, describe, 10);
 
 /** The console's log rows as {kind, channel, details}. */
 function logRows(page) {
@@ -75,23 +50,11 @@ const sdk = new Pusher({
 });
 
 async function main() {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const profile = mkdtempSync(join(tmpdir(), 'herald-console-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+  const options = {
+    executablePath: CHROMIUM, artifacts: ARTIFACTS, profile: 'herald-console-chromium',
     viewport: { width: 1280, height: 760 },
-  });
-  try {
-    await run(context);
-  } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
+  };
+  await withBrowser(chromium, options, run);
 }
 
 async function run(context) {
@@ -240,11 +203,6 @@ async function run(context) {
 try {
   await main();
 } catch (err) {
-  results.push({ name: 'browser session', ok: false, error: String(err?.stack || err) });
-  console.log(`FAIL - browser session: ${err?.stack || err}`);
+  failed('browser session', err);
 }
-const passed = results.filter((r) => r.ok).length;
-const failed = results.length - passed;
-writeFileSync(join(ARTIFACTS, 'console-results.json'), JSON.stringify({ passed, failed, results }, null, 2));
-console.log(`${passed} checks passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish(join(ARTIFACTS, 'console-results.json'));

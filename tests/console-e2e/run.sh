@@ -10,12 +10,8 @@ set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-HERALD_BIN_GIVEN="${HERALD_BIN:+yes}"
-HERALD_BIN="${HERALD_BIN:-$TARGET_DIR/release/herald}"
-case "$HERALD_BIN" in /*) ;; *) HERALD_BIN="$ROOT/$HERALD_BIN" ;; esac
-CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+# shellcheck source=../../scripts/e2e/paths.sh
+source "$ROOT/scripts/e2e/paths.sh"
 ARTIFACTS="${ARTIFACTS:-$HERE/artifacts}"
 TOKEN="console-e2e-token-$RANDOM$RANDOM"
 

@@ -9,12 +9,11 @@
 // TODO_TRANSPORT (fallback: the pages' WebSocket fails to open, as behind a proxy that blocks
 // it, and pusher-js must fall back by itself to its HTTP transports).
 
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 import * as drivers from './drivers.mjs';
+import { assert, checks, within, withBrowser } from '../../../scripts/e2e/harness.mjs';
 
 const BASE = process.env.TODO_URL || 'http://127.0.0.1:3000';
 const VARIANT = process.env.TODO_VARIANT || 'ours';
@@ -31,36 +30,7 @@ const CONNECT_WITHIN_MS = FALLBACK ? 20000 : 10000;
 const driver = drivers[VARIANT.split('-')[0]];
 if (!driver) throw new Error(`unknown TODO_VARIANT ${VARIANT}`);
 
-const results = [];
-async function check(name, fn) {
-  const started = Date.now();
-  try {
-    const note = await fn();
-    results.push({ name, ok: true });
-    console.log(`ok   - [${VARIANT}] ${name} (${Date.now() - started} ms)${note ? ` — ${note}` : ''}`);
-  } catch (err) {
-    results.push({ name, ok: false, error: String(err?.message || err) });
-    console.log(`FAIL - [${VARIANT}] ${name}: ${err?.message || err}`);
-  }
-}
-
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-/** Polls `probe` until it returns true; returns elapsed ms or throws after `timeout`. */
-async function within(timeout, probe, describe) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    last = await probe();
-    if (last === true) return Date.now() - start;
-    if (Date.now() - start > timeout) {
-      throw new Error(`not within ${timeout} ms: ${describe()}`);
-    }
-    await sleep(20);
-  }
-}
+const { check, failed, finish } = checks(`[${VARIANT}] `);
 
 /** Remembers every Pusher event frame a page receives over its WebSocket. */
 function watchFrames(page, label, sockets) {
@@ -214,24 +184,12 @@ async function liveChange(name, { from, to, event, act, expected }) {
 }
 
 async function main() {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const profile = mkdtempSync(join(tmpdir(), 'herald-todo-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+  const options = {
+    executablePath: CHROMIUM, artifacts: ARTIFACTS, profile: 'herald-todo-chromium',
     viewport: { width: 900, height: 700 },
-  });
-  if (FALLBACK) await context.addInitScript(FALLBACK_PAGE);
-  try {
-    await run(context);
-  } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
+    prepare: FALLBACK ? (context) => context.addInitScript(FALLBACK_PAGE) : undefined,
+  };
+  await withBrowser(chromium, options, run);
 }
 
 async function run(context) {
@@ -347,11 +305,6 @@ async function run(context) {
 try {
   await main();
 } catch (err) {
-  results.push({ name: 'browser session', ok: false, error: String(err?.stack || err) });
-  console.log(`FAIL - [${VARIANT}] browser session: ${err?.stack || err}`);
+  failed('browser session', err);
 }
-const passed = results.filter((r) => r.ok).length;
-const failed = results.length - passed;
-writeFileSync(join(ARTIFACTS, `${VARIANT}-results.json`), JSON.stringify({ passed, failed, results }, null, 2));
-console.log(`[${VARIANT}] ${passed} checks passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish(join(ARTIFACTS, `${VARIANT}-results.json`));
