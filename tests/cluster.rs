@@ -133,6 +133,41 @@ async fn events_published_on_one_node_reach_every_node_once_and_in_order() {
     }
 }
 
+/// A publisher that sends each event through another node than the last (a round-robin
+/// balancer), waiting for each answer: every subscriber, on every node, should get them in
+/// order. KNOWN GAP (issue #13, open): a node delivers an API event to its own subscribers at
+/// once, while the previous event, published through another node and already in Redis, may
+/// still be on its way to this node's bus listener; seen failing 1 run in 4. Run with
+/// `--ignored`. The fix is for a node to deliver its own events in Redis's order (from its echo).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known gap (#13): local delivery can overtake an earlier event from another node"]
+async fn a_publisher_going_round_the_nodes_keeps_its_order() {
+    let redis = RedisServer::start();
+    let nodes = start_nodes(node(&redis), 3).await;
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut client = nodes[i % 3].client().await;
+        client.join("chat").await;
+        clients.push(client);
+    }
+    assert_eq!(subscription_count(&redis, "chat"), 6);
+    let apis: Vec<_> = nodes.iter().map(|n| n.api()).collect();
+    for n in 0..300 {
+        apis[n % 3].publish("chat", "e", &n.to_string()).await;
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        for n in 0..300 {
+            let frame = next_event(client).await;
+            assert_eq!(
+                frame["data"],
+                n.to_string(),
+                "client {i} (node {}): out of order or lost",
+                i % 3
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_on_another_node_is_excluded() {
     let redis = RedisServer::start();

@@ -759,14 +759,19 @@ impl Clustered {
             user_id: p.user_id.map(str::to_owned),
             cache,
         };
-        // Not waiting for Redis (`Bus::post`): a batch that failed since is reported by the
-        // next post, and the outage answers 503 from then on.
+        // Answered only once Redis has it (in a batch with whatever else waits): a publisher
+        // that sends its next event through another node after this answer gets them
+        // delivered in that order everywhere (Redis orders the two `PUBLISH`es). Answering
+        // before (`Bus::post`) broke that through a round-robin balancer.
         if let Some(failed) = link.bus.take_failure() {
             if !self.health.recovered_since(failed.sent) {
                 return Err(self.failed(failed.error));
             }
         }
-        link.bus.post(&message).await.map_err(|e| self.failed(e))?;
+        link.bus
+            .publish(&message)
+            .await
+            .map_err(|e| self.failed(e))?;
         if cache {
             let cached = Cached {
                 event: p.event.to_owned(),

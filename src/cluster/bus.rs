@@ -35,9 +35,10 @@
 //! `PUBLISH` was on its way goes out in the next one, as one payload of several lines (up to
 //! [`BATCH_BYTES`]). A lone message goes out at once; under load the node sends one `PUBLISH`,
 //! and every node reads one message (the echo included), per batch instead of per event.
-//! [`Bus::publish`] waits for Redis's reply to its batch; [`Bus::post`] (the API's events)
-//! only for room in the queue ([`QUEUE`] messages), so a trigger is answered without a round
-//! trip to Redis and without a hand-off back to its task. A posted batch that fails is not
+//! [`Bus::publish`] waits for Redis's reply to its batch (the API's events: a publisher's next
+//! event, sent through another node once this one is answered, must come after it everywhere);
+//! [`Bus::post`] (the console's relayed entries) only for room in the queue ([`QUEUE`]
+//! messages). A posted batch that fails is not
 //! retried (pub/sub keeps nothing either): the failure waits in the bus until taken
 //! ([`Bus::take_failure`]: the next trigger, which reports the outage, or the heartbeat), and
 //! until then posted messages are dropped rather than sent late, after the outage, to nodes
