@@ -142,8 +142,6 @@ struct Health {
     dirty: AtomicBool,
     /// Times Redis became unreachable.
     outages: AtomicU64,
-    /// When Redis last became reachable again.
-    recovered: Mutex<Option<Instant>>,
 }
 
 /// What a cluster node counts, for the metrics ([`Clustered::stats`]).
@@ -219,20 +217,8 @@ impl Health {
     /// Redis answered the heartbeat.
     fn answered(&self) {
         if !self.up.swap(true, Ordering::AcqRel) {
-            *self
-                .recovered
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             tracing::info!("cluster: Redis is reachable again");
         }
-    }
-
-    /// Whether Redis came back after `then` (a failure from before is of the outage that ended).
-    fn recovered_since(&self, then: Instant) -> bool {
-        self.recovered
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|recovered| recovered > then)
     }
 }
 
@@ -288,7 +274,6 @@ impl Clustered {
                 up: AtomicBool::new(true),
                 dirty: AtomicBool::new(false),
                 outages: AtomicU64::new(0),
-                recovered: Mutex::new(None),
             },
             counts: Counts::default(),
             vacated_delay: webhooks.vacated_delay,
@@ -759,15 +744,10 @@ impl Clustered {
             user_id: p.user_id.map(str::to_owned),
             cache,
         };
-        // Answered only once Redis has it (in a batch with whatever else waits): a publisher
-        // that sends its next event through another node after this answer gets them
-        // delivered in that order everywhere (Redis orders the two `PUBLISH`es). Answering
-        // before (`Bus::post`) broke that through a round-robin balancer.
-        if let Some(failed) = link.bus.take_failure() {
-            if !self.health.recovered_since(failed.sent) {
-                return Err(self.failed(failed.error));
-            }
-        }
+        // Answered only once Redis has it (in a batch with whatever else waits), so a
+        // publisher's next event, sent through another node after this answer, reaches the
+        // nodes that publish neither of them in that order (a gap remains on the node that
+        // publishes the second: it delivers locally first; BENCHMARKS Finding 9).
         link.bus
             .publish(&message)
             .await
@@ -1120,8 +1100,8 @@ impl Clustered {
         loop {
             tick.tick().await;
             let link = self.link();
-            // A posted batch that failed since the last beat and no trigger reported: its
-            // messages are lost (logged); the beat itself says whether Redis is down.
+            // A posted batch (console entries) that failed since the last beat: its messages
+            // are lost (logged); the beat itself says whether Redis is down.
             if let Some(failed) = link.bus.take_failure() {
                 tracing::warn!(
                     error = %failed.error,

@@ -39,9 +39,8 @@
 //! event, sent through another node once this one is answered, must come after it everywhere);
 //! [`Bus::post`] (the console's relayed entries) only for room in the queue ([`QUEUE`]
 //! messages). A posted batch that fails is not
-//! retried (pub/sub keeps nothing either): the failure waits in the bus until taken
-//! ([`Bus::take_failure`]: the next trigger, which reports the outage, or the heartbeat), and
-//! until then posted messages are dropped rather than sent late, after the outage, to nodes
+//! retried (pub/sub keeps nothing either): the failure waits in the bus until the heartbeat
+//! takes it ([`Bus::take_failure`]) and logs it, and until then posted messages are dropped rather than sent late, after the outage, to nodes
 //! whose clients have moved on. Order is kept: the task takes messages in the order they were
 //! handed over and sends batches in that order.
 //!
@@ -68,7 +67,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::node::{NodeId, NODE_ID_LEN};
 use super::{redis_error, ClusterError, Engine};
@@ -261,8 +259,6 @@ struct Failure {
 pub struct Failed {
     /// Why.
     pub error: ClusterError,
-    /// When the batch was sent (a failure of a batch sent before Redis came back is old news).
-    pub sent: Instant,
     /// Posted messages lost: the batch's, and those dropped until the failure was taken.
     pub lost: u64,
 }
@@ -293,6 +289,7 @@ impl Bus {
     }
 
     /// Whether a posted batch failed and no one took the failure yet.
+    #[cfg(test)]
     pub fn failure_pending(&self) -> bool {
         self.failure.any.load(Ordering::Acquire)
     }
@@ -355,7 +352,6 @@ async fn send_batches(
         let Some(batch) = payload.take() else {
             continue;
         };
-        let sent = Instant::now();
         let outcome = client
             .publish::<u64, _, _>(channel.as_str(), batch.0)
             .await
@@ -363,7 +359,6 @@ async fn send_batches(
         if let (Err(error), true) = (&outcome, posted > 0) {
             failure.record(Failed {
                 error: error.clone(),
-                sent,
                 lost: posted,
             });
         }

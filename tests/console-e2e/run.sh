@@ -38,13 +38,7 @@ abort() {
 source "$ROOT/scripts/browser-deps.sh"
 need_browser || abort "could not install chromium or node"
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in tests/console-e2e/"
-if [ ! -x "$HERALD_BIN" ]; then
-  if [ -z "$HERALD_BIN_GIVEN" ]; then
-    (cd "$ROOT" && cargo build --release --bin herald) || abort "cargo build --bin herald"
-  else
-    abort "HERALD_BIN $HERALD_BIN is not an executable"
-  fi
-fi
+need_herald || abort "no herald: $HERALD_BIN"
 mkdir -p "$ARTIFACTS"
 rm -f "$ARTIFACTS"/console-*.png "$ARTIFACTS"/console-results.json
 

@@ -88,13 +88,7 @@ need_browser || abort "could not install chromium or node"
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in e2e/"
 (cd "$TODO_DIR/frontend" && npm ci --no-audit --no-fund --loglevel=error) || abort "npm ci in frontend/"
 (cd "$ROOT" && cargo build --release -p todo-example) || abort "cargo build -p todo-example"
-if [ ! -x "$HERALD_BIN" ]; then
-  if [ -z "$HERALD_BIN_GIVEN" ]; then
-    (cd "$ROOT" && cargo build --release --bin herald) || abort "cargo build --bin herald"
-  else
-    abort "HERALD_BIN $HERALD_BIN is not an executable"
-  fi
-fi
+need_herald || abort "no herald: $HERALD_BIN"
 mkdir -p "$ARTIFACTS"
 
 # --- the pusher shim of the original page, without a browser -------------------------------
