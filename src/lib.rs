@@ -13,7 +13,7 @@
 //! | [`channel`] | per-app channels: subscribers, presence members (on a cluster node also the mirror of every node's members), cache, subscription counts |
 //! | [`user`] | per-app signed-in users: server-to-user delivery, watchlists, terminate |
 //! | [`app`] | apps (config + their registries) and the lookup by id and key |
-//! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries): a single process's registries, or a cluster node's (`adapter::clustered`: local delivery plus Redis, the heartbeat, reaping and recovery) |
+//! | [`adapter`] | the domain front the edges call (subscribe, sign-in, publish, terminate, channel queries): a single process's registries, or a cluster node's (`adapter::clustered`: the shared state in Redis, delivery through the bus, the heartbeat, reaping and recovery) |
 //! | `cluster` | (feature `redis`, on by default) the cluster engine on Redis: shared counts and transitions, node heartbeats and reaping, the bus, the shared cache |
 //! | [`webhook`] | webhook events, the bounded queue, the delivery worker |
 //! | [`ws`] | client connections: the WebSocket endpoint, pusher-js's HTTP fallback transports (`ws::fallback`), the per-connection session loop they share |

@@ -12,9 +12,12 @@
 //! - **Webhooks** go through the cluster's queue in Redis (leased to the node delivering them,
 //!   removed once settled), and `channel_vacated`/`member_removed` wait out the grace period
 //!   there, cancelled by a return on any node.
-//! - **Publications** are delivered locally, then published on the bus (in one `PUBLISH` with
-//!   whatever else the node hands the bus meanwhile: `cluster::bus`); the other nodes deliver
-//!   them to theirs (the excluded socket id travels with them). Cache channels also keep their
+//! - **Publications** (API and client events) are published on the bus (in one `PUBLISH` with
+//!   whatever else the node hands the bus meanwhile: `cluster::bus`), and every node, this one
+//!   included, delivers them to its connections as the bus brings them (the excluded socket id
+//!   travels with them): so every node delivers them in one order, Redis's, and a publisher
+//!   that goes round the nodes keeps its order everywhere. During an outage they reach this
+//!   node's connections only. Cache channels also keep their
 //!   last event in Redis, where a subscriber on any node finds it.
 //! - **Sign-ins** count a user's connections on all nodes: watchlist `online` for the first,
 //!   `offline` for the last, to watchers on every node.
@@ -724,13 +727,12 @@ impl Clustered {
         self.announce(bus, &message).await;
     }
 
-    pub(super) async fn publish(
-        &self,
-        app: &App,
-        p: Publication<'_>,
-    ) -> Result<usize, Unavailable> {
-        let delivered = local::publish(app, p);
+    /// Publishes on the bus; this node's subscribers get the event from its echo, in the order
+    /// Redis received it, as every other node's do. During an outage (or if Redis refuses it)
+    /// it reaches this node's subscribers only, and the caller is told [`Unavailable`].
+    pub(super) async fn publish(&self, app: &App, p: Publication<'_>) -> Result<(), Unavailable> {
         if !self.health.is_up() {
+            local::publish(app, p);
             return Err(unavailable());
         }
         let link = self.link();
@@ -744,14 +746,13 @@ impl Clustered {
             user_id: p.user_id.map(str::to_owned),
             cache,
         };
-        // Answered only once Redis has it (in a batch with whatever else waits), so a
-        // publisher's next event, sent through another node after this answer, reaches the
-        // nodes that publish neither of them in that order (a gap remains on the node that
-        // publishes the second: it delivers locally first; BENCHMARKS Finding 9).
-        link.bus
-            .publish(&message)
-            .await
-            .map_err(|e| self.failed(e))?;
+        // Answered only once Redis has it (in a batch with whatever else waits): a publisher's
+        // next event, sent through any node after this answer, comes after it in Redis, hence
+        // on every node, this one included.
+        if let Err(e) = link.bus.publish(&message).await {
+            local::publish(app, p);
+            return Err(self.failed(e));
+        }
         if cache {
             let cached = Cached {
                 event: p.event.to_owned(),
@@ -767,7 +768,7 @@ impl Clustered {
                 return Err(refused(e));
             }
         }
-        Ok(delivered)
+        Ok(())
     }
 
     pub(super) async fn terminate_user(
@@ -1369,7 +1370,8 @@ impl Snapshot {
     }
 }
 
-/// Delivers what another node published to this node's connections.
+/// Delivers what the bus brings to this node's connections: what other nodes published, and
+/// this node's own events (from their echo).
 fn deliver(apps: &Apps, received: Received) {
     let message = match received {
         Received::Message(message) => message,
@@ -1450,25 +1452,6 @@ fn deliver(apps: &Apps, received: Received) {
             };
             app.channels
                 .member_event(&name, MemberEvent::Removed(user), None);
-        }
-        BusMessage::UserEvent {
-            app,
-            user,
-            event,
-            data,
-        } => {
-            let Some(app) = apps.by_id(&app) else {
-                return;
-            };
-            let frame: Frame = ServerMessage::ChannelEvent {
-                event: &event,
-                channel: &format!("#server-to-user-{user}"),
-                data: &data,
-                user_id: None,
-            }
-            .encode()
-            .into();
-            app.users.send_to_user(&user, &frame, None);
         }
         BusMessage::TerminateUser { app, user } => {
             let (Some(app), Ok(user)) = (apps.by_id(&app), UserId::parse(&user, usize::MAX)) else {

@@ -10,9 +10,8 @@ use crate::connection::Frame;
 use crate::protocol::{ChannelKind, ServerMessage, SocketId, UserId};
 
 /// Encodes the event once and hands it to this node's subscribers (or the user's connections);
-/// stores it first on cache channels when it is cacheable. Returns how many connections it is
-/// for.
-pub(super) fn publish(app: &App, p: Publication<'_>) -> usize {
+/// stores it first on cache channels when it is cacheable.
+pub(super) fn publish(app: &App, p: Publication<'_>) {
     let msg = ServerMessage::ChannelEvent {
         event: p.event,
         channel: p.channel.as_str(),
@@ -22,7 +21,8 @@ pub(super) fn publish(app: &App, p: Publication<'_>) -> usize {
     let frame: Frame = msg.encode().into();
     if p.channel.kind() == ChannelKind::ServerToUser {
         let user = p.channel.server_to_user_id().unwrap_or_default();
-        return app.users.send_to_user(user, &frame, p.except);
+        app.users.send_to_user(user, &frame, p.except);
+        return;
     }
     let cache = (p.cacheable && p.channel.is_cache()).then(|| CachedEvent {
         event: p.event.into(),
@@ -30,7 +30,7 @@ pub(super) fn publish(app: &App, p: Publication<'_>) -> usize {
         frame: frame.clone(),
         stored: Instant::now(),
     });
-    app.channels.publish(p.channel, &frame, p.except, cache)
+    app.channels.publish(p.channel, &frame, p.except, cache);
 }
 
 /// Registers the connection with the user registry; `statuses` are the watchlist's, as the

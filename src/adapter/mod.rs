@@ -192,18 +192,18 @@ impl Adapter {
         local::sign_out(app, user, socket_id, watchlist);
     }
 
-    /// Delivers `publication` to the channel's subscribers (on every node); returns how many
-    /// connections of this node it was queued for.
+    /// Delivers `publication` to the channel's subscribers (on every node).
     pub async fn publish(
         &self,
         app: &App,
         publication: Publication<'_>,
-    ) -> Result<usize, Unavailable> {
+    ) -> Result<(), Unavailable> {
         #[cfg(feature = "redis")]
         if let Some(cluster) = &self.cluster {
             return Box::pin(cluster.publish(app, publication)).await;
         }
-        Ok(local::publish(app, publication))
+        local::publish(app, publication);
+        Ok(())
     }
 
     /// Closes every connection signed in as `user` (4009), on every node; returns how many

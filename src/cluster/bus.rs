@@ -1,6 +1,7 @@
 //! The cluster bus: what one node publishes for every node to deliver locally — an event on a
-//! channel, an event to a user, terminate a user's connections, a watchlist change, an entry of
-//! a watched app's debug console feed.
+//! channel (or to a user, `#server-to-user-<id>`), a presence member event or subscription
+//! count, terminate a user's connections, a watchlist change, an entry of a watched app's debug
+//! console feed.
 //!
 //! # One Redis channel per cluster
 //!
@@ -14,14 +15,13 @@
 //!
 //! # Payload
 //!
-//! `<origin node id, 16 hex digits> <JSON>[\n<JSON>…]`: the origin comes first so a node drops
-//! its own echo without parsing anything. Each JSON line is one [`BusMessage`] in serde's
+//! `<origin node id, 16 hex digits> <JSON>[\n<JSON>…]`: the origin comes first so a node knows
+//! its own echo before parsing anything. Each JSON line is one [`BusMessage`] in serde's
 //! external tagging, compact (JSON text never holds a raw newline, so a newline separates
 //! messages):
 //!
 //! ```text
 //! 3f2a9c0d1b4e5f60 {"event":{"app":"1","channel":"chat","event":"msg","data":"{\"a\":1}","except":"123.456"}}
-//! 3f2a9c0d1b4e5f60 {"user_event":{"app":"1","user":"u1","event":"e","data":"x"}}
 //! 3f2a9c0d1b4e5f60 {"terminate_user":{"app":"1","user":"u1"}}
 //! 3f2a9c0d1b4e5f60 {"watchlist":{"app":"1","user":"u1","online":true}}
 //! 3f2a9c0d1b4e5f60 {"console":{"app":"1","entry":"{\"time_ms\":1,\"node\":\"3f2a9c0d1b4e5f60\",\"kind\":\"cache_miss\",\"channel\":\"cache-a\"}"}}
@@ -48,7 +48,11 @@
 //!
 //! Redis delivers a channel's messages to a subscriber in the order it received the
 //! `PUBLISH`es, and the [`Listener`] hands them to one handler, in that order, on one task —
-//! never a task per message. Messages that arrive while the handler is busy wait in a bounded
+//! never a task per message. A node's own events come back to it too ([`EVENT_LINE`]): it
+//! delivers them from the echo, like every other node, so every node delivers all events in
+//! Redis's one order (a node delivering its own at once could put one before an earlier event
+//! that another node published and whose message is still on its way here). Its other
+//! messages are dropped from the echo: it acted on them when it sent them. Messages that arrive while the handler is busy wait in a bounded
 //! queue ([`super::Settings::bus_capacity`]); if it overflows, the oldest are lost and the
 //! handler is told how many ([`Received::Lost`]). After a reconnect the subscription is restored
 //! by fred and the handler is told ([`Received::Reconnected`]): messages published while the
@@ -75,7 +79,8 @@ use super::{redis_error, ClusterError, Engine};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BusMessage {
-    /// Deliver an event to the channel's local subscribers.
+    /// Deliver an event to the channel's local subscribers (to the user's connections on
+    /// `#server-to-user-<id>`).
     Event {
         /// The app id.
         app: String,
@@ -125,17 +130,6 @@ pub enum BusMessage {
         /// The member.
         user: String,
     },
-    /// Deliver an event to the user's local connections (`#server-to-user-<id>`).
-    UserEvent {
-        /// The app id.
-        app: String,
-        /// The user id.
-        user: String,
-        /// The event name.
-        event: String,
-        /// The data string, delivered verbatim.
-        data: String,
-    },
     /// Close the user's local connections (4009).
     TerminateUser {
         /// The app id.
@@ -165,7 +159,7 @@ pub enum BusMessage {
 /// What the listener hands its handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
-    /// A message from another node.
+    /// A message from another node, or an event from this one (from its echo).
     Message(BusMessage),
     /// This many payloads (each one message or a batch of them) were lost: the handler fell
     /// behind by more than the bus capacity.
@@ -180,6 +174,10 @@ pub const BATCH_BYTES: usize = 64 * 1024;
 
 /// Messages handed over and not yet sent, at most; beyond it, handing over waits for room.
 pub const QUEUE: usize = 4096;
+
+/// How a [`BusMessage::Event`]'s line starts (serde's external tagging): the one kind of
+/// message a node takes from its own echo.
+pub const EVENT_LINE: &str = r#"{"event":"#;
 
 /// A message as one line of a payload: compact JSON.
 fn line(message: &BusMessage) -> String {
@@ -224,9 +222,15 @@ pub fn decode(
     &str,
     impl Iterator<Item = Result<BusMessage, serde_json::Error>> + '_,
 )> {
+    let (origin, lines) = split(payload)?;
+    Some((origin, lines.map(serde_json::from_str)))
+}
+
+/// A payload's origin and its lines, unparsed; `None` if the payload is not one of ours.
+fn split(payload: &str) -> Option<(&str, std::str::Split<'_, char>)> {
     let (origin, lines) = payload.split_at_checked(NODE_ID_LEN)?;
     let lines = lines.strip_prefix(' ')?;
-    Some((origin, lines.split('\n').map(serde_json::from_str)))
+    Some((origin, lines.split('\n')))
 }
 
 /// The publishing side of the bus. Cheap to clone.
@@ -398,7 +402,7 @@ pub struct Listener {
     reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
     /// Restores the subscription after each reconnect.
     resubscriber: JoinHandle<()>,
-    /// This node, whose echoes are dropped.
+    /// This node: of its echoes, only the events are handed over.
     node: NodeId,
     /// Messages received and not yet handed to the handler, as of the last one handed.
     waiting: Arc<AtomicU64>,
@@ -459,8 +463,8 @@ impl Listener {
         self.waiting.clone()
     }
 
-    /// Hands every message from another node to `handle`, in the order received, until
-    /// `shutdown` completes; then closes the subscriber connection.
+    /// Hands every message from another node, and this node's events, to `handle`, in the
+    /// order received, until `shutdown` completes; then closes the subscriber connection.
     pub async fn run(
         mut self,
         mut handle: impl FnMut(Received),
@@ -497,15 +501,13 @@ impl Listener {
             tracing::warn!("cluster bus: a payload that is not text");
             return;
         };
-        if payload.as_bytes().get(..NODE_ID_LEN) == Some(self.node.as_str().as_bytes()) {
-            return;
-        }
-        let Some((_, messages)) = decode(&payload) else {
+        let Some((origin, lines)) = split(&payload) else {
             tracing::warn!("cluster bus: a payload that is not a herald message");
             return;
         };
-        for message in messages {
-            match message {
+        let own = origin == self.node.as_str();
+        for line in lines.filter(|line| !own || line.starts_with(EVENT_LINE)) {
+            match serde_json::from_str(line) {
                 Ok(message) => handle(Received::Message(message)),
                 Err(e) => tracing::warn!("cluster bus: a line that is not a message: {e}"),
             }

@@ -1,5 +1,5 @@
-//! The bus: the payload format, delivery in publication order to the other nodes without the
-//! echo, and delivery again after Redis restarts.
+//! The bus: the payload format, batches, delivery in publication order to every node (of a
+//! node's own echo only its events), losses told, delivery again after Redis restarts.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::time::{timeout, Instant};
 
 use super::{engine, engine_with, settings, RedisServer};
 use crate::cluster::bus::{self, Bus, BusMessage, Received};
-use crate::cluster::node::NodeId;
+use crate::cluster::node::{NodeId, NODE_ID_LEN};
 use crate::cluster::{ClusterError, Engine, Settings};
 
 /// A running listener whose handler forwards what it receives.
@@ -40,14 +40,18 @@ async fn open(engine: &Engine) -> (Bus, Tap) {
 }
 
 impl Tap {
-    /// The next message (skipping notices), within `limit`.
+    /// The next message within `limit`, skipping (and printing) reconnects; a loss fails the
+    /// test, naming itself (rather than as a message out of order).
     async fn next_message(&mut self, limit: Duration) -> Option<BusMessage> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match timeout(left, self.received.recv()).await {
                 Ok(Some(Received::Message(m))) => return Some(m),
-                Ok(Some(_)) => continue,
+                Ok(Some(Received::Lost(n))) => panic!("the listener lost {n} payloads"),
+                Ok(Some(Received::Reconnected)) => {
+                    println!("the listener reconnected (messages may be lost)");
+                }
                 Ok(None) | Err(_) => return None,
             }
         }
@@ -96,13 +100,9 @@ fn the_payload_is_the_origin_then_compact_json() {
         decoded(&payload),
         Some((origin.as_str(), vec![Ok(message.clone())]))
     );
+    let line = |m: &BusMessage| bus::encode(&origin, [m])[NODE_ID_LEN + 1..].to_owned();
+    assert!(line(&message).starts_with(bus::EVENT_LINE));
     for other in [
-        BusMessage::UserEvent {
-            app: "1".into(),
-            user: "u".into(),
-            event: "e".into(),
-            data: "x".into(),
-        },
         BusMessage::TerminateUser {
             app: "1".into(),
             user: "u".into(),
@@ -113,6 +113,7 @@ fn the_payload_is_the_origin_then_compact_json() {
             online: true,
         },
     ] {
+        assert!(!line(&other).starts_with(bus::EVENT_LINE), "{other:?}");
         let payload = bus::encode(&origin, [&other]);
         assert_eq!(decoded(&payload).map(|(_, m)| m), Some(vec![Ok(other)]));
     }
@@ -208,10 +209,11 @@ async fn concurrent_publishers_are_batched_and_keep_their_order() {
     );
 }
 
-/// 1,000 messages from one node reach the two other nodes complete and in publication order;
-/// the publisher's own listener gets none of them, but does get what another node publishes.
+/// 1,000 events from one node reach every node, the publisher's own listener included,
+/// complete and in publication order; of the publisher's other messages, its listener gets
+/// none (it acted on them when it sent them), but it gets what another node publishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bus_delivers_in_order_to_the_other_nodes_and_skips_the_echo() {
+async fn the_bus_delivers_in_order_to_every_node_and_skips_the_echo_but_events() {
     let redis = RedisServer::start();
     let (a, b, c) = (
         engine(&redis).await,
@@ -221,26 +223,38 @@ async fn the_bus_delivers_in_order_to_the_other_nodes_and_skips_the_echo() {
     let (bus_a, mut tap_a) = open(&a).await;
     let (bus_b, mut tap_b) = open(&b).await;
     let (_bus_c, mut tap_c) = open(&c).await;
+    let own = BusMessage::Watchlist {
+        app: "app".into(),
+        user: "a".into(),
+        online: true,
+    };
     for n in 0..1000 {
         let receivers = bus_a.publish(&event(n)).await.unwrap();
         assert_eq!(receivers, 3, "every node's listener, the publisher's too");
     }
-    for tap in [&mut tap_b, &mut tap_c] {
+    bus_a.publish(&own).await.unwrap();
+    for (name, tap) in [("a", &mut tap_a), ("b", &mut tap_b), ("c", &mut tap_c)] {
         for n in 0..1000 {
             let got = tap.next_message(Duration::from_secs(10)).await;
-            assert_eq!(got, Some(event(n)), "message {n}");
+            assert_eq!(got, Some(event(n)), "node {name}, message {n}");
         }
+    }
+    for tap in [&mut tap_b, &mut tap_c] {
+        assert_eq!(
+            tap.next_message(Duration::from_secs(5)).await,
+            Some(own.clone())
+        );
     }
     let from_b = BusMessage::Watchlist {
         app: "app".into(),
-        user: "u".into(),
+        user: "b".into(),
         online: false,
     };
     bus_b.publish(&from_b).await.unwrap();
     assert_eq!(
         tap_a.next_message(Duration::from_secs(5)).await,
         Some(from_b),
-        "a's first message is b's: its own 1,000 were skipped"
+        "a's next message is b's: its own watchlist message was skipped"
     );
     assert_eq!(tap_a.next_message(Duration::from_millis(200)).await, None);
     for tap in [tap_a, tap_b, tap_c] {
@@ -312,20 +326,32 @@ async fn a_listener_that_falls_behind_is_told_how_many_messages_it_lost() {
     for n in 0..100 {
         bus_a.publish(&event(n)).await.unwrap();
     }
-    let (mut messages, mut lost) = (0, 0);
+    let (mut messages, mut lost, mut reconnected) = (0, 0, false);
     // One deadline for all of it: under a loaded machine (the whole suite in parallel) a gap of
     // several seconds between two messages was seen.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while messages + lost < 100 {
-        match tokio::time::timeout_at(deadline, received.recv()).await {
+        // After a reconnect the count may never reach 100: stop at a quiet second.
+        let until = match reconnected {
+            true => deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)),
+            false => deadline,
+        };
+        match tokio::time::timeout_at(until, received.recv()).await {
             Ok(Some(Received::Message(_))) => messages += 1,
             Ok(Some(Received::Lost(n))) => lost += n,
-            Ok(Some(Received::Reconnected)) => {}
+            Ok(Some(Received::Reconnected)) => reconnected = true,
             Ok(None) | Err(_) => break,
         }
     }
     assert!(lost > 0, "nothing was lost ({messages} received)");
-    assert_eq!(messages + lost, 100, "{messages} received, {lost} lost");
+    if reconnected {
+        // What was published while the subscriber reconnected (a loaded machine) is lost
+        // uncounted, as the handler was told.
+        println!("the listener reconnected: {messages} received, {lost} lost");
+        assert!(messages + lost <= 100, "{messages} received, {lost} lost");
+    } else {
+        assert_eq!(messages + lost, 100, "{messages} received, {lost} lost");
+    }
     task.abort();
 }
 
