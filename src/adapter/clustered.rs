@@ -7,8 +7,10 @@
 //!   members of every node: the registry follows each presence channel's members on all nodes
 //!   (its *mirror*, started from Redis's list) and sends a member event only if it changes
 //!   them. The one node whose script saw a transition reports its webhook (`channel_occupied`,
-//!   `member_added`, and on leaving `member_removed`, `channel_vacated`) and sends the member
-//!   event to the other nodes over the bus, so each happens once in the cluster.
+//!   `member_added`, and on leaving `member_removed`, `channel_vacated`); the member scripts
+//!   themselves announce the member event to the other nodes over the bus (so the nodes hear
+//!   a channel's member events in the order the cluster decided them), and each happens once
+//!   in the cluster.
 //! - **Webhooks** go through the cluster's queue in Redis (leased to the node delivering them,
 //!   removed once settled), and `channel_vacated`/`member_removed` wait out the grace period
 //!   there, cancelled by a return on any node.
@@ -426,11 +428,17 @@ impl Clustered {
             self.health.missed();
         }
         if let Err(e) = app.channels.subscribe(name, joining) {
-            // Undo what Redis was told: the connection is not subscribed after all.
+            // Undo what Redis was told: the connection is not subscribed after all (a member
+            // removed again is announced to the other nodes by the script; the mirror here
+            // may hold it from the cluster's list).
             if let (Some((user, _)), true) = (&member, member_joined) {
-                let _ = engine
+                let left = engine
                     .member_leave(app_id, name.as_str(), user.as_str())
                     .await;
+                if left.is_ok_and(|l| l.removed) {
+                    app.channels
+                        .member_event(name, MemberEvent::Removed(user.clone()), None);
+                }
             }
             if joined {
                 let _ = engine.leave(app_id, name.as_str()).await;
@@ -443,18 +451,11 @@ impl Clustered {
         if let Some(n) = count {
             self.count(&link.bus, app, name, n).await;
         }
-        if let (Some((user, info)), true) = (&member, member_added) {
+        if let (Some((user, _)), true) = (&member, member_added) {
             // The registry told this node's subscribers (through the mirror); the other nodes
-            // hear it over the bus.
+            // heard it over the bus, from the script that added the member.
             self.transition(engine, app, name, Change::MemberAdded(user))
                 .await;
-            let message = BusMessage::MemberAdded {
-                app: app_id.to_owned(),
-                channel: name.to_string(),
-                user: user.to_string(),
-                info: info.as_deref().map(|i| i.get().to_owned()),
-            };
-            self.announce(&link.bus, &message).await;
         }
         Ok(())
     }
@@ -593,9 +594,7 @@ impl Clustered {
                 .member_leave(app_id, name.as_str(), user.as_str())
                 .await
             {
-                Ok(l) if l.removed => {
-                    self.member_removed(&link, app, name, user).await;
-                }
+                Ok(l) if l.removed => self.member_removed(engine, app, name, user).await,
                 Ok(_) => {}
                 Err(e) => {
                     self.health.failed(&e);
@@ -645,20 +644,14 @@ impl Clustered {
         }
     }
 
-    /// A member's last connection in the cluster left: this node's subscribers, the other
-    /// nodes' (over the bus) and the webhook hear of it, once.
-    async fn member_removed(&self, link: &Link, app: &App, name: &ChannelName, user: &UserId) {
+    /// A member's last connection in the cluster left: this node's subscribers and the
+    /// webhook hear of it, once (the other nodes heard it from the script that removed it, or
+    /// from a reaping node: [`Clustered::depart`]).
+    async fn member_removed(&self, engine: &Engine, app: &App, name: &ChannelName, user: &UserId) {
         app.channels
             .member_event(name, MemberEvent::Removed(user.clone()), None);
-        self.transition(&link.engine, app, name, Change::MemberRemoved(user))
+        self.transition(engine, app, name, Change::MemberRemoved(user))
             .await;
-        let bus = &link.bus;
-        let message = BusMessage::MemberRemoved {
-            app: app.config.id.clone(),
-            channel: name.to_string(),
-            user: user.to_string(),
-        };
-        self.announce(bus, &message).await;
     }
 
     pub(super) async fn sign_in(&self, app: &App, s: SigningIn<'_>) {
@@ -1169,10 +1162,16 @@ impl Clustered {
                 let Some((app, name)) = app_channel(apps, &app, &channel) else {
                     return;
                 };
-                let Ok(user) = UserId::parse(&user, usize::MAX) else {
+                let Ok(parsed) = UserId::parse(&user, usize::MAX) else {
                     return;
                 };
-                self.member_removed(link, app, &name, &user).await;
+                self.member_removed(&link.engine, app, &name, &parsed).await;
+                let message = BusMessage::MemberRemoved {
+                    app: app.config.id.clone(),
+                    channel,
+                    user,
+                };
+                self.announce(&link.bus, &message).await;
             }
             Departure::Unsubscribed {
                 app,

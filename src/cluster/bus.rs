@@ -31,7 +31,8 @@
 //!
 //! # Batches
 //!
-//! One task per node sends every `PUBLISH`, one at a time: what was handed over while a
+//! One task per node sends every `PUBLISH` but the member events' (those are published by the
+//! scripts that decide them, see `cluster::channel`), one at a time: what was handed over while a
 //! `PUBLISH` was on its way goes out in the next one, as one payload of several lines (up to
 //! [`BATCH_BYTES`]). A lone message goes out at once; under load the node sends one `PUBLISH`,
 //! and every node reads one message (the echo included), per batch instead of per event.
@@ -100,7 +101,8 @@ pub enum BusMessage {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         cache: bool,
     },
-    /// Tell the channel's local subscribers of a new presence member.
+    /// Tell the channel's local subscribers of a new presence member (published by the
+    /// `member_join` script).
     MemberAdded {
         /// The app id.
         app: String,
@@ -121,7 +123,8 @@ pub enum BusMessage {
         /// Subscriptions on all nodes.
         subscription_count: u64,
     },
-    /// Tell the channel's local subscribers that a presence member left.
+    /// Tell the channel's local subscribers that a presence member left (published by the
+    /// `member_leave` script, or by the node replaying a dead node's departures).
     MemberRemoved {
         /// The app id.
         app: String,

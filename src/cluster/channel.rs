@@ -10,10 +10,14 @@
 //! A presence subscription is two scripts: [`Engine::member_join`] first (it may refuse: the
 //! member limit), then [`Engine::join`]; leaving, [`Engine::member_leave`] then
 //! [`Engine::leave`], so a channel's `member_removed` comes before its `vacated`, as on a single
-//! node and in a reap.
+//! node and in a reap. The two member scripts announce the member transition they decide on the
+//! bus themselves ([`BusMessage::MemberAdded`], [`BusMessage::MemberRemoved`]), in the same
+//! step: a member leaving on one node and joining again on another at once reaches every node
+//! in that order, never the other way round.
 //!
 //! Channel names, app ids and user ids are taken as text: the caller validated them.
 
+use super::bus::{self, BusMessage};
 use super::keys::escape_app;
 use super::scripts::{self, arg, array, count, pair, text, Value, SCRIPTS};
 use super::{ClusterError, Engine};
@@ -123,7 +127,7 @@ impl Engine {
 
     /// A connection of `user` on this node joins the presence channel, unless it already has
     /// `max_members` other members. `info` is the member's `user_info` JSON (the latest join's
-    /// wins, as on a single node).
+    /// wins, as on a single node). A member added is announced on the bus by the script.
     pub async fn member_join(
         &self,
         app: &str,
@@ -132,10 +136,17 @@ impl Engine {
         info: Option<&str>,
         max_members: usize,
     ) -> Result<MemberJoin, ClusterError> {
+        let added = BusMessage::MemberAdded {
+            app: app.to_owned(),
+            channel: channel.to_owned(),
+            user: user.to_owned(),
+            info: info.map(str::to_owned),
+        };
         let mut args = self.channel_args(app, channel);
         args.push(arg(user));
         args.push(arg(info.unwrap_or("")));
         args.push(arg(&max_members.to_string()));
+        args.push(arg(&bus::encode(&self.node, [&added])));
         let reply = scripts::run(&self.client, &SCRIPTS.member_join, args).await?;
         let (outcome, members) = pair(reply)?;
         let user_count = non_negative(members);
@@ -147,15 +158,22 @@ impl Engine {
         }
     }
 
-    /// A connection of `user` on this node leaves the presence channel.
+    /// A connection of `user` on this node leaves the presence channel; a member removed (its
+    /// last connection in the cluster) is announced on the bus by the script.
     pub async fn member_leave(
         &self,
         app: &str,
         channel: &str,
         user: &str,
     ) -> Result<MemberLeft, ClusterError> {
+        let removed = BusMessage::MemberRemoved {
+            app: app.to_owned(),
+            channel: channel.to_owned(),
+            user: user.to_owned(),
+        };
         let mut args = self.channel_args(app, channel);
         args.push(arg(user));
+        args.push(arg(&bus::encode(&self.node, [&removed])));
         let reply = scripts::run(&self.client, &SCRIPTS.member_leave, args).await?;
         let (removed, members) = pair(reply)?;
         Ok(MemberLeft {

@@ -26,7 +26,8 @@
 //! | `P:webhooks` | zset | webhook events (JSON, unique) → when they are ready: queued now, then leased to the node delivering them until they settle |
 //! | `P:node_seq` | integer | the last node number given out (socket ids unique cluster-wide) |
 //!
-//! The bus is the pub/sub channel `P:bus` (one per cluster; see [`super::bus`]).
+//! The bus is the pub/sub channel `P:bus` (one per cluster; see [`super::bus`]); the member
+//! scripts publish on it too.
 //!
 //! This module only names keys; it never talks to Redis.
 

@@ -24,6 +24,7 @@ local function k_info(app, ch) return P .. ':app:' .. app .. ':info:' .. ch end
 local function k_users(app) return P .. ':app:' .. app .. ':users' end
 local function k_departures() return P .. ':departures' end
 local function k_webhooks() return P .. ':webhooks' end
+local function k_bus() return P .. ':bus' end
 
 local function num(v)
   return tonumber(v or '0') or 0

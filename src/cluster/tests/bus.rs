@@ -432,3 +432,60 @@ async fn posted_messages_keep_their_order_and_a_failed_batch_is_reported_once() 
         n += 1;
     }
 }
+
+/// The member scripts announce the transitions they decide, in the same step: a member that
+/// leaves on one node and joins again on another right after reaches a third node as
+/// `member_removed` then `member_added`, whatever either node does next; a join of a member
+/// already there, a join refused (full) and a leave that removes no member announce nothing;
+/// the announcing node's own listener skips its echo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_transitions_are_announced_by_their_scripts_in_order() {
+    let redis = RedisServer::start();
+    let (a, b, c) = (
+        engine(&redis).await,
+        engine(&redis).await,
+        engine(&redis).await,
+    );
+    let (_bus_a, mut tap_a) = open(&a).await;
+    let (_bus_c, mut tap_c) = open(&c).await;
+    let (app, channel) = ("app", "presence-room");
+    let added = |user: &str, info: Option<&str>| BusMessage::MemberAdded {
+        app: app.into(),
+        channel: channel.into(),
+        user: user.into(),
+        info: info.map(str::to_owned),
+    };
+    let removed = |user: &str| BusMessage::MemberRemoved {
+        app: app.into(),
+        channel: channel.into(),
+        user: user.into(),
+    };
+    let wait = Duration::from_secs(5);
+
+    a.member_join(app, channel, "u", Some(r#"{"n":1}"#), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        tap_c.next_message(wait).await,
+        Some(added("u", Some(r#"{"n":1}"#)))
+    );
+    // Another connection of the same member (on another node): no transition.
+    b.member_join(app, channel, "u", None, 2).await.unwrap();
+    b.member_leave(app, channel, "u").await.unwrap();
+    // Full: "v" is the second member, "w" would be the third.
+    b.member_join(app, channel, "v", None, 2).await.unwrap();
+    assert_eq!(tap_c.next_message(wait).await, Some(added("v", None)));
+    b.member_join(app, channel, "w", None, 2).await.unwrap();
+    // Leaves on a, joins again on b at once.
+    a.member_leave(app, channel, "u").await.unwrap();
+    b.member_join(app, channel, "u", None, 2).await.unwrap();
+    assert_eq!(tap_c.next_message(wait).await, Some(removed("u")));
+    assert_eq!(tap_c.next_message(wait).await, Some(added("u", None)));
+    assert_eq!(tap_c.next_message(Duration::from_millis(200)).await, None);
+    // a heard b's announcements, not its own.
+    assert_eq!(tap_a.next_message(wait).await, Some(added("v", None)));
+    assert_eq!(tap_a.next_message(wait).await, Some(added("u", None)));
+    assert_eq!(tap_a.next_message(Duration::from_millis(200)).await, None);
+    tap_a.close().await;
+    tap_c.close().await;
+}
