@@ -474,6 +474,33 @@ async fn subscription_counts_are_the_clusters() {
     assert_eq!(counts, [1, 1, 2], "one webhook per change: {events:?}");
 }
 
+/// A node killed with subscriptions: once it is reaped, the subscribers on the other nodes get
+/// the count without its subscriptions (announced by the node that reaped it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_subscriptions_leave_the_count() {
+    let redis = RedisServer::start();
+    let setup = node(&redis).app("subscription_count", "true");
+    let survivor = setup.clone().start().await;
+    let mut doomed = Process::start_with(setup);
+    let count = |n: u64| {
+        json!({"event": "pusher_internal:subscription_count", "channel": "room",
+               "data": json!({"subscription_count": n}).to_string()})
+    };
+    let mut a = survivor.client().await;
+    a.join("room").await;
+    assert_eq!(a.recv_json().await, count(1));
+    let mut ghosts = Vec::new();
+    for n in 2..=3 {
+        let mut ghost = doomed.client().await;
+        ghost.join("room").await;
+        assert_eq!(a.recv_json().await, count(n));
+        ghosts.push(ghost);
+    }
+    doomed.kill();
+    assert_eq!(a.recv_json_within(Duration::from_secs(10)).await, count(1));
+    a.expect_no_frame(Duration::from_millis(300)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_counts_the_whole_cluster() {
     let redis = RedisServer::start();

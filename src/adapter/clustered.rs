@@ -417,7 +417,7 @@ impl Clustered {
                 Ok(j) => {
                     occupied = j.occupied;
                     joined = true;
-                    count = Some(j.subscription_count);
+                    count = Some((j.subscription_count, j.seq));
                 }
                 Err(e) => self.health.failed(&e),
             }
@@ -448,8 +448,8 @@ impl Clustered {
         if occupied {
             self.transition(engine, app, name, Change::Occupied).await;
         }
-        if let Some(n) = count {
-            self.count(&link.bus, app, name, n).await;
+        if let Some((n, seq)) = count {
+            self.count(&link.bus, app, name, n, seq).await;
         }
         if let (Some((user, _)), true) = (&member, member_added) {
             // The registry told this node's subscribers (through the mirror); the other nodes
@@ -604,27 +604,33 @@ impl Clustered {
         }
         match engine.leave(app_id, name.as_str()).await {
             Ok(l) if l.vacated => self.transition(engine, app, name, Change::Vacated).await,
-            Ok(l) => self.count(&link.bus, app, name, l.subscription_count).await,
+            Ok(l) => {
+                self.count(&link.bus, app, name, l.subscription_count, l.seq)
+                    .await;
+            }
             Err(e) => self.health.failed(&e),
         }
         Some(left)
     }
 
-    /// The channel's subscription count changed (by this node): its subscribers here and on
-    /// the other nodes get it (`pusher_internal:subscription_count`, throttled by each node as
-    /// on a single one), and this node reports the webhook.
-    async fn count(&self, bus: &Bus, app: &App, name: &ChannelName, n: u64) {
+    /// The channel's subscription count changed (by this node, or by a dead one this node
+    /// reaped): its subscribers here and on the other nodes get it
+    /// (`pusher_internal:subscription_count`, throttled by each node as on a single one) unless
+    /// they already had a newer count (`seq`, see `Joined::seq`), and this node reports the
+    /// webhook.
+    async fn count(&self, bus: &Bus, app: &App, name: &ChannelName, n: u64, seq: u64) {
         if !app.config.subscription_count || name.kind() == ChannelKind::Presence {
             return;
         }
         let n = usize_of(n);
-        if app.channels.count_is(name, n, true) {
+        if app.channels.count_is(name, n, seq, true) {
             app.hooks.report(name, Change::Count(n));
         }
         let message = BusMessage::Count {
             app: app.config.id.clone(),
             channel: name.to_string(),
             subscription_count: n as u64,
+            seq,
         };
         self.announce(bus, &message).await;
     }
@@ -1177,13 +1183,25 @@ impl Clustered {
                 app,
                 channel,
                 subscription_count: 0,
+                ..
             } => {
                 if let Some((app, name)) = app_channel(apps, &app, &channel) {
                     self.transition(&link.engine, app, &name, Change::Vacated)
                         .await;
                 }
             }
-            Departure::Unsubscribed { .. } => {}
+            Departure::Unsubscribed {
+                app,
+                channel,
+                subscription_count,
+                seq,
+            } => {
+                // The dead node's subscriptions no longer count: as if they had left here.
+                if let Some((app, name)) = app_channel(apps, &app, &channel) {
+                    self.count(&link.bus, app, &name, subscription_count, seq)
+                        .await;
+                }
+            }
             Departure::Offline { app, user } => {
                 let Some(app) = apps.by_id(&app) else {
                     return;
@@ -1436,10 +1454,11 @@ fn deliver(apps: &Apps, received: Received) {
             app,
             channel,
             subscription_count,
+            seq,
         } => {
             if let Some((app, name)) = app_channel(apps, &app, &channel) {
                 app.channels
-                    .count_is(&name, usize_of(subscription_count), false);
+                    .count_is(&name, usize_of(subscription_count), seq, false);
             }
         }
         BusMessage::MemberRemoved { app, channel, user } => {

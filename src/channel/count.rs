@@ -19,9 +19,25 @@ pub(super) struct CountState {
     /// Whether the pending count should be reported (a cluster node reports only the counts
     /// its own subscriptions changed).
     pending_reported: bool,
+    /// The number of the newest count the cluster told this node of (a cluster's counts may
+    /// arrive in any order; the newest wins).
+    newest: u64,
 }
 
 impl CountState {
+    /// Whether the cluster's count numbered `seq` is newer than every one before (and
+    /// remembers it); 0 (unnumbered) always is.
+    pub(super) fn is_newest(&mut self, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        if seq <= self.newest {
+            return false;
+        }
+        self.newest = seq;
+        true
+    }
+
     /// Records a new count; true if it should be sent now.
     pub(super) fn changed(&mut self, n: usize) -> bool {
         self.changed_reported(n, true)

@@ -660,12 +660,12 @@ impl Registry {
         n
     }
 
-    /// A clustered node's count: the cluster has `n` subscriptions to the channel now. This
-    /// node's subscribers get it (throttled as on a single node); returns whether it went out
-    /// now, so the node that caused the change reports it (`reported`; a pending one is
-    /// reported when it goes out). A node with no subscriber of the channel sends nothing and
-    /// answers true.
-    pub fn count_is(&self, name: &ChannelName, n: usize, reported: bool) -> bool {
+    /// A clustered node's count: the cluster has `n` subscriptions to the channel now, as of
+    /// its count numbered `seq`. This node's subscribers get it (throttled as on a single
+    /// node) unless it already had a newer one; returns whether it went out now, so the node
+    /// that caused the change reports it (`reported`; a pending one is reported when it goes
+    /// out). A node with no subscriber of the channel sends nothing and answers true.
+    pub fn count_is(&self, name: &ChannelName, n: usize, seq: u64, reported: bool) -> bool {
         if !self.settings.subscription_count || name.kind() == ChannelKind::Presence {
             return false;
         }
@@ -675,6 +675,9 @@ impl Registry {
         let channel = entry.value_mut();
         if channel.subscribers.is_empty() {
             return true;
+        }
+        if !channel.count.is_newest(seq) {
+            return false;
         }
         let now = channel.count.changed_reported(n, reported);
         if now {

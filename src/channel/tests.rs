@@ -317,3 +317,44 @@ async fn a_cache_miss_is_reported_again_after_a_minute() {
         .count();
     assert_eq!(count, 2);
 }
+
+/// A cluster node keeps the newest of the cluster's counts, whatever order they arrive in: an
+/// older one (a lower number) is neither sent nor reported; an unnumbered one always counts.
+#[test]
+fn a_cluster_count_older_than_the_last_one_is_dropped() {
+    let clustered = Settings {
+        clustered: true,
+        ..settings()
+    };
+    let reg = Registry::new(clustered, FanOut::inline(), Recorder::shared());
+    let (a, mut arx) = conn();
+    let ch = name("room");
+    let joining = Joining {
+        handle: &a,
+        member: None,
+    };
+    reg.subscribe(&ch, joining).unwrap();
+    drain(&mut arx);
+    let sent = |arx: &mut Outbound| -> Vec<String> {
+        drain(arx)
+            .iter()
+            .map(|f| {
+                let v: serde_json::Value = serde_json::from_str(f).unwrap();
+                v["data"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert!(reg.count_is(&ch, 3, 7, true));
+    assert!(!reg.count_is(&ch, 2, 5, true), "older than 7");
+    assert!(!reg.count_is(&ch, 2, 7, false), "not newer than 7");
+    assert!(reg.count_is(&ch, 4, 9, false));
+    assert!(reg.count_is(&ch, 1, 0, false), "unnumbered");
+    assert_eq!(
+        sent(&mut arx),
+        [
+            r#"{"subscription_count":3}"#,
+            r#"{"subscription_count":4}"#,
+            r#"{"subscription_count":1}"#
+        ]
+    );
+}

@@ -122,6 +122,9 @@ pub enum BusMessage {
         channel: String,
         /// Subscriptions on all nodes.
         subscription_count: u64,
+        /// The count's number in the cluster (newer counts have higher numbers; 0: unknown).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        seq: u64,
     },
     /// Tell the channel's local subscribers that a presence member left (published by the
     /// `member_leave` script, or by the node replaying a dead node's departures).
@@ -157,6 +160,10 @@ pub enum BusMessage {
         /// The entry, as JSON.
         entry: String,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the listener hands its handler.

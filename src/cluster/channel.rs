@@ -19,7 +19,7 @@
 
 use super::bus::{self, BusMessage};
 use super::keys::escape_app;
-use super::scripts::{self, arg, array, count, pair, text, Value, SCRIPTS};
+use super::scripts::{self, arg, array, count, pair, text, triple, Value, SCRIPTS};
 use super::{ClusterError, Engine};
 
 /// What a subscription changed.
@@ -29,6 +29,10 @@ pub struct Joined {
     pub occupied: bool,
     /// Subscriptions in the cluster now.
     pub subscription_count: u64,
+    /// The number the cluster gave this count (one sequence for all channels, increasing in
+    /// the order the counts were made): announcements of counts may arrive in any order, and
+    /// a node keeps the newest.
+    pub seq: u64,
 }
 
 /// What an unsubscription changed.
@@ -38,6 +42,8 @@ pub struct Left {
     pub vacated: bool,
     /// Subscriptions in the cluster now.
     pub subscription_count: u64,
+    /// The count's number, as [`Joined::seq`].
+    pub seq: u64,
 }
 
 /// What a presence join changed.
@@ -108,20 +114,24 @@ impl Engine {
     /// One more subscription to `channel` on this node.
     pub async fn join(&self, app: &str, channel: &str) -> Result<Joined, ClusterError> {
         let args = self.channel_args(app, channel);
-        let (occupied, total) = pair(scripts::run(&self.client, &SCRIPTS.join, args).await?)?;
+        let reply = scripts::run(&self.client, &SCRIPTS.join, args).await?;
+        let (occupied, total, seq) = triple(reply)?;
         Ok(Joined {
             occupied: occupied == 1,
             subscription_count: non_negative(total),
+            seq: non_negative(seq),
         })
     }
 
     /// One subscription to `channel` on this node ends.
     pub async fn leave(&self, app: &str, channel: &str) -> Result<Left, ClusterError> {
         let args = self.channel_args(app, channel);
-        let (vacated, total) = pair(scripts::run(&self.client, &SCRIPTS.leave, args).await?)?;
+        let reply = scripts::run(&self.client, &SCRIPTS.leave, args).await?;
+        let (vacated, total, seq) = triple(reply)?;
         Ok(Left {
             vacated: vacated == 1,
             subscription_count: non_negative(total),
+            seq: non_negative(seq),
         })
     }
 

@@ -25,6 +25,7 @@
 //! | `P:departures` | zset | held `channel_vacated`/`member_removed` (JSON: app, channel, user) → when their grace period ends (ms, Redis's clock) |
 //! | `P:webhooks` | zset | webhook events (JSON, unique) → when they are ready: queued now, then leased to the node delivering them until they settle |
 //! | `P:node_seq` | integer | the last node number given out (socket ids unique cluster-wide) |
+//! | `P:count_seq` | integer | the number of the last subscription count made (nodes keep the newest count they hear of) |
 //!
 //! The bus is the pub/sub channel `P:bus` (one per cluster; see [`super::bus`]); the member
 //! scripts publish on it too.
@@ -190,6 +191,11 @@ impl Keys {
     /// `P:node_seq`.
     pub fn node_seq(&self) -> String {
         format!("{}:node_seq", self.prefix)
+    }
+
+    /// `P:count_seq`.
+    pub fn count_seq(&self) -> String {
+        format!("{}:count_seq", self.prefix)
     }
 
     /// `P:bus`, the cluster's pub/sub channel.

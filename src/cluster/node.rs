@@ -91,6 +91,8 @@ pub enum Departure {
         channel: String,
         /// Subscriptions left on other nodes.
         subscription_count: u64,
+        /// The number the cluster gave this count (see [`crate::cluster::channel::Joined::seq`]).
+        seq: u64,
     },
     /// A user's last signed-in connection in the cluster was on the dead node.
     Offline {
@@ -252,7 +254,7 @@ impl Engine {
             let Some((state, rest)) = reply.split_first() else {
                 return Err(ClusterError::Reply("empty reap batch".into()));
             };
-            for departure in rest.chunks(4) {
+            for departure in rest.chunks(5) {
                 departed(decode_departure(departure)?);
             }
             match text(state)?.as_str() {
@@ -342,7 +344,7 @@ impl Engine {
 }
 
 fn decode_departure(fields: &[Value]) -> Result<Departure, ClusterError> {
-    let [kind, app, a, b] = fields else {
+    let [kind, app, a, b, c] = fields else {
         return Err(ClusterError::Reply(format!("bad departure {fields:?}")));
     };
     let app = unescape_app(&text(app)?);
@@ -356,6 +358,7 @@ fn decode_departure(fields: &[Value]) -> Result<Departure, ClusterError> {
             app,
             channel: text(a)?,
             subscription_count: count(b)?,
+            seq: count(c)?,
         }),
         "offline" => Ok(Departure::Offline {
             app,

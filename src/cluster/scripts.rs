@@ -171,6 +171,16 @@ pub(super) fn text(value: &Value) -> Result<String, ClusterError> {
     }
 }
 
+/// Three integers, the reply of join and leave.
+pub(super) fn triple(value: Value) -> Result<(i64, i64, i64), ClusterError> {
+    match array(value)?.as_slice() {
+        [a, b, c] => Ok((int(a)?, int(b)?, int(c)?)),
+        other => Err(ClusterError::Reply(format!(
+            "expected three integers, got {other:?}"
+        ))),
+    }
+}
+
 /// A pair of integers, the reply of the transition scripts.
 pub(super) fn pair(value: Value) -> Result<(i64, i64), ClusterError> {
     match array(value)?.as_slice() {

@@ -24,6 +24,11 @@ local function k_info(app, ch) return P .. ':app:' .. app .. ':info:' .. ch end
 local function k_users(app) return P .. ':app:' .. app .. ':users' end
 local function k_departures() return P .. ':departures' end
 local function k_webhooks() return P .. ':webhooks' end
+local function k_count_seq() return P .. ':count_seq' end
+
+-- Numbers a change of a channel's subscription count (cluster-wide, increasing): nodes keep
+-- the newest count they hear of, whatever order the announcements arrive in.
+local function count_seq() return redis.call('INCR', k_count_seq()) end
 local function k_bus() return P .. ':bus' end
 
 local function num(v)

@@ -1,8 +1,8 @@
 -- reap_batch: ARGV prefix, me, dead node, batch size → {'more' | 'done' | 'not_claimed',
--- departures...}, each departure four strings:
---   'member_removed', app, channel, user
---   'unsubscribed', app, channel, total left in the cluster ('0': vacated)
---   'offline', app, '', user
+-- departures...}, each departure five strings:
+--   'member_removed', app, channel, user, ''
+--   'unsubscribed', app, channel, total left in the cluster ('0': vacated), count number
+--   'offline', app, '', user, ''
 -- Replays up to a batch of the dead node's records through the functions of lib.lua, members
 -- first (so a channel's member_removed precede its vacated), then subscriptions, then users.
 -- When nothing is left, deletes the node's keys and its P:reaping entry ('done').
@@ -12,11 +12,12 @@ if redis.call('HGET', k_reaping(), dead) ~= me then
   return { 'not_claimed' }
 end
 local out = { 'more' }
-local function add(kind, app, a, b)
+local function add(kind, app, a, b, c)
   table.insert(out, kind)
   table.insert(out, app)
   table.insert(out, a)
   table.insert(out, b)
+  table.insert(out, c or '')
 end
 
 local members = redis.call('HRANDFIELD', k_node_members(dead), batch, 'WITHVALUES')
@@ -42,7 +43,7 @@ if #channels > 0 then
     if ch then
       local held = num(redis.call('HGET', k_channel(app, ch), dead))
       local _, total, ended = unsubscribe(app, ch, dead, held)
-      if ended > 0 then add('unsubscribed', app, ch, tostring(total)) end
+      if ended > 0 then add('unsubscribed', app, ch, tostring(total), tostring(count_seq())) end
     end
     redis.call('SREM', k_node_channels(dead), ref)
   end

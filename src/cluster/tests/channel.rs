@@ -366,7 +366,7 @@ async fn the_scripts_use_the_documented_key_layout() {
           k_node_channels(ARGV[2]), k_node_members(ARGV[2]), k_node_users(ARGV[2]),
           k_channels(ARGV[3]), k_channel(ARGV[3], ARGV[4]), k_members(ARGV[3], ARGV[4]),
           k_info(ARGV[3], ARGV[4]), k_users(ARGV[3]), k_departures(),
-          k_node_connections(ARGV[2]), k_webhooks(), k_bus() }"
+          k_node_connections(ARGV[2]), k_webhooks(), k_bus(), k_count_seq() }"
     );
     let escaped = escape_app(app).into_owned();
     let from_lua: Vec<String> = a
@@ -395,6 +395,7 @@ async fn the_scripts_use_the_documented_key_layout() {
         keys.node_connections(node),
         keys.webhooks(),
         keys.bus(),
+        keys.count_seq(),
     ];
     assert_eq!(from_lua, from_rust);
 
@@ -422,11 +423,12 @@ async fn the_scripts_use_the_documented_key_layout() {
     assert_eq!(created, documented);
 }
 
-/// After everything left, only the node registry and heartbeats remain (a heartbeat may
-/// have expired: these tests do not beat).
+/// After everything left, only the node registry, heartbeats and the count numbering remain
+/// (a heartbeat may have expired: these tests do not beat).
 async fn assert_only_node_registry(nodes: &[Engine]) {
     let keys = nodes[0].keys();
-    let mut allowed: Vec<String> = vec![keys.nodes()];
+    // The count numbering stays, like the node numbering: it only ever grows.
+    let mut allowed: Vec<String> = vec![keys.nodes(), keys.count_seq()];
     allowed.extend(nodes.iter().map(|n| keys.alive(n.node().as_str())));
     let left = all_keys(&nodes[0]).await;
     assert!(left.iter().all(|k| allowed.contains(k)), "{left:?}");
@@ -436,4 +438,20 @@ async fn assert_only_node_registry(nodes: &[Engine]) {
         .await
         .unwrap();
     assert_eq!(registered, Value::Integer(nodes.len() as i64));
+}
+
+/// Every count the cluster makes has a higher number than the ones before it, whichever node
+/// made it and whichever channel it counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_numbered_in_the_order_they_are_made() {
+    let redis = RedisServer::start();
+    let (a, b) = (engine(&redis).await, engine(&redis).await);
+    let seqs = [
+        a.join(APP, "x").await.unwrap().seq,
+        b.join(APP, "x").await.unwrap().seq,
+        b.join(APP, "y").await.unwrap().seq,
+        a.leave(APP, "x").await.unwrap().seq,
+        b.leave(APP, "x").await.unwrap().seq,
+    ];
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 }
