@@ -426,8 +426,8 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-/// Opens the bus of `engine`'s cluster: subscribes (this has completed when it returns, so
-/// whatever is published after it reaches the listener) and returns both sides.
+/// Opens the bus of `engine`'s cluster: subscribes (Redis has the subscription when it
+/// returns, so whatever is published after it reaches the listener) and returns both sides.
 pub async fn connect(engine: &Engine) -> Result<(Bus, Listener), ClusterError> {
     let channel = engine.keys.bus();
     let capacity = engine.settings.bus_capacity;
@@ -443,6 +443,14 @@ pub async fn connect(engine: &Engine) -> Result<(Bus, Listener), ClusterError> {
     let resubscriber = subscriber.manage_subscriptions();
     subscriber
         .subscribe(channel.as_str())
+        .await
+        .map_err(redis_error)?;
+    // fred answers SUBSCRIBE as soon as it queues it, before it is even written: a PUBLISH
+    // sent on another connection right after could reach Redis first and miss this listener.
+    // Redis answers a connection's commands in order, so once this PING is answered, the
+    // subscription is in place.
+    subscriber
+        .ping::<fred::types::Value>(None)
         .await
         .map_err(redis_error)?;
     let (publisher, queue) = mpsc::channel(QUEUE);
@@ -471,6 +479,13 @@ impl Listener {
     /// message is handed over).
     pub fn waiting(&self) -> Arc<AtomicU64> {
         self.waiting.clone()
+    }
+
+    /// Another receiver of the subscriber's payloads, from now on: a test sees what reached the
+    /// listener's queue while the listener is not reading.
+    #[cfg(test)]
+    pub fn probe(&self) -> tokio::sync::broadcast::Receiver<Message> {
+        self.messages.resubscribe()
     }
 
     /// Hands every message from another node, and this node's events, to `handle`, in the
