@@ -95,7 +95,7 @@ pub const FAMILIES: &[Def] = &[
     // A cluster node's (nothing on a single process).
     def("cluster_redis_up", GAUGE, &[], "1 while the cluster engine (Redis) answers, 0 during an outage."),
     def("cluster_outages_total", COUNTER, &[], "Times Redis became unreachable."),
-    def("cluster_bus_messages_received_total", COUNTER, &[], "Messages received from other nodes over the cluster bus."),
+    def("cluster_bus_messages_received_total", COUNTER, &[], "Messages the cluster bus brought this node (other nodes' messages, and its own events)."),
     def("cluster_bus_messages_lost_total", COUNTER, &[], "Bus messages lost because this node's listener fell behind."),
     def("cluster_bus_reconnects_total", COUNTER, &[], "Times the bus subscription came back after a loss of connection."),
     def("cluster_bus_waiting_messages", GAUGE, &[], "Bus messages received and waiting for the listener (the bus lag, in messages)."),

@@ -170,7 +170,7 @@ pub struct ClusterStats {
     pub redis_up: bool,
     /// Times Redis became unreachable.
     pub outages: u64,
-    /// Messages received from other nodes.
+    /// Messages the bus brought (other nodes' messages, and this node's own events).
     pub bus_received: u64,
     /// Messages lost because this node's listener fell behind.
     pub bus_lost: u64,
