@@ -1182,24 +1182,19 @@ impl Clustered {
             Departure::Unsubscribed {
                 app,
                 channel,
-                subscription_count: 0,
-                ..
-            } => {
-                if let Some((app, name)) = app_channel(apps, &app, &channel) {
-                    self.transition(&link.engine, app, &name, Change::Vacated)
-                        .await;
-                }
-            }
-            Departure::Unsubscribed {
-                app,
-                channel,
                 subscription_count,
                 seq,
             } => {
                 // The dead node's subscriptions no longer count: as if they had left here.
-                if let Some((app, name)) = app_channel(apps, &app, &channel) {
-                    self.count(&link.bus, app, &name, subscription_count, seq)
-                        .await;
+                let Some((app, name)) = app_channel(apps, &app, &channel) else {
+                    return;
+                };
+                match subscription_count {
+                    0 => {
+                        self.transition(&link.engine, app, &name, Change::Vacated)
+                            .await;
+                    }
+                    n => self.count(&link.bus, app, &name, n, seq).await,
                 }
             }
             Departure::Offline { app, user } => {

@@ -32,8 +32,8 @@
 //! # Batches
 //!
 //! One task per node sends every `PUBLISH` but the member events' (those are published by the
-//! scripts that decide them, see `cluster::channel`), one at a time: what was handed over while a
-//! `PUBLISH` was on its way goes out in the next one, as one payload of several lines (up to
+//! scripts that decide them, see `cluster::channel`), one at a time: what was handed over while
+//! a `PUBLISH` was on its way goes out in the next one, as one payload of several lines (up to
 //! [`BATCH_BYTES`]). A lone message goes out at once; under load the node sends one `PUBLISH`,
 //! and every node reads one message (the echo included), per batch instead of per event.
 //! [`Bus::publish`] waits for Redis's reply to its batch (the API's events: a publisher's next
@@ -53,7 +53,9 @@
 //! delivers them from the echo, like every other node, so every node delivers all events in
 //! Redis's one order (a node delivering its own at once could put one before an earlier event
 //! that another node published and whose message is still on its way here). Its other
-//! messages are dropped from the echo: it acted on them when it sent them. Messages that arrive while the handler is busy wait in a bounded
+//! messages are dropped from the echo: it acted on them when it sent them.
+//!
+//! Messages that arrive while the handler is busy wait in a bounded
 //! queue ([`super::Settings::bus_capacity`]); if it overflows, the oldest are lost and the
 //! handler is told how many ([`Received::Lost`]). After a reconnect the subscription is restored
 //! by fred and the handler is told ([`Received::Reconnected`]): messages published while the

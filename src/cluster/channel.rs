@@ -19,7 +19,7 @@
 
 use super::bus::{self, BusMessage};
 use super::keys::escape_app;
-use super::scripts::{self, arg, array, count, pair, text, triple, Value, SCRIPTS};
+use super::scripts::{self, arg, array, count, ints, text, Value, SCRIPTS};
 use super::{ClusterError, Engine};
 
 /// What a subscription changed.
@@ -115,7 +115,7 @@ impl Engine {
     pub async fn join(&self, app: &str, channel: &str) -> Result<Joined, ClusterError> {
         let args = self.channel_args(app, channel);
         let reply = scripts::run(&self.client, &SCRIPTS.join, args).await?;
-        let (occupied, total, seq) = triple(reply)?;
+        let [occupied, total, seq] = ints(reply)?;
         Ok(Joined {
             occupied: occupied == 1,
             subscription_count: non_negative(total),
@@ -127,7 +127,7 @@ impl Engine {
     pub async fn leave(&self, app: &str, channel: &str) -> Result<Left, ClusterError> {
         let args = self.channel_args(app, channel);
         let reply = scripts::run(&self.client, &SCRIPTS.leave, args).await?;
-        let (vacated, total, seq) = triple(reply)?;
+        let [vacated, total, seq] = ints(reply)?;
         Ok(Left {
             vacated: vacated == 1,
             subscription_count: non_negative(total),
@@ -158,7 +158,7 @@ impl Engine {
         args.push(arg(&max_members.to_string()));
         args.push(arg(&bus::encode(&self.node, [&added])));
         let reply = scripts::run(&self.client, &SCRIPTS.member_join, args).await?;
-        let (outcome, members) = pair(reply)?;
+        let [outcome, members] = ints(reply)?;
         let user_count = non_negative(members);
         match outcome {
             1 => Ok(MemberJoin::Added { user_count }),
@@ -185,7 +185,7 @@ impl Engine {
         args.push(arg(user));
         args.push(arg(&bus::encode(&self.node, [&removed])));
         let reply = scripts::run(&self.client, &SCRIPTS.member_leave, args).await?;
-        let (removed, members) = pair(reply)?;
+        let [removed, members] = ints(reply)?;
         Ok(MemberLeft {
             removed: removed == 1,
             user_count: non_negative(members),

@@ -171,24 +171,18 @@ pub(super) fn text(value: &Value) -> Result<String, ClusterError> {
     }
 }
 
-/// Three integers, the reply of join and leave.
-pub(super) fn triple(value: Value) -> Result<(i64, i64, i64), ClusterError> {
-    match array(value)?.as_slice() {
-        [a, b, c] => Ok((int(a)?, int(b)?, int(c)?)),
-        other => Err(ClusterError::Reply(format!(
-            "expected three integers, got {other:?}"
-        ))),
+/// `N` integers, the reply of the transition scripts.
+pub(super) fn ints<const N: usize>(value: Value) -> Result<[i64; N], ClusterError> {
+    let values = array(value)?;
+    let wrong = || ClusterError::Reply(format!("expected {N} integers, got {values:?}"));
+    if values.len() != N {
+        return Err(wrong());
     }
-}
-
-/// A pair of integers, the reply of the transition scripts.
-pub(super) fn pair(value: Value) -> Result<(i64, i64), ClusterError> {
-    match array(value)?.as_slice() {
-        [a, b] => Ok((int(a)?, int(b)?)),
-        other => Err(ClusterError::Reply(format!(
-            "expected two integers, got {other:?}"
-        ))),
+    let mut out = [0; N];
+    for (slot, v) in out.iter_mut().zip(&values) {
+        *slot = int(v)?;
     }
+    Ok(out)
 }
 
 fn unexpected(what: &str, got: &Value) -> ClusterError {

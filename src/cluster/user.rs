@@ -9,7 +9,7 @@
 use fred::interfaces::HashesInterface;
 
 use super::keys::escape_app;
-use super::scripts::{self, arg, pair, SCRIPTS};
+use super::scripts::{self, arg, ints, SCRIPTS};
 use super::{redis_error, ClusterError, Engine};
 
 /// What a sign-in changed.
@@ -37,7 +37,7 @@ impl Engine {
         args.push(arg(&escape_app(app)));
         args.push(arg(user));
         let reply = scripts::run(&self.client, &SCRIPTS.user_online, args).await?;
-        let (online, connections) = pair(reply)?;
+        let [online, connections] = ints(reply)?;
         Ok(SignedIn {
             came_online: online == 1,
             connections: u64::try_from(connections).unwrap_or(0),
@@ -50,7 +50,7 @@ impl Engine {
         args.push(arg(&escape_app(app)));
         args.push(arg(user));
         let reply = scripts::run(&self.client, &SCRIPTS.user_offline, args).await?;
-        let (offline, connections) = pair(reply)?;
+        let [offline, connections] = ints(reply)?;
         Ok(SignedOut {
             went_offline: offline == 1,
             connections: u64::try_from(connections).unwrap_or(0),
